@@ -1,0 +1,33 @@
+// Reading the header section of an RFC 5322 message, and chat detection.
+//
+// Contract: parse_headers() reads header fields up to the first empty line
+// (or the end of input), unfolding continuation lines. It never throws and
+// tolerates malformed lines (they are skipped). Names compare
+// case-insensitively.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stokend::message {
+
+struct HeaderField {
+  std::string name;   // as written
+  std::string value;  // unfolded, leading/trailing whitespace trimmed
+};
+
+std::vector<HeaderField> parse_headers(std::string_view message);
+
+// First field with this name (case-insensitive), if any.
+std::optional<std::string> find_header(const std::vector<HeaderField>& fields,
+                                       std::string_view name);
+
+// Chat mail (DESIGN.md "Chat detection"): a Chat-Version header, or a
+// Message-ID starting with "chat$" (inside the angle brackets), or a References
+// header whose first id starts with "chat$".
+bool is_chat_message(const std::vector<HeaderField>& fields);
+bool is_chat_message(std::string_view message);
+
+}  // namespace stokend::message

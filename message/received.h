@@ -1,0 +1,27 @@
+// The Received trace header (RFC 5321 §4.4) stokend prepends to every
+// message it accepts.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace stokend::message {
+
+struct ReceivedInfo {
+  std::string helo_name;        // what the client said in EHLO/HELO/LHLO
+  std::string client_address;   // IP literal of the peer
+  std::string by_host;          // our hostname
+  std::string protocol;         // "ESMTP", "ESMTPS", "ESMTPSA", "LMTPSA", ... (RFC 3848)
+  std::string id;               // our message id
+  std::string recipient;        // "for <...>" clause when exactly one recipient; else empty
+  std::string tls_description;  // e.g. "TLS1.3 TLS_AES_256_GCM_SHA384"; empty without TLS
+  std::chrono::system_clock::time_point when = std::chrono::system_clock::now();
+};
+
+// Returns the complete header field, folded, ending with CRLF.
+std::string received_header(const ReceivedInfo& info);
+
+// RFC 5322 §3.3 date-time in local time, e.g. "Sun, 22 Nov 2026 12:00:00 +0000".
+std::string rfc5322_date(std::chrono::system_clock::time_point when);
+
+}  // namespace stokend::message

@@ -1,0 +1,51 @@
+// Every default value stokend uses, in one place.
+//
+// The config loader (config.cc) starts from these; nothing else in the tree
+// hard-codes a limit, timeout or path. Changing a default here changes it
+// everywhere, and etc/stokend.yaml documents the same values.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace stokend::defaults {
+
+using namespace std::chrono_literals;
+
+// Identity
+inline constexpr const char* hostname = "";  // empty: use gethostname()
+
+// Paths (relative paths resolve against the working directory)
+inline constexpr const char* users_file = "var/users";
+inline constexpr const char* spool_directory = "var/spool";
+inline constexpr const char* maildir_root = "var/mail";
+inline constexpr const char* generated_tls_directory = "var/tls";
+
+// Limits
+inline constexpr std::size_t max_message_size = 35 * 1024 * 1024;  // bytes, advertised in SIZE
+inline constexpr std::size_t max_line_length = 1000;  // octets incl. CRLF, RFC 5321 §4.5.3.1.6
+inline constexpr std::size_t max_recipients = 100;    // per message, RFC 5321 §4.5.3.1.8
+inline constexpr std::size_t max_connections = 2000;
+inline constexpr std::size_t max_connections_per_ip = 50;
+inline constexpr std::size_t error_limit = 10;  // protocol errors before 421 and close
+inline constexpr std::size_t max_auth_failures = 3;
+
+// Timeouts (RFC 5321 §4.5.3.2 suggests 5 minutes for commands, 10 for DATA)
+inline constexpr auto idle_timeout = 300s;           // waiting for the next command
+inline constexpr auto command_timeout = 300s;        // one command line, once started
+inline constexpr auto data_timeout = 600s;           // the whole DATA or BDAT transfer
+inline constexpr auto tls_handshake_timeout = 30s;
+inline constexpr auto auth_failure_base_delay = 1s;  // doubled on each further failure
+inline constexpr auto auth_failure_max_delay = 16s;
+
+// Input handling
+inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2
+
+// Worker threads for blocking work (password hashing, fsync)
+inline constexpr unsigned worker_threads = 4;
+
+// Logging
+inline constexpr const char* log_level = "info";
+
+}  // namespace stokend::defaults

@@ -1,0 +1,2 @@
+// stokend daemon entry point (being written).
+int main() { return 0; }

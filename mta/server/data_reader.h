@@ -1,0 +1,65 @@
+// Reads a message body sent with DATA (RFC 5321 §4.1.4, §4.5.2) or BDAT
+// (RFC 3030), enforcing stokend's input rules.
+//
+// DATA: only CRLF "." CRLF ends the data. Leading dots are unstuffed
+// (§4.5.2). A bare LF or a bare CR anywhere (the SMTP smuggling family:
+// \n.\n, \r.\r, \n.\r\n, ...) is an error (5.5.2) unless normalise is set, in
+// which case it is rewritten to CRLF and can never end the data. A line over
+// max_line_length octets (CRLF included) is an error. A message over
+// max_message_size is an error (5.3.4). After an error the reader keeps
+// consuming (storing nothing more) until the real end of data, so the session
+// stays in step with the client and can reply once.
+//
+// BDAT: feed chunk bytes with consume_chunk(); the same bare line ending,
+// line length and size checks apply across chunk boundaries, no dot
+// processing. finish_chunks() after the LAST chunk.
+//
+// The stored message always has CRLF line endings.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace stokend::server {
+
+class DataReader {
+ public:
+  enum class Error { none, bare_line_ending, line_too_long, message_too_large };
+
+  struct Limits {
+    std::size_t max_message_size = 0;
+    std::size_t max_line_length = 1000;
+    bool normalise_bare_line_endings = false;
+  };
+
+  explicit DataReader(Limits limits);
+
+  // DATA mode. Returns the number of bytes consumed; stops right after the
+  // terminating CRLF.CRLF (complete() becomes true), leaving whatever follows
+  // (pipelined commands) to the caller.
+  std::size_t consume(std::string_view input);
+  bool complete() const { return complete_; }
+
+  // BDAT mode: all bytes of a chunk are consumed.
+  void consume_chunk(std::string_view chunk);
+  void finish_chunks();  // after BDAT ... LAST; complete() becomes true
+
+  Error error() const { return error_; }
+  std::size_t size() const { return received_size_; }  // message octets seen so far
+  const std::string& message() const { return message_; }
+  std::string take_message();
+
+ private:
+  // ... implementation state
+  Limits limits_;
+  std::string message_;
+  std::size_t received_size_ = 0;
+  std::size_t line_length_ = 0;
+  Error error_ = Error::none;
+  bool complete_ = false;
+  int state_ = 0;  // DATA state machine position (see data_reader.cc)
+  bool pending_cr_ = false;
+};
+
+}  // namespace stokend::server

@@ -1,0 +1,2 @@
+// stokenctl entry point (being written).
+int main() { return 0; }

@@ -1,0 +1,70 @@
+// The local users: addresses, password hashes and per-user settings.
+//
+// Stored in a text file (config key `users_file`), one user per line:
+//     address:password-hash[:setting=value[,setting=value...]]
+// e.g. alice@example.test:$argon2id$v=19$...:coi_filter=active
+// Lines starting with '#' and empty lines are ignored. Addresses are stored
+// lowercase. Password hashes are libsodium crypto_pwhash_str strings.
+// Writes go through durable::replace_file, so the file is never half-written.
+//
+// Contract: UserDirectory is not thread-safe for mutation; the daemon only
+// reads it from the event loop and reloads it when the file changes on disk
+// (stokenctl edits the file in place). verify_password() is thread-safe and
+// slow by design (it runs on a worker thread in the daemon).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace stokend {
+
+enum class CoiFilter { off, active, seen };  // COI server spec: the user's message filter
+
+struct User {
+  std::string address;        // lowercase local@domain
+  std::string password_hash;  // crypto_pwhash_str output; empty: no login possible
+  CoiFilter coi_filter = CoiFilter::off;
+};
+
+class UserDirectory {
+ public:
+  explicit UserDirectory(std::filesystem::path file);
+
+  // Reads the file. A missing file is an empty directory, not an error.
+  // On a malformed line, returns an error naming FILE:LINE and keeps the
+  // previous contents.
+  std::optional<std::string> load();
+
+  // Reloads when the file's modification time or size changed since the last
+  // load, checking at most once a second. Returns true when it reloaded.
+  bool refresh_if_changed();
+
+  const User* find(std::string_view address) const;  // case-insensitive
+  std::vector<User> all() const;
+
+  // Mutations (stokenctl). Each writes the file durably before returning.
+  std::optional<std::string> add(std::string_view address, std::string_view password);
+  std::optional<std::string> remove(std::string_view address);
+  std::optional<std::string> set_coi_filter(std::string_view address, CoiFilter filter);
+
+ private:
+  std::optional<std::string> save() const;
+
+  std::filesystem::path file_;
+  std::map<std::string, User> users_;
+  std::filesystem::file_time_type loaded_mtime_{};
+  std::uintmax_t loaded_size_ = 0;
+  long long last_check_seconds_ = 0;
+};
+
+// Hashes a password with crypto_pwhash_str (interactive limits).
+std::string hash_password(std::string_view password);
+// Constant-time check of password against a crypto_pwhash_str hash.
+bool verify_password(std::string_view hash, std::string_view password);
+
+}  // namespace stokend

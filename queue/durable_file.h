@@ -1,0 +1,44 @@
+// The one durable-write helper: every file stokend must not lose or half-write
+// (spool entries, Maildir messages, users file, secrets) goes through here.
+//
+// Contract: after a successful return the file exists at final_path with
+// exactly the given contents and survives a crash: the data is written to a
+// temporary file, fsynced, renamed over final_path, and the folder holding
+// final_path is fsynced. On any failure the temporary file is removed and
+// final_path is untouched; the error says which step failed.
+#pragma once
+
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace stokend::durable {
+
+struct WriteResult {
+  std::error_code error;  // empty on success
+  std::string step;       // "open", "write", "fsync", "rename", "fsync-dir" on failure
+  explicit operator bool() const { return !error; }
+};
+
+// Writes the concatenation of parts to temporary_path, fsyncs it, renames it
+// to final_path and fsyncs final_path's folder. temporary_path must be on the
+// same file system (e.g. Maildir tmp/ → new/). mode is the new file's mode.
+WriteResult write_file(const std::filesystem::path& temporary_path,
+                       const std::filesystem::path& final_path,
+                       std::span<const std::string_view> parts, unsigned mode = 0600);
+
+// Replaces final_path atomically, with a temporary file beside it
+// (final_path + ".tmp.<pid>.<counter>").
+WriteResult replace_file(const std::filesystem::path& final_path, std::string_view contents,
+                         unsigned mode = 0600);
+
+// fsyncs a folder, so that a rename or creation inside it is durable.
+std::error_code sync_directory(const std::filesystem::path& directory);
+
+// Creates a folder and its parents (mode 0700 for new ones), fsyncing each
+// parent whose entries changed.
+std::error_code make_directories(const std::filesystem::path& directory);
+
+}  // namespace stokend::durable
