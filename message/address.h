@@ -16,8 +16,8 @@
 namespace stokend::message {
 
 struct Mailbox {
-  std::string local_part;     // decoded: quotes removed, quoted-pairs resolved
-  std::string domain;         // as written (address literals keep their brackets)
+  std::string local_part;  // decoded: quotes removed, quoted-pairs resolved
+  std::string domain;      // as written (address literals keep their brackets)
   bool local_part_quoted = false;
   bool domain_is_literal = false;
 
@@ -35,7 +35,7 @@ struct Path {
 
 struct PathParseResult {
   std::optional<Path> path;
-  std::string error;  // why parsing failed (empty on success)
+  std::string error;         // why parsing failed (empty on success)
   std::size_t consumed = 0;  // bytes of the input taken by the path, incl. '<' '>'
 };
 
@@ -51,9 +51,11 @@ std::optional<Mailbox> parse_mailbox(std::string_view input, bool utf8 = true);
 
 // Names the relay trick a recipient uses, or returns empty when it uses none.
 // Tricks (all refused for unauthenticated mail, RFC 5321 §3.6 / RFC 2505):
-// a source route, '%' (percent hack), '!' (bang path), '@' inside the local
-// part (quoted "user@remote"@local, or user@remote@local which the parser
-// sees as a quoted-less '@' ... reported by parse_path as an error).
+// "source route" (<@a,@b:user@dom>), "@ in local part" (quoted
+// "user@remote"@local), "percent hack" (user%remote@local), "bang path"
+// (remote!user@local); checked in that order. The unquoted form
+// user@remote@local never gets here: parse_path refuses it ("unquoted '@' in
+// local part").
 std::string relay_trick(const Path& path);
 
 // ASCII-lowercases a string (UTF-8 bytes above 0x7f are left as they are).

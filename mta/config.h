@@ -56,8 +56,8 @@ struct TimeoutsConfig {
 };
 
 struct Config {
-  std::filesystem::path source_file;  // the YAML file this came from
-  std::string hostname;               // never empty after load_config()
+  std::filesystem::path source_file;       // the YAML file this came from
+  std::string hostname;                    // never empty after load_config()
   std::vector<std::string> local_domains;  // lowercase
   std::filesystem::path users_file = defaults::users_file;
   std::filesystem::path spool_directory = defaults::spool_directory;

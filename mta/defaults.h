@@ -32,9 +32,9 @@ inline constexpr std::size_t error_limit = 10;  // protocol errors before 421 an
 inline constexpr std::size_t max_auth_failures = 3;
 
 // Timeouts (RFC 5321 §4.5.3.2 suggests 5 minutes for commands, 10 for DATA)
-inline constexpr auto idle_timeout = 300s;           // waiting for the next command
-inline constexpr auto command_timeout = 300s;        // one command line, once started
-inline constexpr auto data_timeout = 600s;           // the whole DATA or BDAT transfer
+inline constexpr auto idle_timeout = 300s;     // waiting for the next command
+inline constexpr auto command_timeout = 300s;  // one command line, once started
+inline constexpr auto data_timeout = 600s;     // the whole DATA or BDAT transfer
 inline constexpr auto tls_handshake_timeout = 30s;
 inline constexpr auto auth_failure_base_delay = 1s;  // doubled on each further failure
 inline constexpr auto auth_failure_max_delay = 16s;

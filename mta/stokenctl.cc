@@ -1,2 +1,328 @@
-// stokenctl entry point (being written).
-int main() { return 0; }
+// stokenctl: the administration tool. Manages the local users in the users
+// file named by the configuration; a running stokend notices the change and
+// reloads the file by itself.
+//
+// Contract: exit status 0 on success, 1 when the command failed (bad config,
+// unknown user, unwritable file...), 2 on a usage error. Messages go to
+// standard error; only `user list` writes data to standard output. Password
+// hashes are never printed.
+#include <signal.h>
+#include <sodium.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mta/config.h"
+#include "mta/users.h"
+
+namespace {
+
+using stokend::CoiFilter;
+
+constexpr int exit_success = 0;
+constexpr int exit_failure = 1;
+constexpr int exit_usage = 2;
+
+constexpr const char* default_config_file = "etc/stokend.yaml";
+
+constexpr std::string_view usage_text =
+    R"(usage: stokenctl [--config FILE] user add ADDRESS
+       stokenctl [--config FILE] user del ADDRESS
+       stokenctl [--config FILE] user list
+       stokenctl [--config FILE] user set ADDRESS coi-filter off|active|seen
+       stokenctl --help
+
+Manages stokend's local users, kept in the users_file named by the
+configuration. A running stokend picks up changes by itself.
+
+commands:
+  user add ADDRESS    add a user; ADDRESS must be in one of local_domains.
+                      The password is read from standard input (one line);
+                      on a terminal it is asked for twice, without echo.
+  user del ADDRESS    remove a user
+  user list           list the users and their settings
+  user set ADDRESS coi-filter off|active|seen
+                      set the user's COI message filter (active: chat mail
+                      goes to the COI/Chats folder)
+
+options:
+  --config FILE       configuration file (default: etc/stokend.yaml)
+  --help              show this help
+
+exit status: 0 success, 1 failure, 2 usage error
+)";
+
+class UsageError {
+ public:
+  explicit UsageError(std::string message) : message_(std::move(message)) {}
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string message_;
+};
+
+std::string_view coi_filter_name(CoiFilter filter) {
+  switch (filter) {
+    case CoiFilter::active:
+      return "active";
+    case CoiFilter::seen:
+      return "seen";
+    case CoiFilter::off:
+      break;
+  }
+  return "off";
+}
+
+std::optional<CoiFilter> parse_coi_filter(std::string_view name) {
+  if (name == "off") return CoiFilter::off;
+  if (name == "active") return CoiFilter::active;
+  if (name == "seen") return CoiFilter::seen;
+  return std::nullopt;
+}
+
+// The terminal settings to put back if a signal ends the program while echo
+// is off; otherwise the user's shell is left not echoing.
+termios saved_terminal_settings{};
+
+extern "C" void restore_terminal_and_reraise(int signal_number) {
+  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_terminal_settings);
+  ::signal(signal_number, SIG_DFL);
+  ::raise(signal_number);
+}
+
+// Turns off echo on the terminal on standard input for its lifetime.
+class EchoOff {
+ public:
+  EchoOff() {
+    if (::tcgetattr(STDIN_FILENO, &saved_terminal_settings) != 0) return;
+    struct sigaction action {};
+    action.sa_handler = restore_terminal_and_reraise;
+    sigemptyset(&action.sa_mask);
+    for (std::size_t i = 0; i < handled_signals.size(); ++i) {
+      ::sigaction(handled_signals[i], &action, &previous_actions_[i]);
+    }
+    termios silent = saved_terminal_settings;
+    silent.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    active_ = ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent) == 0;
+  }
+  ~EchoOff() {
+    if (!active_) return;
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_terminal_settings);
+    for (std::size_t i = 0; i < handled_signals.size(); ++i) {
+      ::sigaction(handled_signals[i], &previous_actions_[i], nullptr);
+    }
+  }
+  EchoOff(const EchoOff&) = delete;
+  EchoOff& operator=(const EchoOff&) = delete;
+
+ private:
+  static constexpr std::array<int, 4> handled_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+  std::array<struct sigaction, 4> previous_actions_{};
+  bool active_ = false;
+};
+
+// A string that is wiped from memory when it goes away.
+struct Secret {
+  std::string text;
+  Secret() = default;
+  Secret(const Secret&) = delete;
+  Secret& operator=(const Secret&) = delete;
+  ~Secret() { sodium_memzero(text.data(), text.size()); }
+};
+
+bool read_line(Secret& line) {
+  if (!std::getline(std::cin, line.text)) return false;
+  if (!line.text.empty() && line.text.back() == '\r') line.text.pop_back();
+  return true;
+}
+
+bool read_line_without_echo(const std::string& prompt, Secret& line) {
+  std::cerr << prompt << std::flush;
+  bool read = false;
+  {
+    EchoOff echo_off;
+    read = read_line(line);
+  }
+  std::cerr << '\n';
+  return read;
+}
+
+// Reads the new user's password: asked twice on a terminal, one line from a
+// pipe or file (for scripts). Empty passwords are refused by the directory.
+std::optional<std::string> read_new_password(const std::string& address, Secret& password) {
+  if (!::isatty(STDIN_FILENO)) {
+    if (!read_line(password)) return "no password on standard input";
+    return std::nullopt;
+  }
+  if (!read_line_without_echo("Password for " + address + ": ", password)) {
+    return "no password entered";
+  }
+  Secret repeated;
+  if (!read_line_without_echo("Repeat the password: ", repeated)) return "no password entered";
+  if (password.text != repeated.text) return "the passwords do not match";
+  return std::nullopt;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string text;
+  for (const std::string& item : items) text += (text.empty() ? "" : ", ") + item;
+  return text;
+}
+
+int fail(const std::string& message) {
+  std::cerr << "stokenctl: " << message << '\n';
+  return exit_failure;
+}
+
+int add_user(const stokend::Config& config, stokend::UserDirectory& users,
+             const std::string& address) {
+  // Checked before asking for the password, so a typo costs no typing.
+  const std::size_t at = address.rfind('@');
+  if (at != std::string::npos) {
+    std::string domain = address.substr(at + 1);
+    std::transform(domain.begin(), domain.end(), domain.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!config.is_local_domain(domain)) {
+      return fail(domain +
+                  " is not a local domain (local_domains: " + joined(config.local_domains) + ")");
+    }
+  }
+  if (const stokend::User* existing = users.find(address)) {
+    return fail("user " + existing->address + " already exists");
+  }
+  Secret password;
+  if (const auto error = read_new_password(address, password)) return fail(*error);
+  if (const auto error = users.add(address, password.text)) return fail(*error);
+  std::cerr << "added user " << users.find(address)->address << '\n';
+  return exit_success;
+}
+
+int delete_user(stokend::UserDirectory& users, const std::string& address) {
+  const stokend::User* user = users.find(address);
+  const std::string stored_address = user ? user->address : address;
+  if (const auto error = users.remove(address)) return fail(*error);
+  std::cerr << "removed user " << stored_address << '\n';
+  return exit_success;
+}
+
+int list_users(const stokend::Config& config, const stokend::UserDirectory& users) {
+  const std::vector<stokend::User> all = users.all();
+  if (all.empty()) {
+    std::cerr << "no users in " << config.users_file.string() << '\n';
+    return exit_success;
+  }
+  std::size_t width = 0;
+  for (const stokend::User& user : all) width = std::max(width, user.address.size());
+  for (const stokend::User& user : all) {
+    std::cout << user.address << std::string(width - user.address.size() + 2, ' ')
+              << "coi-filter=" << coi_filter_name(user.coi_filter)
+              << (user.password_hash.empty() ? "  (no password: cannot log in)" : "") << '\n';
+  }
+  return exit_success;
+}
+
+int set_coi_filter(stokend::UserDirectory& users, const std::string& address, CoiFilter filter) {
+  if (const auto error = users.set_coi_filter(address, filter)) return fail(*error);
+  std::cerr << users.find(address)->address << ": coi-filter=" << coi_filter_name(filter) << '\n';
+  return exit_success;
+}
+
+struct CommandLine {
+  std::string config_file = default_config_file;
+  bool help = false;
+  std::vector<std::string> words;  // the command and its arguments
+};
+
+CommandLine parse_command_line(int argc, char** argv) {
+  CommandLine command_line;
+  bool options_ended = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view argument = argv[i];
+    if (options_ended || argument.empty() || argument.front() != '-') {
+      command_line.words.emplace_back(argument);
+    } else if (argument == "--") {
+      options_ended = true;
+    } else if (argument == "--help" || argument == "-h") {
+      command_line.help = true;
+    } else if (argument == "--config" || argument == "-c") {
+      if (++i == argc) throw UsageError(std::string(argument) + " needs a file name");
+      command_line.config_file = argv[i];
+    } else if (argument.starts_with("--config=")) {
+      command_line.config_file = argument.substr(std::string_view("--config=").size());
+    } else {
+      throw UsageError("unknown option " + std::string(argument));
+    }
+  }
+  return command_line;
+}
+
+// Checks the shape of the command before anything is loaded, so a usage
+// error never depends on the state of the config or users file.
+void check_command(const std::vector<std::string>& words) {
+  if (words.empty()) throw UsageError("no command given");
+  if (words[0] != "user") throw UsageError("unknown command '" + words[0] + "'");
+  if (words.size() < 2) throw UsageError("'user' needs a subcommand: add, del, list or set");
+  const std::string& subcommand = words[1];
+  const std::size_t arguments = words.size() - 2;
+  if (subcommand == "add" || subcommand == "del") {
+    if (arguments != 1) throw UsageError("user " + subcommand + " takes one ADDRESS");
+  } else if (subcommand == "list") {
+    if (arguments != 0) throw UsageError("user list takes no arguments");
+  } else if (subcommand == "set") {
+    if (arguments != 3) throw UsageError("usage: user set ADDRESS coi-filter off|active|seen");
+    if (words[3] != "coi-filter") throw UsageError("unknown setting '" + words[3] + "'");
+    if (!parse_coi_filter(words[4])) {
+      throw UsageError("coi-filter must be off, active or seen, not '" + words[4] + "'");
+    }
+  } else {
+    throw UsageError("unknown subcommand 'user " + subcommand + "'");
+  }
+}
+
+int run(const CommandLine& command_line) {
+  const stokend::ConfigLoadResult loaded = stokend::load_config(command_line.config_file);
+  if (!loaded.config) {
+    for (const stokend::ConfigError& error : loaded.errors) {
+      std::cerr << error.to_string() << '\n';
+    }
+    return exit_failure;
+  }
+  const stokend::Config& config = *loaded.config;
+  stokend::UserDirectory users(config.users_file);
+  if (const auto error = users.load()) return fail(*error);
+
+  const std::vector<std::string>& words = command_line.words;
+  const std::string& subcommand = words[1];
+  if (subcommand == "add") return add_user(config, users, words[2]);
+  if (subcommand == "del") return delete_user(users, words[2]);
+  if (subcommand == "list") return list_users(config, users);
+  return set_coi_filter(users, words[2], *parse_coi_filter(words[4]));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const CommandLine command_line = parse_command_line(argc, argv);
+    if (command_line.help) {
+      std::cout << usage_text;
+      return exit_success;
+    }
+    check_command(command_line.words);
+    return run(command_line);
+  } catch (const UsageError& error) {
+    std::cerr << "stokenctl: " << error.message() << "\n\n" << usage_text;
+    return exit_usage;
+  } catch (const std::exception& error) {
+    return fail(error.what());
+  }
+}

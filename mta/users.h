@@ -13,6 +13,8 @@
 // slow by design (it runs on a worker thread in the daemon).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -42,7 +44,13 @@ class UserDirectory {
 
   // Reloads when the file's modification time or size changed since the last
   // load, checking at most once a second. Returns true when it reloaded.
+  // A file that fails to load is not retried until it changes again; the
+  // error is in last_load_error().
   bool refresh_if_changed();
+
+  // Why the most recent load (by load() or refresh_if_changed()) failed;
+  // nullopt when it succeeded.
+  const std::optional<std::string>& last_load_error() const { return last_load_error_; }
 
   const User* find(std::string_view address) const;  // case-insensitive
   std::vector<User> all() const;
@@ -53,13 +61,25 @@ class UserDirectory {
   std::optional<std::string> set_coi_filter(std::string_view address, CoiFilter filter);
 
  private:
-  std::optional<std::string> save() const;
+  // What identifies one version of the file on disk. stokenctl replaces the
+  // file by rename, so the inode changes even when size and time do not.
+  struct FileStamp {
+    bool exists = false;
+    std::uintmax_t device = 0;
+    std::uintmax_t inode = 0;
+    std::uintmax_t size = 0;
+    std::int64_t modified_nanoseconds = 0;
+    bool operator==(const FileStamp&) const = default;
+  };
+  FileStamp current_stamp() const;
+  // Writes users_ to the file; on success the loaded version is the new one.
+  std::optional<std::string> save();
 
   std::filesystem::path file_;
   std::map<std::string, User> users_;
-  std::filesystem::file_time_type loaded_mtime_{};
-  std::uintmax_t loaded_size_ = 0;
-  long long last_check_seconds_ = 0;
+  FileStamp loaded_stamp_;
+  std::optional<std::chrono::steady_clock::time_point> last_check_;
+  std::optional<std::string> last_load_error_;
 };
 
 // Hashes a password with crypto_pwhash_str (interactive limits).

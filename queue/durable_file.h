@@ -4,8 +4,11 @@
 // Contract: after a successful return the file exists at final_path with
 // exactly the given contents and survives a crash: the data is written to a
 // temporary file, fsynced, renamed over final_path, and the folder holding
-// final_path is fsynced. On any failure the temporary file is removed and
-// final_path is untouched; the error says which step failed.
+// final_path is fsynced. On a failure up to and including the rename the
+// temporary file is removed and final_path is untouched; the error says which
+// step failed. The one exception is step "fsync-dir": the rename has already
+// happened, so final_path holds the new contents but may not survive a crash;
+// a caller that wrote under a fresh name (a Maildir delivery) removes it.
 #pragma once
 
 #include <filesystem>
@@ -18,13 +21,14 @@ namespace stokend::durable {
 
 struct WriteResult {
   std::error_code error;  // empty on success
-  std::string step;       // "open", "write", "fsync", "rename", "fsync-dir" on failure
+  std::string step;       // "open", "write", "fsync", "close", "rename", "fsync-dir" on failure
   explicit operator bool() const { return !error; }
 };
 
 // Writes the concatenation of parts to temporary_path, fsyncs it, renames it
 // to final_path and fsyncs final_path's folder. temporary_path must be on the
-// same file system (e.g. Maildir tmp/ → new/). mode is the new file's mode.
+// same file system (e.g. Maildir tmp/ → new/) and must not exist yet. mode
+// is the new file's mode (the process umask applies, as for open(2)).
 WriteResult write_file(const std::filesystem::path& temporary_path,
                        const std::filesystem::path& final_path,
                        std::span<const std::string_view> parts, unsigned mode = 0600);

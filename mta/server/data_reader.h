@@ -10,9 +10,19 @@
 // consuming (storing nothing more) until the real end of data, so the session
 // stays in step with the client and can reply once.
 //
+// SMTP lines are delimited by CRLF only (RFC 5321 §2.3.8). When normalising,
+// the text after a bare CR or LF starts a new stored line but not a new SMTP
+// line: it is neither dot-unstuffed nor able to end the data, so "\n.\r\n"
+// stores a line "." and the data goes on.
+//
 // BDAT: feed chunk bytes with consume_chunk(); the same bare line ending,
 // line length and size checks apply across chunk boundaries, no dot
-// processing. finish_chunks() after the LAST chunk.
+// processing. finish_chunks() after the LAST chunk; a last line without a
+// line ending gets CRLF appended (counted in the size).
+//
+// size() counts message octets after unstuffing, each line ending as the two
+// octets of CRLF; it keeps counting after an error. Only the first error is
+// kept; once there is one, message() stops growing.
 //
 // The stored message always has CRLF line endings.
 #pragma once
@@ -28,8 +38,8 @@ class DataReader {
   enum class Error { none, bare_line_ending, line_too_long, message_too_large };
 
   struct Limits {
-    std::size_t max_message_size = 0;
-    std::size_t max_line_length = 1000;
+    std::size_t max_message_size = 0;    // octets; 0: no limit
+    std::size_t max_line_length = 1000;  // octets incl. CRLF; 0: no limit
     bool normalise_bare_line_endings = false;
   };
 
@@ -51,15 +61,29 @@ class DataReader {
   std::string take_message();
 
  private:
-  // ... implementation state
+  // Where the reader is within the current line, for dot handling.
+  enum class LinePosition {
+    start,              // no byte of the line seen yet
+    after_leading_dot,  // the line so far is a single '.' that may be stuffing
+    middle
+  };
+
+  std::size_t process(std::string_view input, bool dot_processing);
+  void add_content(const char* data, std::size_t length);
+  void end_line(bool bare);
+  void set_error(Error error);
+
   Limits limits_;
   std::string message_;
   std::size_t received_size_ = 0;
-  std::size_t line_length_ = 0;
+  std::size_t line_length_ = 0;  // octets of the current line after unstuffing
   Error error_ = Error::none;
   bool complete_ = false;
-  int state_ = 0;  // DATA state machine position (see data_reader.cc)
-  bool pending_cr_ = false;
+  LinePosition line_position_ = LinePosition::start;
+  // The current line began right after a real CRLF (or at the start of the
+  // data): only such a line can be dot-stuffed or end the data.
+  bool line_follows_crlf_ = true;
+  bool pending_cr_ = false;  // the last byte seen was a CR; the next decides
 };
 
 }  // namespace stokend::server

@@ -2,10 +2,11 @@
 //
 // Contract (RFC 5321 §2.3.8, §4.5.3.1.4): a command line ends with CRLF and
 // only CRLF. A bare LF, or a CR not followed by LF, inside a line makes the
-// line invalid (reported once the line's LF arrives). A line longer than
-// max_line_length octets (CRLF included) is reported as too long as soon as
-// the limit is passed; the reader then drains input up to and including the
-// next LF, so the client's next line is read cleanly.
+// line invalid (reported once the line's LF arrives; a bare LF is itself
+// that LF, so "A\nB\r\n" is one invalid line "A" and then the line "B").
+// A line longer than max_line_length octets (CRLF included) is reported as
+// too long as soon as the limit is passed; the reader then drains input up
+// to and including the next LF, so the client's next line is read cleanly.
 // The reader never holds more than max_line_length bytes of a line.
 #pragma once
 
@@ -18,10 +19,10 @@ namespace stokend::server {
 class LineReader {
  public:
   enum class Status {
-    need_more,      // consumed everything, no complete line yet
-    line,           // line() holds one command line without its CRLF
-    too_long,       // a line passed the limit (reported once per line)
-    bad_line_ending // the line contained a bare LF or a bare CR
+    need_more,       // consumed everything, no complete line yet
+    line,            // line() holds one command line without its CRLF
+    too_long,        // a line passed the limit (reported once per line)
+    bad_line_ending  // the line contained a bare LF or a bare CR
   };
 
   explicit LineReader(std::size_t max_line_length);
@@ -32,14 +33,13 @@ class LineReader {
 
   const std::string& line() const { return line_; }
   void reset();  // forget any partial line (e.g. after STARTTLS)
-  bool has_partial_line() const { return !line_.empty() || draining_; }
+  bool has_partial_line() const { return !partial_.empty() || draining_; }
 
  private:
   std::size_t max_line_length_;
-  std::string line_;
-  bool draining_ = false;      // discarding the rest of an overlong line
-  bool bad_ending_ = false;    // saw a bare CR or LF in the current line
-  bool last_was_cr_ = false;
+  std::string line_;       // the last complete line returned with Status::line
+  std::string partial_;    // bytes of the line being read, CR included, LF not
+  bool draining_ = false;  // discarding the rest of an overlong line
 };
 
 }  // namespace stokend::server

@@ -17,8 +17,24 @@
 namespace stokend::server {
 
 enum class Verb {
-  ehlo, helo, lhlo, mail, rcpt, data, bdat, rset, noop, quit, vrfy, expn, help,
-  starttls, auth, genstoken, revstoken, unknown
+  ehlo,
+  helo,
+  lhlo,
+  mail,
+  rcpt,
+  data,
+  bdat,
+  rset,
+  noop,
+  quit,
+  vrfy,
+  expn,
+  help,
+  starttls,
+  auth,
+  genstoken,
+  revstoken,
+  unknown
 };
 
 struct Command {
@@ -31,8 +47,8 @@ struct Command {
 Command parse_command(std::string_view line);
 
 struct Reply {
-  int code = 0;              // 3-digit SMTP reply code
-  std::string enhanced;      // RFC 3463 enhanced status, e.g. "5.5.4"
+  int code = 0;          // 3-digit SMTP reply code
+  std::string enhanced;  // RFC 3463 enhanced status, e.g. "5.5.4"
   std::string text;
 };
 
@@ -56,6 +72,12 @@ struct ArgumentParseResult {
 // RFC 5321 allows no space before '<' (we tolerate one, as Postfix does).
 // utf8: the client may use UTF-8 addresses (it sent SMTPUTF8 in this MAIL, or
 // for RCPT, in the transaction's MAIL).
+// Errors: 501 5.5.4 for a missing "FROM:"/"TO:" or bad parameters, 501 5.1.7
+// (MAIL) / 501 5.1.3 (RCPT) for a bad address. Parameters are checked for
+// syntax only (and SIZE, BODY, SMTPUTF8 for their value syntax); whether one
+// is supported is the caller's decision (555). RCPT accepts "<Postmaster>"
+// without a domain (RFC 5321 §4.1.1.3): the mailbox then has local part
+// "Postmaster" as written and an empty domain.
 ArgumentParseResult parse_mail_argument(std::string_view argument);
 ArgumentParseResult parse_rcpt_argument(std::string_view argument, bool utf8);
 

@@ -1,0 +1,155 @@
+"""A stokend started and stopped by a benchmark, in a folder of its own.
+
+The folder gets a configuration (the keys of etc/stokend.yaml) with one MX
+listener on 127.0.0.1 and all state under relative paths, a user
+alice@example.test, and the daemon's log (stokend.log). The daemon runs with
+that folder as its working directory.
+"""
+
+import os
+import resource
+import signal
+import subprocess
+import time
+
+from common import proc_status_kb, wait_for_port
+
+USER = "alice@example.test"
+PASSWORD = "bench-password-1"
+
+
+class StokendInstance:
+    def __init__(self, bin_dir, directory, mx_port, max_connections=2000,
+                 max_connections_per_ip=50, nofile=None, worker_threads=None,
+                 log_level="warn"):
+        self.bin_dir = os.path.abspath(bin_dir)
+        self.dir = os.path.abspath(directory)
+        self.mx_port = int(mx_port)
+        self.max_connections = max_connections
+        self.max_connections_per_ip = max_connections_per_ip
+        self.nofile = nofile
+        self.worker_threads = worker_threads
+        self.log_level = log_level
+        self.config = os.path.join(self.dir, "stokend.yaml")
+        self.log_path = os.path.join(self.dir, "stokend.log")
+        self.proc = None
+        self._log = None
+
+    @property
+    def stokend(self):
+        return os.path.join(self.bin_dir, "stokend")
+
+    @property
+    def stokenctl(self):
+        return os.path.join(self.bin_dir, "stokenctl")
+
+    @property
+    def maildir_new(self):
+        return os.path.join(self.dir, "var", "mail", "example.test", "alice",
+                            "new")
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def write_config(self):
+        lines = [
+            "hostname: mx.example.test",
+            "local_domains:",
+            "  - example.test",
+            "users_file: var/users",
+            "spool_directory: var/spool",
+            "maildir_root: var/mail",
+            "listeners:",
+            f"  - {{role: mx, address: 127.0.0.1, port: {self.mx_port}, "
+            "tls: none}",
+            "tls:",
+            '  certificate: ""',
+            '  private_key: ""',
+            "  generated_directory: var/tls",
+            "limits:",
+            f"  max_connections: {self.max_connections}",
+            f"  max_connections_per_ip: {self.max_connections_per_ip}",
+            f"log_level: {self.log_level}",
+            'log_file: ""',
+        ]
+        if self.worker_threads:
+            lines.append(f"worker_threads: {self.worker_threads}")
+        os.makedirs(os.path.join(self.dir, "var"), exist_ok=True)
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def add_user(self):
+        r = subprocess.run([self.stokenctl, "--config", self.config, "user",
+                            "add", USER], cwd=self.dir,
+                           input=PASSWORD + "\n", text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"stokenctl user add failed ({r.returncode}):"
+                               f" {r.stdout.strip()}")
+
+    def _preexec(self):
+        if self.nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (self.nofile, self.nofile))
+
+    def start(self, timeout=30):
+        for exe in (self.stokend, self.stokenctl):
+            if not os.access(exe, os.X_OK):
+                raise RuntimeError(f"{exe} not found; build it or pass "
+                                   "--bin-dir")
+        os.makedirs(self.dir, exist_ok=True)
+        self.write_config()
+        self.add_user()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.stokend, "--config", self.config],
+                                     cwd=self.dir, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log,
+                                     preexec_fn=self._preexec)
+        if not wait_for_port(self.mx_port, timeout,
+                             alive=lambda: self.proc.poll() is None):
+            code = self.proc.poll()
+            self.stop()
+            raise RuntimeError(f"stokend did not listen on {self.mx_port} "
+                               f"(exit {code}):\n{self.log_tail()}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss_kb(self):
+        return proc_status_kb(self.pid, "VmRSS") if self.alive() else None
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout=15):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def count_delivered(self):
+        try:
+            return len(os.listdir(self.maildir_new))
+        except FileNotFoundError:
+            return 0
+
+
+def wait_until(predicate, timeout, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,729 @@
+// Loading stokend.yaml into a Config: parse, check every value, collect every error.
+//
+// Contract (config.h): load_config() reports every problem in the file, each
+// at the FILE:LINE:COL of the offending key or value, so an operator fixes
+// them all in one pass; a Config is returned only when there are none. Keys
+// that are absent keep the defaults of defaults.h. The one exception to
+// "every error" is a YAML syntax error: the parser cannot go on after it, so
+// it is reported alone.
+#include "mta/config.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+namespace stokend {
+namespace {
+
+constexpr std::array log_levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+
+// Upper bound on worker_threads: more is certainly a typo, and each thread
+// may hold a password hash's 64 MiB of memory.
+constexpr std::uint64_t max_worker_threads = 1024;
+
+std::string to_lower(std::string_view text) {
+  std::string lowered(text);
+  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  });
+  return lowered;
+}
+
+// What a node holds, for "expected X, got Y" messages.
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Scalar:
+      return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "an undefined value";
+}
+
+std::size_t edit_distance(std::string_view from, std::string_view to) {
+  std::vector<std::size_t> previous(to.size() + 1);
+  std::vector<std::size_t> current(to.size() + 1);
+  for (std::size_t j = 0; j <= to.size(); ++j) previous[j] = j;
+  for (std::size_t i = 1; i <= from.size(); ++i) {
+    current[0] = i;
+    for (std::size_t j = 1; j <= to.size(); ++j) {
+      const std::size_t substitution = previous[j - 1] + (from[i - 1] == to[j - 1] ? 0 : 1);
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitution});
+    }
+    std::swap(previous, current);
+  }
+  return previous[to.size()];
+}
+
+// A domain name as it may appear in EHLO or after '@': dot-separated labels
+// of letters, digits and hyphens, no label empty or longer than 63 octets.
+bool is_domain_name(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t label_length = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if (c == '.') {
+      if (label_length == 0) return false;
+      label_length = 0;
+      continue;
+    }
+    const bool allowed =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (!allowed || ++label_length > 63) return false;
+  }
+  return label_length > 0;
+}
+
+// A whole decimal number with no sign, spaces or other characters; nullopt
+// otherwise or when it does not fit.
+std::optional<std::uint64_t> parse_decimal(std::string_view text) {
+  std::uint64_t number = 0;
+  const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (text.empty() || status != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return number;
+}
+
+// A number with an optional unit suffix, e.g. "35M" or "500ms": the digits
+// and the suffix. Both empty when text does not start with a digit.
+std::pair<std::string_view, std::string_view> split_number_and_unit(std::string_view text) {
+  const auto first_non_digit =
+      std::find_if(text.begin(), text.end(), [](char c) { return c < '0' || c > '9'; });
+  const auto digits = static_cast<std::size_t>(first_non_digit - text.begin());
+  return {text.substr(0, digits), text.substr(digits)};
+}
+
+// A duration as the config file would spell it: "16s", "500ms".
+std::string format_duration(std::chrono::milliseconds duration) {
+  const auto milliseconds = duration.count();
+  if (milliseconds % 1000 != 0) return std::to_string(milliseconds) + "ms";
+  return std::to_string(milliseconds / 1000) + "s";
+}
+
+// The canonical text of an IP literal, so "::1" and "0::1" count as the same
+// listener address; nullopt when text is not an IPv4 or IPv6 literal.
+std::optional<std::string> canonical_ip_address(const std::string& text) {
+  std::array<unsigned char, 16> binary{};
+  std::array<char, INET6_ADDRSTRLEN> printed{};
+  for (int family : {AF_INET, AF_INET6}) {
+    if (::inet_pton(family, text.c_str(), binary.data()) == 1 &&
+        ::inet_ntop(family, binary.data(), printed.data(), printed.size()) != nullptr) {
+      return family == AF_INET6 ? "[" + std::string(printed.data()) + "]"
+                                : std::string(printed.data());
+    }
+  }
+  return std::nullopt;
+}
+
+// Why path cannot be read, or nullopt when it can.
+std::optional<std::string> unreadable_reason(const std::filesystem::path& path) {
+  std::error_code status_error;
+  if (std::filesystem::is_directory(path, status_error)) return "it is a folder";
+  struct FileCloser {
+    void operator()(std::FILE* file) const { std::fclose(file); }
+  };
+  errno = 0;
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) return std::system_category().message(errno);
+  return std::nullopt;
+}
+
+// One key of a map being read, with everything needed to report about it.
+struct Field {
+  std::string path;  // "limits.max_recipients": how messages name the setting
+  YAML::Node value;
+  YAML::Mark key_mark;
+
+  // A null value (`key:` with nothing after it) carries the position of
+  // whatever follows it in the file, so point at the key instead.
+  YAML::Mark value_mark() const { return value.IsNull() ? key_mark : value.Mark(); }
+};
+
+using FieldReader = std::function<void(const Field&)>;
+using FieldReaders = std::vector<std::pair<std::string_view, FieldReader>>;
+
+// Reads one file's YAML into a Config, accumulating errors instead of throwing.
+class ConfigReader {
+ public:
+  explicit ConfigReader(std::string file_name) : file_name_(std::move(file_name)) {}
+
+  void read_document(const YAML::Node& root, Config& config);
+  std::vector<ConfigError> take_errors() { return std::move(errors_); }
+
+ private:
+  void error_at(const YAML::Mark& mark, std::string message);
+
+  // Calls the reader of each key present in map and reports unknown,
+  // duplicate and (listed in required) missing keys. A null map counts as
+  // empty, so `limits:` with nothing under it keeps every default.
+  void read_map(const YAML::Node& map, const std::string& path, const YAML::Mark& where,
+                const FieldReaders& readers, const std::vector<std::string_view>& required = {});
+
+  std::optional<std::string> read_string(const Field& field);
+  std::optional<std::filesystem::path> read_path(const Field& field, bool may_be_empty);
+  std::optional<std::uint64_t> read_positive_integer(const Field& field);
+  std::optional<std::size_t> read_size(const Field& field);
+  std::optional<std::chrono::milliseconds> read_duration(const Field& field, bool may_be_zero);
+  std::optional<bool> read_boolean(const Field& field);
+
+  void read_hostname(const Field& field, Config& config);
+  void read_local_domains(const Field& field, Config& config);
+  void read_listeners(const Field& field, Config& config);
+  void read_listener(const YAML::Node& node, const std::string& path, Config& config);
+  void read_tls(const Field& field, TlsConfig& tls);
+  void read_limits(const Field& field, LimitsConfig& limits);
+  void read_timeouts(const Field& field, TimeoutsConfig& timeouts);
+  void read_log_level(const Field& field, Config& config);
+
+  std::string file_name_;
+  std::vector<ConfigError> errors_;
+  // canonical "address:port" → line of the listener that defined it first
+  std::map<std::string, int> listener_lines_;
+};
+
+void ConfigReader::error_at(const YAML::Mark& mark, std::string message) {
+  ConfigError error{file_name_, 0, 0, std::move(message)};
+  if (!mark.is_null()) {
+    error.line = mark.line + 1;
+    error.column = mark.column + 1;
+  }
+  errors_.push_back(std::move(error));
+}
+
+void ConfigReader::read_map(const YAML::Node& map, const std::string& path, const YAML::Mark& where,
+                            const FieldReaders& readers,
+                            const std::vector<std::string_view>& required) {
+  if (!map.IsNull() && !map.IsMap()) {
+    error_at(where, path.empty()
+                        ? "expected a map of settings at the top level, got " + describe(map)
+                        : path + ": expected a map of settings, got " + describe(map));
+    return;
+  }
+  const std::string in_path = path.empty() ? std::string() : " in " + path;
+  std::set<std::string> seen;
+  if (map.IsMap()) {
+    for (const auto& entry : map) {
+      const YAML::Node& key = entry.first;
+      if (!key.IsScalar()) {
+        error_at(key.Mark(), "expected a setting name" + in_path + ", got " + describe(key));
+        continue;
+      }
+      const std::string& name = key.Scalar();
+      if (!seen.insert(name).second) {
+        error_at(key.Mark(), "duplicate key '" + name + "'" + in_path);
+        continue;
+      }
+      const auto reader = std::find_if(readers.begin(), readers.end(),
+                                       [&](const auto& known) { return known.first == name; });
+      if (reader == readers.end()) {
+        std::string message = "unknown key '" + name + "'" + in_path;
+        for (const auto& [known, unused] : readers) {
+          if (edit_distance(name, known) <= 2) {
+            message += " (did you mean '" + std::string(known) + "'?)";
+            break;
+          }
+        }
+        error_at(key.Mark(), std::move(message));
+        continue;
+      }
+      reader->second(Field{path.empty() ? name : path + "." + name, entry.second, key.Mark()});
+    }
+  }
+  for (std::string_view name : required) {
+    if (!seen.contains(std::string(name))) {
+      error_at(where, "missing required key '" + std::string(name) + "'" + in_path);
+    }
+  }
+}
+
+std::optional<std::string> ConfigReader::read_string(const Field& field) {
+  if (field.value.IsNull()) return std::string();
+  if (!field.value.IsScalar()) {
+    error_at(field.value_mark(), field.path + ": expected a string, got " + describe(field.value));
+    return std::nullopt;
+  }
+  return field.value.Scalar();
+}
+
+std::optional<std::filesystem::path> ConfigReader::read_path(const Field& field,
+                                                             bool may_be_empty) {
+  const auto text = read_string(field);
+  if (!text) return std::nullopt;
+  if (text->empty() && !may_be_empty) {
+    error_at(field.value_mark(), field.path + ": must not be empty");
+    return std::nullopt;
+  }
+  return std::filesystem::path(*text);
+}
+
+std::optional<std::uint64_t> ConfigReader::read_positive_integer(const Field& field) {
+  const std::string expected = field.path + ": expected a positive integer, got ";
+  if (!field.value.IsScalar()) {
+    error_at(field.value_mark(), expected + describe(field.value));
+    return std::nullopt;
+  }
+  const std::string& text = field.value.Scalar();
+  std::uint64_t number = 0;
+  const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (status == std::errc::result_out_of_range) {
+    error_at(field.value_mark(), field.path + ": " + text + " is too large");
+    return std::nullopt;
+  }
+  if (text.empty() || status != std::errc() || end != text.data() + text.size() || number == 0) {
+    error_at(field.value_mark(), expected + describe(field.value));
+    return std::nullopt;
+  }
+  return number;
+}
+
+std::optional<std::size_t> ConfigReader::read_size(const Field& field) {
+  const std::string expected =
+      field.path + ": expected a size in bytes (a number, optionally with K, M or G), got ";
+  if (!field.value.IsScalar()) {
+    error_at(field.value_mark(), expected + describe(field.value));
+    return std::nullopt;
+  }
+  const std::string& text = field.value.Scalar();
+  const auto [digits, unit] = split_number_and_unit(text);
+  static const std::map<std::string_view, std::uint64_t> multipliers = {
+      {"", 1},           {"K", 1ULL << 10}, {"k", 1ULL << 10}, {"M", 1ULL << 20},
+      {"m", 1ULL << 20}, {"G", 1ULL << 30}, {"g", 1ULL << 30}};
+  const auto multiplier = multipliers.find(unit);
+  std::uint64_t number = 0;
+  if (digits.empty() || multiplier == multipliers.end() ||
+      std::from_chars(digits.data(), digits.data() + digits.size(), number).ec != std::errc() ||
+      number == 0) {
+    error_at(field.value_mark(), expected + describe(field.value));
+    return std::nullopt;
+  }
+  if (number > std::numeric_limits<std::size_t>::max() / multiplier->second) {
+    error_at(field.value_mark(), field.path + ": " + text + " is too large");
+    return std::nullopt;
+  }
+  return static_cast<std::size_t>(number * multiplier->second);
+}
+
+std::optional<std::chrono::milliseconds> ConfigReader::read_duration(const Field& field,
+                                                                     bool may_be_zero) {
+  const std::string expected = field.path +
+                               ": expected a duration (seconds, or a number with ms, s, m, h "
+                               "or d, e.g. 30s)" +
+                               (may_be_zero ? "" : " greater than zero") + ", got ";
+  if (!field.value.IsScalar()) {
+    error_at(field.value_mark(), expected + describe(field.value));
+    return std::nullopt;
+  }
+  const std::string& text = field.value.Scalar();
+  const auto [digits, unit] = split_number_and_unit(text);
+  // A bare number is seconds, like the defaults in defaults.h.
+  static const std::map<std::string_view, std::int64_t> milliseconds_per_unit = {
+      {"", 1000},           {"ms", 1}, {"s", 1000}, {"m", 60LL * 1000}, {"h", 3600LL * 1000},
+      {"d", 86400LL * 1000}};
+  const auto multiplier = milliseconds_per_unit.find(unit);
+  std::int64_t number = 0;
+  if (digits.empty() || multiplier == milliseconds_per_unit.end() ||
+      std::from_chars(digits.data(), digits.data() + digits.size(), number).ec != std::errc() ||
+      (number == 0 && !may_be_zero)) {
+    error_at(field.value_mark(), expected + describe(field.value));
+    return std::nullopt;
+  }
+  if (number > std::numeric_limits<std::int64_t>::max() / multiplier->second) {
+    error_at(field.value_mark(), field.path + ": " + text + " is too large");
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(number * multiplier->second);
+}
+
+std::optional<bool> ConfigReader::read_boolean(const Field& field) {
+  bool value = false;
+  if (!field.value.IsScalar() || !YAML::convert<bool>::decode(field.value, value)) {
+    error_at(field.value_mark(),
+             field.path + ": expected true or false, got " + describe(field.value));
+    return std::nullopt;
+  }
+  return value;
+}
+
+void ConfigReader::read_hostname(const Field& field, Config& config) {
+  const auto name = read_string(field);
+  if (!name) return;
+  if (!name->empty() && !is_domain_name(*name)) {
+    error_at(field.value_mark(), field.path + ": '" + *name + "' is not a valid host name");
+    return;
+  }
+  config.hostname = *name;
+}
+
+void ConfigReader::read_local_domains(const Field& field, Config& config) {
+  if (!field.value.IsSequence()) {
+    error_at(field.value_mark(),
+             field.path + ": expected a list of domains, got " + describe(field.value));
+    return;
+  }
+  if (field.value.size() == 0) {
+    error_at(field.value_mark(), field.path + ": at least one local domain is required");
+    return;
+  }
+  for (std::size_t index = 0; index < field.value.size(); ++index) {
+    const YAML::Node domain_node = field.value[index];
+    const std::string path = field.path + "[" + std::to_string(index) + "]";
+    if (!domain_node.IsScalar()) {
+      error_at(domain_node.Mark(), path + ": expected a domain, got " + describe(domain_node));
+      continue;
+    }
+    const std::string domain = to_lower(domain_node.Scalar());
+    if (!is_domain_name(domain)) {
+      error_at(domain_node.Mark(),
+               path + ": '" + domain_node.Scalar() + "' is not a valid domain name");
+      continue;
+    }
+    if (config.is_local_domain(domain)) {
+      error_at(domain_node.Mark(), path + ": '" + domain + "' is listed twice");
+      continue;
+    }
+    config.local_domains.push_back(domain);
+  }
+}
+
+void ConfigReader::read_listeners(const Field& field, Config& config) {
+  if (!field.value.IsSequence()) {
+    error_at(field.value_mark(),
+             field.path + ": expected a list of listeners, got " + describe(field.value));
+    return;
+  }
+  if (field.value.size() == 0) {
+    error_at(field.value_mark(), field.path + ": at least one listener is required");
+    return;
+  }
+  for (std::size_t index = 0; index < field.value.size(); ++index) {
+    read_listener(field.value[index], field.path + "[" + std::to_string(index) + "]", config);
+  }
+}
+
+void ConfigReader::read_listener(const YAML::Node& node, const std::string& path, Config& config) {
+  ListenerConfig listener;
+  std::optional<std::string> canonical_address = canonical_ip_address(listener.address);
+  const std::size_t errors_before = errors_.size();
+  read_map(
+      node, path, node.Mark(),
+      {{"role",
+        [&](const Field& field) {
+          const auto role = read_string(field);
+          if (!role) return;
+          if (*role == "mx") {
+            listener.role = Role::mx;
+          } else if (*role == "submission") {
+            listener.role = Role::submission;
+          } else {
+            error_at(field.value_mark(),
+                     field.path + ": unknown role '" + *role + "' (expected mx or submission)");
+          }
+        }},
+       {"address",
+        [&](const Field& field) {
+          const auto address = read_string(field);
+          if (!address) return;
+          canonical_address = canonical_ip_address(*address);
+          if (!canonical_address) {
+            error_at(field.value_mark(),
+                     field.path + ": '" + *address + "' is not an IPv4 or IPv6 address");
+            return;
+          }
+          listener.address = *address;
+        }},
+       {"port",
+        [&](const Field& field) {
+          const auto port =
+              field.value.IsScalar() ? parse_decimal(field.value.Scalar()) : std::nullopt;
+          if (!port || *port < 1 || *port > 65535) {
+            error_at(field.value_mark(),
+                     field.path + ": expected a port number 1-65535, got " + describe(field.value));
+            return;
+          }
+          listener.port = static_cast<std::uint16_t>(*port);
+        }},
+       {"tls",
+        [&](const Field& field) {
+          const auto mode = read_string(field);
+          if (!mode) return;
+          if (*mode == "none") {
+            listener.tls = TlsMode::none;
+          } else if (*mode == "starttls") {
+            listener.tls = TlsMode::starttls;
+          } else if (*mode == "implicit") {
+            listener.tls = TlsMode::implicit;
+          } else {
+            error_at(field.value_mark(), field.path + ": unknown tls mode '" + *mode +
+                                             "' (expected none, starttls or implicit)");
+          }
+        }}},
+      {"role", "port"});
+  // A listener with any error of its own is not checked for duplicates: its
+  // address or port may not be what the operator meant.
+  if (errors_.size() != errors_before || !canonical_address) return;
+
+  const std::string endpoint = *canonical_address + ":" + std::to_string(listener.port);
+  const auto [first, inserted] = listener_lines_.emplace(endpoint, node.Mark().line + 1);
+  if (!inserted) {
+    error_at(node.Mark(), path + ": duplicate listener " + endpoint + " (already defined at line " +
+                              std::to_string(first->second) + ")");
+    return;
+  }
+  config.listeners.push_back(listener);
+}
+
+void ConfigReader::read_tls(const Field& field, TlsConfig& tls) {
+  std::optional<YAML::Mark> certificate_mark;
+  std::optional<YAML::Mark> private_key_mark;
+  auto read_existing_file = [&](const Field& key_field, std::filesystem::path& target,
+                                std::optional<YAML::Mark>& mark) {
+    const auto path = read_path(key_field, true);
+    if (!path || path->empty()) return;
+    target = *path;
+    mark = key_field.value_mark();
+    if (const auto reason = unreadable_reason(*path)) {
+      error_at(*mark, key_field.path + ": cannot read '" + path->string() + "': " + *reason);
+    }
+  };
+  read_map(field.value, field.path, field.value_mark(),
+           {{"certificate",
+             [&](const Field& key_field) {
+               read_existing_file(key_field, tls.certificate, certificate_mark);
+             }},
+            {"private_key",
+             [&](const Field& key_field) {
+               read_existing_file(key_field, tls.private_key, private_key_mark);
+             }},
+            {"generated_directory", [&](const Field& key_field) {
+               if (const auto path = read_path(key_field, false)) tls.generated_directory = *path;
+             }}});
+  if (certificate_mark.has_value() != private_key_mark.has_value()) {
+    const bool key_missing = certificate_mark.has_value();
+    error_at(key_missing ? *certificate_mark : *private_key_mark,
+             field.path + ": certificate and private_key must be given together (" +
+                 (key_missing ? "private_key" : "certificate") + " is missing)");
+  }
+}
+
+void ConfigReader::read_limits(const Field& field, LimitsConfig& limits) {
+  auto count = [this](std::size_t& target) {
+    return [this, &target](const Field& key_field) {
+      const auto number = read_positive_integer(key_field);
+      if (!number) return;
+      if (*number > std::numeric_limits<std::size_t>::max()) {
+        error_at(key_field.value_mark(),
+                 key_field.path + ": " + std::to_string(*number) + " is too large");
+        return;
+      }
+      target = static_cast<std::size_t>(*number);
+    };
+  };
+  read_map(field.value, field.path, field.value_mark(),
+           {{"max_message_size",
+             [&](const Field& key_field) {
+               if (const auto size = read_size(key_field)) limits.max_message_size = *size;
+             }},
+            {"max_line_length", count(limits.max_line_length)},
+            {"max_recipients", count(limits.max_recipients)},
+            {"max_connections", count(limits.max_connections)},
+            {"max_connections_per_ip", count(limits.max_connections_per_ip)},
+            {"error_limit", count(limits.error_limit)},
+            {"max_auth_failures", count(limits.max_auth_failures)}});
+}
+
+void ConfigReader::read_timeouts(const Field& field, TimeoutsConfig& timeouts) {
+  // A deadline of zero would cut every session at once; a delay of zero
+  // (no back-off after a failed AUTH) is a legitimate choice, e.g. in tests.
+  auto duration = [this](std::chrono::milliseconds& target, bool may_be_zero) {
+    return [this, &target, may_be_zero](const Field& key_field) {
+      if (const auto value = read_duration(key_field, may_be_zero)) target = *value;
+    };
+  };
+  std::optional<YAML::Mark> delay_mark;  // where to point if the two delays disagree
+  auto delay = [&](std::chrono::milliseconds& target) {
+    return [&, reader = duration(target, true)](const Field& key_field) {
+      delay_mark = key_field.value_mark();
+      reader(key_field);
+    };
+  };
+  read_map(field.value, field.path, field.value_mark(),
+           {{"idle", duration(timeouts.idle, false)},
+            {"command", duration(timeouts.command, false)},
+            {"data", duration(timeouts.data, false)},
+            {"tls_handshake", duration(timeouts.tls_handshake, false)},
+            {"auth_failure_base_delay", delay(timeouts.auth_failure_base_delay)},
+            {"auth_failure_max_delay", delay(timeouts.auth_failure_max_delay)}});
+  if (timeouts.auth_failure_max_delay < timeouts.auth_failure_base_delay) {
+    error_at(delay_mark.value_or(field.value_mark()),
+             field.path + ": auth_failure_max_delay (" +
+                 format_duration(timeouts.auth_failure_max_delay) +
+                 ") must not be shorter than auth_failure_base_delay (" +
+                 format_duration(timeouts.auth_failure_base_delay) + ")");
+  }
+}
+
+void ConfigReader::read_log_level(const Field& field, Config& config) {
+  const auto level = read_string(field);
+  if (!level) return;
+  if (std::find(log_levels.begin(), log_levels.end(), *level) == log_levels.end()) {
+    std::string expected;
+    for (const char* known : log_levels)
+      expected += (expected.empty() ? "" : ", ") + std::string(known);
+    error_at(field.value_mark(),
+             field.path + ": unknown level '" + *level + "' (expected one of " + expected + ")");
+    return;
+  }
+  config.log_level = *level;
+}
+
+void ConfigReader::read_document(const YAML::Node& root, Config& config) {
+  // An empty file has no position; point missing keys at its start.
+  YAML::Mark start;
+  start.line = 0;
+  start.column = 0;
+  const YAML::Mark root_mark = root.Mark().is_null() ? start : root.Mark();
+
+  auto path_setting = [this](std::filesystem::path& target) {
+    return [this, &target](const Field& field) {
+      if (const auto path = read_path(field, false)) target = *path;
+    };
+  };
+  read_map(root, "", root_mark,
+           {{"hostname", [&](const Field& field) { read_hostname(field, config); }},
+            {"local_domains", [&](const Field& field) { read_local_domains(field, config); }},
+            {"users_file", path_setting(config.users_file)},
+            {"spool_directory", path_setting(config.spool_directory)},
+            {"maildir_root", path_setting(config.maildir_root)},
+            {"listeners", [&](const Field& field) { read_listeners(field, config); }},
+            {"tls", [&](const Field& field) { read_tls(field, config.tls); }},
+            {"limits", [&](const Field& field) { read_limits(field, config.limits); }},
+            {"timeouts", [&](const Field& field) { read_timeouts(field, config.timeouts); }},
+            {"normalise_bare_line_endings",
+             [&](const Field& field) {
+               if (const auto value = read_boolean(field)) {
+                 config.normalise_bare_line_endings = *value;
+               }
+             }},
+            {"worker_threads",
+             [&](const Field& field) {
+               const auto threads = read_positive_integer(field);
+               if (!threads) return;
+               if (*threads > max_worker_threads) {
+                 error_at(field.value_mark(), field.path + ": at most " +
+                                                  std::to_string(max_worker_threads) + ", got " +
+                                                  std::to_string(*threads));
+                 return;
+               }
+               config.worker_threads = static_cast<unsigned>(*threads);
+             }},
+            {"log_level", [&](const Field& field) { read_log_level(field, config); }},
+            {"log_file",
+             [&](const Field& field) {
+               if (const auto path = read_path(field, true)) config.log_file = *path;
+             }}},
+           {"local_domains", "listeners"});
+}
+
+// The machine's name, for a config that leaves hostname empty.
+std::optional<std::string> system_hostname() {
+  std::array<char, 256> name{};
+  if (::gethostname(name.data(), name.size() - 1) != 0 || name[0] == '\0') return std::nullopt;
+  return std::string(name.data());
+}
+
+}  // namespace
+
+bool Config::is_local_domain(std::string_view domain) const {
+  const std::string lowered = to_lower(domain);
+  return std::find(local_domains.begin(), local_domains.end(), lowered) != local_domains.end();
+}
+
+std::string ConfigError::to_string() const {
+  std::string text = file;
+  if (line > 0) {
+    text += ":" + std::to_string(line);
+    if (column > 0) text += ":" + std::to_string(column);
+  }
+  return text + ": " + message;
+}
+
+ConfigLoadResult load_config(const std::filesystem::path& file) {
+  const std::string file_name = file.string();
+  ConfigLoadResult result;
+
+  // Checked first because a folder opens as a stream and reads as empty.
+  if (const auto reason = unreadable_reason(file)) {
+    result.errors.push_back({file_name, 0, 0, "cannot read the configuration: " + *reason});
+    return result;
+  }
+  std::ifstream stream(file, std::ios::binary);
+  std::ostringstream contents;
+  contents << stream.rdbuf();
+  if (stream.bad()) {
+    result.errors.push_back({file_name, 0, 0, "cannot read the configuration: read error"});
+    return result;
+  }
+
+  YAML::Node root;
+  try {
+    root = YAML::Load(contents.str());
+  } catch (const YAML::ParserException& syntax_error) {
+    ConfigError error{file_name, 0, 0, "YAML syntax error: " + syntax_error.msg};
+    if (!syntax_error.mark.is_null()) {
+      error.line = syntax_error.mark.line + 1;
+      error.column = syntax_error.mark.column + 1;
+    }
+    result.errors.push_back(std::move(error));
+    return result;
+  } catch (const YAML::Exception& other) {
+    result.errors.push_back({file_name, 0, 0, other.what()});
+    return result;
+  }
+
+  Config config;
+  config.source_file = file;
+  ConfigReader reader(file_name);
+  reader.read_document(root, config);
+  result.errors = reader.take_errors();
+  // In file order, however the checks happened to run.
+  std::stable_sort(result.errors.begin(), result.errors.end(),
+                   [](const ConfigError& left, const ConfigError& right) {
+                     return std::pair(left.line, left.column) < std::pair(right.line, right.column);
+                   });
+
+  if (result.errors.empty() && config.hostname.empty()) {
+    if (const auto name = system_hostname()) {
+      config.hostname = *name;
+    } else {
+      result.errors.push_back(
+          {file_name, 0, 0, "hostname is not set and the system host name is unavailable"});
+    }
+  }
+  if (result.errors.empty()) result.config = std::move(config);
+  return result;
+}
+
+}  // namespace stokend

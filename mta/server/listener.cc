@@ -1,0 +1,108 @@
+// See listener.h.
+#include "mta/server/listener.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "mta/server/session.h"
+#include "queue/unique_fd.h"
+
+namespace stokend::server {
+namespace {
+
+std::string address_text(const sockaddr* address) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (address->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(address)->sin_addr, text, sizeof text);
+  } else if (address->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr, text,
+              sizeof text);
+  }
+  return text;
+}
+
+// Refuses a connection over the limits with a 421 greeting (RFC 5321
+// §3.1 allows 421 instead of 220). One short line on a fresh socket does not
+// block; if it cannot be written whole, the close says enough.
+void refuse(UniqueFd socket, const std::string& reply) {
+  [[maybe_unused]] auto written = ::send(socket.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+}
+
+}  // namespace
+
+Listener::Listener(ServerContext& context, const ListenerConfig& config)
+    : context_(context), config_(config) {}
+
+std::string Listener::open() {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  if (config_.address.find(':') != std::string::npos) {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(config_.port);
+    if (inet_pton(AF_INET6, config_.address.c_str(), &v6->sin6_addr) != 1) {
+      return "invalid listener address " + config_.address;
+    }
+    length = sizeof *v6;
+  } else {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(config_.port);
+    if (inet_pton(AF_INET, config_.address.c_str(), &v4->sin_addr) != 1) {
+      return "invalid listener address " + config_.address;
+    }
+    length = sizeof *v4;
+  }
+  listener_.reset(evconnlistener_new_bind(
+      context_.base, &Listener::on_accept, this,
+      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+      reinterpret_cast<sockaddr*>(&storage), static_cast<int>(length)));
+  if (!listener_) {
+    return "cannot listen on " + config_.address + ":" + std::to_string(config_.port) + ": " +
+           std::strerror(errno);
+  }
+  spdlog::info("listening on {}:{} role={} tls={}", config_.address, config_.port,
+               config_.role == Role::mx ? "mx" : "submission",
+               config_.tls == TlsMode::none       ? "none"
+               : config_.tls == TlsMode::starttls ? "starttls"
+                                                  : "implicit");
+  return {};
+}
+
+void Listener::on_accept(evconnlistener*, evutil_socket_t socket, sockaddr* address, int,
+                         void* self) {
+  static_cast<Listener*>(self)->accept_connection(socket, address);
+}
+
+void Listener::accept_connection(evutil_socket_t raw_socket, const sockaddr* address) {
+  UniqueFd socket(raw_socket);
+  std::string peer = address_text(address);
+  const auto& limits = context_.config.limits;
+  switch (context_.sessions.admit(peer, limits.max_connections, limits.max_connections_per_ip)) {
+    case SessionRegistry::Admission::admitted:
+      break;
+    case SessionRegistry::Admission::too_many_total:
+      spdlog::warn("refused connection from {}: {} connections open", peer,
+                   context_.sessions.size());
+      return refuse(std::move(socket), "421 4.3.2 " + context_.config.hostname +
+                                           " Too many connections, try again later\r\n");
+    case SessionRegistry::Admission::too_many_from_address:
+      spdlog::warn("refused connection from {}: over {} connections from that address", peer,
+                   limits.max_connections_per_ip);
+      return refuse(std::move(socket), "421 4.7.0 " + context_.config.hostname +
+                                           " Too many connections from your address\r\n");
+  }
+  // Replies are small and latency matters more than packet count.
+  int enable = 1;
+  setsockopt(socket.get(), IPPROTO_TCP, TCP_NODELAY, &enable, sizeof enable);
+  auto session = std::make_shared<Session>(context_, config_, std::move(socket), peer);
+  context_.sessions.add(session);
+  session->start();
+}
+
+}  // namespace stokend::server

@@ -1,0 +1,30 @@
+// A listening socket for one configured role (MX or submission, plain,
+// STARTTLS or implicit TLS). Accepts connections, applies the connection
+// limits (421 before any session state exists) and starts a Session.
+#pragma once
+
+#include <string>
+
+#include "mta/config.h"
+#include "mta/event_handles.h"
+#include "mta/server/server_context.h"
+
+namespace stokend::server {
+
+class Listener {
+ public:
+  Listener(ServerContext& context, const ListenerConfig& config);
+  // Binds and listens; returns an error text on failure.
+  std::string open();
+  void close() { listener_.reset(); }
+
+ private:
+  static void on_accept(evconnlistener*, evutil_socket_t, sockaddr*, int, void* self);
+  void accept_connection(evutil_socket_t socket, const sockaddr* address);
+
+  ServerContext& context_;
+  const ListenerConfig& config_;
+  ListenerPtr listener_;
+};
+
+}  // namespace stokend::server

@@ -1,0 +1,30 @@
+// Decoding of the SASL mechanisms the submission roles offer: PLAIN
+// (RFC 4616) and LOGIN (draft-murchison-sasl-login), as carried by the SMTP
+// AUTH command (RFC 4954).
+//
+// Contract: pure functions, no I/O. Base64 must be strict RFC 4648 with
+// padding; anything else is a decoding error.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stokend::server {
+
+std::optional<std::string> decode_base64(std::string_view text);
+std::string encode_base64(std::string_view data);
+
+struct PlainCredentials {
+  std::string authorization_identity;   // empty, or must equal the login
+  std::string authentication_identity;  // the login (an address)
+  std::string password;
+};
+
+// RFC 4616 §2: message = [authzid] NUL authcid NUL passwd. Each part is
+// non-empty UTF-8 without NUL (authzid may be empty). base64 is the AUTH
+// argument or continuation line; RFC 4954 §4: "=" stands for an empty
+// response, which PLAIN cannot accept.
+std::optional<PlainCredentials> decode_plain(std::string_view base64);
+
+}  // namespace stokend::server

@@ -1,0 +1,56 @@
+// What every session shares: configuration, users, mailstore, TLS, worker
+// threads and the registry of live sessions. The daemon builds one and hands
+// it to the listeners; sessions only read it (and the registry).
+#pragma once
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "mta/config.h"
+#include "mta/store/mailstore.h"
+#include "mta/users.h"
+#include "mta/worker_pool.h"
+
+namespace stokend::server {
+
+class Session;
+
+// Owns the live sessions and counts them, in total and per client address,
+// for the connection limits.
+class SessionRegistry {
+ public:
+  enum class Admission { admitted, too_many_total, too_many_from_address };
+
+  Admission admit(const std::string& peer_address, std::size_t max_total,
+                  std::size_t max_per_address) const;
+  void add(std::shared_ptr<Session> session);
+  void remove(Session* session);  // the session's destructor may run here
+  std::size_t size() const { return sessions_.size(); }
+  // Asks every session to close (daemon shutdown).
+  void request_shutdown_all();
+  // Called when the last session ends (for shutdown).
+  void set_on_empty(std::function<void()> callback) { on_empty_ = std::move(callback); }
+
+ private:
+  std::map<Session*, std::shared_ptr<Session>> sessions_;
+  std::map<std::string, std::size_t> per_address_;
+  std::function<void()> on_empty_;
+};
+
+struct ServerContext {
+  const Config& config;
+  event_base* base;
+  UserDirectory& users;
+  store::Mailstore& mailstore;
+  WorkerPool& workers;
+  SSL_CTX* tls;  // nullptr when no listener uses TLS
+  SessionRegistry& sessions;
+  std::string dummy_password_hash;  // checked for unknown logins, so timing does not tell
+};
+
+}  // namespace stokend::server

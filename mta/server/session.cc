@@ -1,0 +1,873 @@
+// See session.h. The command handlers follow RFC 5321 §4.1; the reply texts
+// are listed in REPLIES.md beside this file.
+#include "mta/server/session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "message/headers.h"
+#include "message/received.h"
+#include "mta/message_id.h"
+#include "mta/server/sasl.h"
+#include "mta/server/tls_context.h"
+
+namespace stokend::server {
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds duration) {
+  timeval value{};
+  value.tv_sec = static_cast<time_t>(duration.count() / 1000);
+  value.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
+  return value;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+std::optional<std::uint64_t> parse_decimal(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  std::uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+Session::Session(ServerContext& context, const ListenerConfig& listener, UniqueFd socket,
+                 std::string peer_address)
+    : context_(context),
+      listener_(listener),
+      socket_(std::move(socket)),
+      peer_address_(std::move(peer_address)),
+      session_id_(new_session_id()),
+      started_(std::chrono::steady_clock::now()),
+      line_reader_(context.config.limits.max_line_length) {}
+
+Session::~Session() {
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_);
+  spdlog::info("session {} end: client={} messages={} errors={} duration={:.3f}s", session_id_,
+               peer_address_, messages_accepted_, error_count_, seconds.count());
+}
+
+void Session::start() {
+  spdlog::info("session {} start: client={} listener={}:{} role={} tls={}", session_id_,
+               peer_address_, listener_.address, listener_.port,
+               listener_.role == Role::mx ? "mx" : "submission",
+               listener_.tls == TlsMode::implicit ? "implicit" : "none");
+  deadline_timer_.reset(evtimer_new(context_.base, &Session::on_deadline, this));
+  auth_delay_timer_.reset(evtimer_new(context_.base, &Session::on_auth_delay, this));
+  if (listener_.tls == TlsMode::implicit) {
+    start_tls();
+    return;
+  }
+  // Plain socket: the session keeps ownership of the descriptor, so that
+  // STARTTLS can replace this bufferevent by a TLS one on the same socket.
+  install_bufferevent(bufferevent_socket_new(context_.base, socket_.get(), 0));
+  reply(220, "", context_.config.hostname + " ESMTP stokend");
+}
+
+void Session::install_bufferevent(bufferevent* raw) {
+  connection_.reset(raw);
+  bufferevent_setcb(raw, &Session::on_read, &Session::on_write, &Session::on_event, this);
+  auto idle = to_timeval(context_.config.timeouts.idle);
+  bufferevent_set_timeouts(raw, &idle, &idle);
+  // Backpressure: stop reading when a client floods us while we are busy.
+  bufferevent_setwatermark(raw, EV_READ, 0, 256 * 1024);
+  bufferevent_enable(raw, EV_READ | EV_WRITE);
+}
+
+void Session::request_shutdown() {
+  shutdown_requested_ = true;
+  if (phase_ == Phase::waiting || phase_ == Phase::closing) return;  // finishes its work first
+  if (phase_ == Phase::tls_handshake || phase_ == Phase::tls_starting) {
+    close_now();
+    return;
+  }
+  reply(421, "4.3.2", context_.config.hostname + " Service shutting down");
+  close_after_flush();
+}
+
+// ---- libevent callbacks ------------------------------------------------
+
+void Session::on_read(bufferevent*, void* self) {
+  auto session = static_cast<Session*>(self)->shared_from_this();
+  session->process_input();
+}
+
+void Session::on_write(bufferevent* bev, void* self) {
+  auto session = static_cast<Session*>(self)->shared_from_this();
+  if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) return;
+  if (session->phase_ == Phase::closing) {
+    session->close_now();
+  } else if (session->phase_ == Phase::tls_starting) {
+    session->start_tls();
+  }
+}
+
+void Session::on_event(bufferevent*, short events, void* self) {
+  auto session = static_cast<Session*>(self)->shared_from_this();
+  if (events & BEV_EVENT_CONNECTED) {  // TLS handshake done
+    session->tls_established();
+    return;
+  }
+  if (events & BEV_EVENT_TIMEOUT) {
+    if (session->phase_ == Phase::tls_handshake || (events & BEV_EVENT_WRITING) ||
+        session->phase_ == Phase::closing) {
+      spdlog::info("session {}: timeout ({}), dropping connection", session->session_id_,
+                   session->phase_ == Phase::tls_handshake ? "TLS handshake" : "write");
+      session->close_now();
+      return;
+    }
+    spdlog::info("session {}: idle timeout", session->session_id_);
+    session->reply(421, "4.4.2",
+                   session->context_.config.hostname + " Timeout, closing connection");
+    session->close_after_flush();
+    return;
+  }
+  if (events & BEV_EVENT_ERROR) {
+    if (session->phase_ == Phase::tls_handshake) {
+      spdlog::info("session {}: TLS handshake failed: {}", session->session_id_, openssl_errors());
+    } else {
+      spdlog::debug("session {}: connection error", session->session_id_);
+    }
+  }
+  // EOF or error: the client is gone. Work already handed to a worker still
+  // completes (a committed message stays committed); its reply is dropped.
+  session->close_now();
+}
+
+void Session::on_deadline(evutil_socket_t, short, void* self) {
+  auto session = static_cast<Session*>(self)->shared_from_this();
+  spdlog::info("session {}: {} deadline passed", session->session_id_,
+               session->deadline_kind_ == DeadlineKind::data ? "DATA" : "command");
+  session->deadline_kind_ = DeadlineKind::none;
+  session->reply(421, "4.4.2", session->context_.config.hostname + " Timeout, closing connection");
+  session->close_after_flush();
+}
+
+void Session::on_auth_delay(evutil_socket_t, short, void* self) {
+  auto session = static_cast<Session*>(self)->shared_from_this();
+  session->reply(535, "5.7.8", "Authentication credentials invalid");
+  if (session->auth_failures_ >= session->context_.config.limits.max_auth_failures) {
+    session->reply(421, "4.7.0", "Too many authentication failures");
+    session->close_after_flush();
+    return;
+  }
+  session->resume_reading();
+}
+
+// ---- input -------------------------------------------------------------
+
+void Session::process_input() {
+  if (!connection_) return;
+  evbuffer* input = bufferevent_get_input(connection_.get());
+  for (;;) {
+    if (phase_ != Phase::command && phase_ != Phase::auth_response && phase_ != Phase::data &&
+        phase_ != Phase::bdat_chunk) {
+      break;
+    }
+    std::size_t available = evbuffer_get_length(input);
+    if (available == 0) break;
+    evbuffer_iovec vector{};
+    if (evbuffer_peek(input, -1, nullptr, &vector, 1) < 1) break;
+    std::string_view chunk(static_cast<const char*>(vector.iov_base), vector.iov_len);
+    std::size_t consumed = 0;
+
+    if (phase_ == Phase::data) {
+      consumed = transaction_.reader->consume(chunk);
+      evbuffer_drain(input, consumed);
+      if (transaction_.reader->complete()) finish_message();
+      continue;
+    }
+    if (phase_ == Phase::bdat_chunk) {
+      consumed = static_cast<std::size_t>(
+          std::min<std::uint64_t>(chunk.size(), transaction_.bdat_remaining));
+      if (!transaction_.bdat_discard) transaction_.reader->consume_chunk(chunk.substr(0, consumed));
+      transaction_.bdat_remaining -= consumed;
+      evbuffer_drain(input, consumed);
+      if (transaction_.bdat_remaining == 0) finish_bdat_chunk();
+      continue;
+    }
+
+    auto status = line_reader_.next(chunk, consumed);
+    // Copy the line before draining: it may point into the buffer.
+    std::string line = status == LineReader::Status::line ? line_reader_.line() : std::string{};
+    evbuffer_drain(input, consumed);
+    switch (status) {
+      case LineReader::Status::need_more:
+        break;
+      case LineReader::Status::line:
+        handle_line(line);
+        break;
+      case LineReader::Status::too_long:
+        spdlog::info("session {}: command line over {} octets", session_id_,
+                     context_.config.limits.max_line_length);
+        if (phase_ == Phase::auth_response) phase_ = Phase::command;
+        reply_error(500, "5.5.2", "Line too long");
+        break;
+      case LineReader::Status::bad_line_ending:
+        spdlog::info("session {}: bare CR or LF in a command line", session_id_);
+        if (phase_ == Phase::auth_response) phase_ = Phase::command;
+        reply_error(500, "5.5.2", "Bare CR or LF in command; lines must end with CRLF");
+        break;
+    }
+  }
+  update_deadline();
+}
+
+void Session::handle_line(const std::string& line) {
+  if (phase_ == Phase::auth_response) {
+    auth_continue(line);
+    return;
+  }
+  handle_command(parse_command(line));
+}
+
+void Session::handle_command(const Command& command) {
+  switch (command.verb) {
+    case Verb::ehlo:
+      return command_helo(command, true);
+    case Verb::helo:
+      return command_helo(command, false);
+    case Verb::mail:
+      return command_mail(command);
+    case Verb::rcpt:
+      return command_rcpt(command);
+    case Verb::data:
+      return command_data(command);
+    case Verb::bdat:
+      return command_bdat(command);
+    case Verb::rset:
+      return command_rset();
+    case Verb::starttls:
+      return command_starttls(command);
+    case Verb::auth:
+      return command_auth(command);
+    case Verb::noop:
+      return reply(250, "2.0.0", "Ok");
+    case Verb::vrfy:
+      // RFC 5321 §3.5.3: 252 when we will not confirm addresses.
+      return reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+    case Verb::expn:
+      return reply_error(502, "5.5.1", "EXPN is not supported");
+    case Verb::help:
+      return reply(214, "2.0.0", "See RFC 5321; stokend speaks ESMTP");
+    case Verb::quit:
+      reply(221, "2.0.0", "Bye");
+      return close_after_flush();
+    case Verb::lhlo:
+    case Verb::genstoken:
+    case Verb::revstoken:
+      return reply_error(502, "5.5.1", command.verb_text + " is not available on this port");
+    case Verb::unknown:
+      break;
+  }
+  reply_error(500, "5.5.1", "Unrecognized command");
+}
+
+// ---- commands ----------------------------------------------------------
+
+void Session::command_helo(const Command& command, bool extended) {
+  if (command.argument.empty()) {
+    return reply_error(501, "5.5.4",
+                       std::string("Syntax: ") + (extended ? "EHLO" : "HELO") + " hostname");
+  }
+  // RFC 5321 §4.1.4: EHLO in a session resets the transaction.
+  reset_transaction();
+  helo_name_ = command.argument.substr(0, command.argument.find(' '));
+  said_helo_ = true;
+  extended_ = extended;
+  if (!extended) return reply(250, "", context_.config.hostname);
+
+  std::vector<std::string> lines{context_.config.hostname,
+                                 "PIPELINING",
+                                 "SIZE " + std::to_string(context_.config.limits.max_message_size),
+                                 "8BITMIME",
+                                 "SMTPUTF8",
+                                 "ENHANCEDSTATUSCODES",
+                                 "CHUNKING"};
+  if (listener_.tls == TlsMode::starttls && !tls_active_ && context_.tls) {
+    lines.push_back("STARTTLS");
+  }
+  // RFC 4954 §4 and RFC 8314 §3: credentials only ever cross an encrypted channel.
+  if (listener_.role == Role::submission && tls_active_ && !authenticated_user_) {
+    lines.push_back("AUTH PLAIN LOGIN");
+  }
+  lines.push_back("HELP");
+  reply_lines(250, lines);
+}
+
+void Session::command_mail(const Command& command) {
+  if (!said_helo_) return reply_error(503, "5.5.1", "Send EHLO/HELO first");
+  if (transaction_.active) return reply_error(503, "5.5.1", "Nested MAIL command");
+  if (listener_.role == Role::submission && !authenticated_user_) {
+    return reply_error(530, "5.7.0", "Authentication required");
+  }
+  auto parsed = parse_mail_argument(command.argument);
+  if (!parsed.argument) {
+    return reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
+  }
+  bool utf8 = false;
+  for (const auto& parameter : parsed.argument->parameters) {
+    if (parameter.keyword == "SIZE") {
+      auto size = parse_decimal(parameter.value);
+      if (!size) return reply_error(501, "5.5.4", "Syntax: SIZE=number");
+      // RFC 1870 §6.2: refuse at MAIL when the declared size is over the limit.
+      if (*size > context_.config.limits.max_message_size) {
+        return reply_error(552, "5.3.4", "Message size exceeds fixed limit");
+      }
+    } else if (parameter.keyword == "BODY") {
+      if (!iequals(parameter.value, "7BIT") && !iequals(parameter.value, "8BITMIME")) {
+        return reply_error(501, "5.5.4", "Unsupported BODY type " + parameter.value);
+      }
+    } else if (parameter.keyword == "SMTPUTF8") {
+      if (parameter.has_value) return reply_error(501, "5.5.4", "SMTPUTF8 takes no value");
+      utf8 = true;
+    } else if (parameter.keyword == "AUTH") {
+      // RFC 4954 §5: accepted; we do not relay the identity further.
+    } else {
+      // RFC 5321 §4.1.1.11: parameter not recognised.
+      return reply_error(555, "5.5.4", "Unsupported parameter " + parameter.keyword);
+    }
+  }
+  const auto& path = parsed.argument->path;
+  if (authenticated_user_) {
+    // A submission user sends only as themselves (Postfix's
+    // reject_sender_login_mismatch), so one account cannot forge another's mail.
+    if (path.is_null || path.mailbox.normalized() != *authenticated_user_) {
+      return reply_error(553, "5.7.1",
+                         "Sender address " + (path.is_null ? "<>" : path.mailbox.to_string()) +
+                             " not owned by user " + *authenticated_user_);
+    }
+  }
+  transaction_.active = true;
+  transaction_.sender = path;
+  transaction_.utf8 = utf8;
+  reply(250, "2.1.0", "Ok");
+}
+
+void Session::command_rcpt(const Command& command) {
+  if (!transaction_.active) return reply_error(503, "5.5.1", "Need MAIL before RCPT");
+  if (transaction_.reader) return reply_error(503, "5.5.1", "RCPT not allowed during BDAT");
+  if (transaction_.recipients.size() >= context_.config.limits.max_recipients) {
+    // RFC 5321 §4.5.3.1.10: 452 for too many recipients, the client retries the rest.
+    return reply(452, "4.5.3", "Too many recipients");
+  }
+  auto parsed = parse_rcpt_argument(command.argument, transaction_.utf8);
+  if (!parsed.argument) {
+    return reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
+  }
+  if (!parsed.argument->parameters.empty()) {
+    return reply_error(555, "5.5.4",
+                       "Unsupported parameter " + parsed.argument->parameters.front().keyword);
+  }
+  const auto& path = parsed.argument->path;
+  const auto& mailbox = path.mailbox;
+  std::string shown = "<" + mailbox.to_string() + ">";
+  bool local = !mailbox.domain_is_literal && context_.config.is_local_domain(mailbox.domain);
+
+  if (!authenticated_user_) {
+    // Never an open relay (RFC 5321 §3.6, RFC 2505 §2.6): without AUTH, only
+    // our own domains, and none of the old tricks that make a local address
+    // relay onwards (source route, %-hack, bang path, quoted '@').
+    if (auto trick = message::relay_trick(path); !trick.empty()) {
+      spdlog::info("session {}: relay attempt refused ({}) for {}", session_id_, trick, shown);
+      return reply_error(550, "5.7.1", shown + ": Relay access denied (" + trick + ")");
+    }
+    if (!local) {
+      spdlog::info("session {}: relay attempt refused for {}", session_id_, shown);
+      return reply_error(550, "5.7.1", shown + ": Relay access denied");
+    }
+  }
+  if (!local) {
+    return reply(451, "4.3.2", shown + ": Remote delivery is not available yet");
+  }
+  context_.users.refresh_if_changed();
+  std::string address = mailbox.normalized();
+  const User* user = context_.users.find(address);
+  if (!user) {
+    return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
+  }
+  bool duplicate = std::any_of(transaction_.recipients.begin(), transaction_.recipients.end(),
+                               [&](const auto& recipient) { return recipient.address == address; });
+  if (!duplicate) {
+    auto at = user->address.rfind('@');
+    transaction_.recipients.push_back({user->address, user->address.substr(at + 1),
+                                       user->address.substr(0, at),
+                                       user->coi_filter == CoiFilter::active});
+  }
+  reply(250, "2.1.5", "Ok");
+}
+
+void Session::command_data(const Command& command) {
+  if (!command.argument.empty()) return reply_error(501, "5.5.4", "DATA takes no argument");
+  if (!transaction_.active) return reply_error(503, "5.5.1", "Need MAIL before DATA");
+  if (transaction_.used_bdat) return reply_error(503, "5.5.1", "DATA not allowed after BDAT");
+  if (transaction_.recipients.empty()) return reply_error(554, "5.5.1", "No valid recipients");
+  transaction_.reader.emplace(DataReader::Limits{context_.config.limits.max_message_size,
+                                                 context_.config.limits.max_line_length,
+                                                 context_.config.normalise_bare_line_endings});
+  phase_ = Phase::data;
+  arm_deadline(DeadlineKind::data, context_.config.timeouts.data);
+  reply(354, "", "End data with <CR><LF>.<CR><LF>");
+}
+
+void Session::command_bdat(const Command& command) {
+  // RFC 3030 §2: BDAT chunk-size [SP "LAST"].
+  std::string_view argument = command.argument;
+  auto space = argument.find(' ');
+  auto size = parse_decimal(argument.substr(0, space));
+  bool last = false;
+  if (space != std::string_view::npos) {
+    if (!iequals(argument.substr(space + 1), "LAST")) size.reset();
+    last = true;
+  }
+  if (!size) {
+    // Without a valid size we cannot tell where the chunk ends, so the
+    // session cannot stay in step: reply and close.
+    reply_error(501, "5.5.4", "Syntax: BDAT size [LAST]");
+    return close_after_flush();
+  }
+  transaction_.bdat_remaining = *size;
+  transaction_.bdat_last = last;
+  transaction_.bdat_discard = false;
+  // The chunk's bytes follow whatever we answer; a refused chunk is still read.
+  if (!transaction_.active || transaction_.recipients.empty()) {
+    transaction_.bdat_discard = true;
+  } else if (!transaction_.reader) {
+    transaction_.used_bdat = true;
+    transaction_.reader.emplace(DataReader::Limits{context_.config.limits.max_message_size,
+                                                   context_.config.limits.max_line_length,
+                                                   context_.config.normalise_bare_line_endings});
+    arm_deadline(DeadlineKind::data, context_.config.timeouts.data);
+  }
+  phase_ = Phase::bdat_chunk;
+  if (*size == 0) finish_bdat_chunk();
+}
+
+void Session::finish_bdat_chunk() {
+  phase_ = Phase::command;
+  if (transaction_.bdat_discard) {
+    transaction_.bdat_discard = false;
+    if (!transaction_.active) return reply_error(503, "5.5.1", "Need MAIL before BDAT");
+    return reply_error(554, "5.5.1", "No valid recipients");
+  }
+  if (transaction_.bdat_last) {
+    transaction_.reader->finish_chunks();
+    return finish_message();
+  }
+  reply(250, "2.0.0", std::to_string(transaction_.reader->size()) + " octets received");
+}
+
+void Session::command_rset() {
+  reset_transaction();
+  reply(250, "2.0.0", "Ok");
+}
+
+void Session::command_starttls(const Command& command) {
+  if (listener_.tls != TlsMode::starttls || !context_.tls) {
+    return reply_error(502, "5.5.1", "STARTTLS not available");
+  }
+  if (tls_active_) return reply_error(503, "5.5.1", "TLS already active");
+  if (!command.argument.empty()) return reply_error(501, "5.5.4", "STARTTLS takes no argument");
+  reply(220, "2.0.0", "Ready to start TLS");
+  // Nothing more is read in plaintext: what follows is the handshake.
+  phase_ = Phase::tls_starting;
+  bufferevent_disable(connection_.get(), EV_READ);
+}
+
+void Session::start_tls() {
+  if (connection_) {
+    // RFC 3207 §4.2 / CVE-2011-0411: anything the client pipelined after
+    // STARTTLS arrived in plaintext and must not be read as if it came
+    // through TLS. Dropping the plaintext bufferevent discards it.
+    std::size_t injected = evbuffer_get_length(bufferevent_get_input(connection_.get()));
+    if (injected > 0) {
+      spdlog::warn("session {}: discarded {} octets sent after STARTTLS before the handshake",
+                   session_id_, injected);
+    }
+    connection_.reset();
+  }
+  line_reader_.reset();
+  SslPtr ssl(SSL_new(context_.tls));
+  if (!ssl) {
+    spdlog::error("session {}: cannot create TLS state: {}", session_id_, openssl_errors());
+    return close_now();
+  }
+  tls_ = ssl.get();
+  // From here the bufferevent owns the SSL object and the socket.
+  bufferevent* raw = bufferevent_openssl_socket_new(
+      context_.base, socket_.get(), ssl.get(), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (!raw) {
+    spdlog::error("session {}: cannot start TLS", session_id_);
+    tls_ = nullptr;
+    return close_now();
+  }
+  ssl.release();
+  socket_.release();
+  bufferevent_openssl_set_allow_dirty_shutdown(raw, 1);
+  phase_ = Phase::tls_handshake;
+  install_bufferevent(raw);
+  auto handshake = to_timeval(context_.config.timeouts.tls_handshake);
+  bufferevent_set_timeouts(raw, &handshake, &handshake);
+}
+
+void Session::tls_established() {
+  tls_active_ = true;
+  auto idle = to_timeval(context_.config.timeouts.idle);
+  bufferevent_set_timeouts(connection_.get(), &idle, &idle);
+  spdlog::info("session {}: TLS established: {}", session_id_, describe_tls(tls_));
+  reset_session_state();
+  phase_ = Phase::command;
+  if (listener_.tls == TlsMode::implicit) {
+    reply(220, "", context_.config.hostname + " ESMTP stokend");
+  }
+  process_input();
+}
+
+void Session::command_auth(const Command& command) {
+  if (listener_.role != Role::submission) {
+    return reply_error(503, "5.5.1", "Authentication not available on this port");
+  }
+  if (!tls_active_) {
+    return reply_error(538, "5.7.11", "Encryption required for requested authentication mechanism");
+  }
+  if (authenticated_user_) return reply_error(503, "5.5.1", "Already authenticated");
+  if (transaction_.active)
+    return reply_error(503, "5.5.1", "AUTH not allowed during a transaction");
+  std::string_view argument = command.argument;
+  auto space = argument.find(' ');
+  std::string_view mechanism = argument.substr(0, space);
+  std::string_view initial =
+      space == std::string_view::npos ? std::string_view{} : argument.substr(space + 1);
+
+  if (iequals(mechanism, "PLAIN")) {
+    auth_mechanism_ = AuthMechanism::plain;
+    if (initial.empty()) {
+      phase_ = Phase::auth_response;
+      return reply(334, "", "");
+    }
+    return auth_continue(std::string(initial));
+  }
+  if (iequals(mechanism, "LOGIN")) {
+    auth_mechanism_ = AuthMechanism::login;
+    auth_login_.clear();
+    if (initial.empty()) {
+      phase_ = Phase::auth_response;
+      return reply(334, "", encode_base64("Username:"));
+    }
+    return auth_continue(std::string(initial));
+  }
+  reply_error(504, "5.5.4", "Unrecognized authentication mechanism");
+}
+
+void Session::auth_continue(const std::string& line) {
+  phase_ = Phase::command;
+  if (line == "*") {  // RFC 4954 §4: the client cancels
+    auth_mechanism_ = AuthMechanism::none;
+    return reply_error(501, "5.0.0", "Authentication cancelled");
+  }
+  if (auth_mechanism_ == AuthMechanism::plain) {
+    auto credentials = decode_plain(line);
+    if (!credentials) return reply_error(501, "5.5.2", "Invalid PLAIN response");
+    if (!credentials->authorization_identity.empty() &&
+        message::ascii_lowercase(credentials->authorization_identity) !=
+            message::ascii_lowercase(credentials->authentication_identity)) {
+      // Acting as another user is not something we offer.
+      wait_for_work();
+      return auth_finished(false, credentials->authentication_identity);
+    }
+    return auth_verify(credentials->authentication_identity, credentials->password);
+  }
+  if (auth_mechanism_ == AuthMechanism::login) {
+    auto decoded = decode_base64(line);
+    if (!decoded || decoded->empty()) return reply_error(501, "5.5.2", "Invalid LOGIN response");
+    if (auth_login_.empty()) {
+      auth_login_ = *decoded;
+      phase_ = Phase::auth_response;
+      return reply(334, "", encode_base64("Password:"));
+    }
+    return auth_verify(std::exchange(auth_login_, {}), *decoded);
+  }
+  reply_error(503, "5.5.1", "No authentication in progress");
+}
+
+void Session::auth_verify(std::string login, std::string password) {
+  context_.users.refresh_if_changed();
+  const User* user = context_.users.find(login);
+  // Unknown logins are checked against a dummy hash, so the time taken does
+  // not reveal which addresses exist.
+  std::string hash = user ? user->password_hash : context_.dummy_password_hash;
+  bool known = user != nullptr;
+  std::string address = user ? user->address : message::ascii_lowercase(login);
+  wait_for_work();
+  std::weak_ptr<Session> weak = weak_from_this();
+  context_.workers.submit(
+      [weak, hash = std::move(hash), password = std::move(password), known, address]() {
+        bool ok = verify_password(hash, password) && known;
+        return WorkerPool::Completion([weak, ok, address] {
+          if (auto session = weak.lock()) session->auth_finished(ok, address);
+        });
+      });
+}
+
+void Session::auth_finished(bool success, const std::string& login) {
+  auth_mechanism_ = AuthMechanism::none;
+  if (success) {
+    authenticated_user_ = login;
+    spdlog::info("session {}: authenticated as {}", session_id_, login);
+    reply(235, "2.7.0", "Authentication successful");
+    return resume_reading();
+  }
+  ++auth_failures_;
+  ++error_count_;
+  spdlog::info("session {}: authentication failed for {} (failure {})", session_id_, login,
+               auth_failures_);
+  // The delay doubles with each failure to slow down password guessing.
+  auto delay = context_.config.timeouts.auth_failure_base_delay;
+  for (std::size_t i = 1;
+       i < auth_failures_ && delay < context_.config.timeouts.auth_failure_max_delay; ++i) {
+    delay *= 2;
+  }
+  delay = std::min(delay, context_.config.timeouts.auth_failure_max_delay);
+  auto when = to_timeval(delay);
+  evtimer_add(auth_delay_timer_.get(), &when);
+}
+
+// ---- message -----------------------------------------------------------
+
+void Session::finish_message() {
+  phase_ = Phase::command;
+  arm_deadline(DeadlineKind::none, {});
+  DataReader& reader = *transaction_.reader;
+  switch (reader.error()) {
+    case DataReader::Error::none:
+      break;
+    case DataReader::Error::bare_line_ending:
+      spdlog::warn("session {}: message refused: bare CR or LF (possible SMTP smuggling)",
+                   session_id_);
+      reset_transaction();
+      return reply_error(550, "5.5.2",
+                         "Message contains a bare CR or LF; lines must end with CRLF");
+    case DataReader::Error::line_too_long:
+      spdlog::info("session {}: message refused: line over {} octets", session_id_,
+                   context_.config.limits.max_line_length);
+      reset_transaction();
+      return reply_error(500, "5.5.2",
+                         "Message contains a line over " +
+                             std::to_string(context_.config.limits.max_line_length) + " octets");
+    case DataReader::Error::message_too_large:
+      spdlog::info("session {}: message refused: over {} octets", session_id_,
+                   context_.config.limits.max_message_size);
+      reset_transaction();
+      return reply_error(552, "5.3.4", "Message size exceeds fixed limit");
+  }
+  std::string message_id = new_message_id();
+  message::ReceivedInfo trace;
+  trace.helo_name = helo_name_;
+  trace.client_address = peer_address_;
+  trace.by_host = context_.config.hostname;
+  trace.protocol = received_protocol();
+  trace.id = message_id;
+  if (transaction_.recipients.size() == 1) trace.recipient = transaction_.recipients[0].address;
+  trace.tls_description = describe_tls(tls_active_ ? tls_ : nullptr);
+  std::string body = reader.take_message();
+  std::string message = message::received_header(trace);
+  message.reserve(message.size() + body.size());
+  message += body;
+  deliver(std::move(message_id), std::move(message));
+}
+
+void Session::deliver(std::string message_id, std::string message) {
+  struct Job {
+    std::string id;
+    std::string message;
+    std::vector<store::Recipient> recipients;
+    std::vector<std::string> addresses;
+  };
+  auto job = std::make_shared<Job>();
+  bool chat = message::is_chat_message(message);
+  for (const auto& recipient : transaction_.recipients) {
+    job->recipients.push_back(
+        {recipient.local_part, recipient.domain, chat && recipient.coi_filter_active});
+    job->addresses.push_back(recipient.address);
+  }
+  job->id = std::move(message_id);
+  job->message = std::move(message);
+  std::string sender = transaction_.sender.is_null ? "" : transaction_.sender.mailbox.normalized();
+  reset_transaction();
+  wait_for_work();
+
+  std::weak_ptr<Session> weak = weak_from_this();
+  store::Mailstore* mailstore = &context_.mailstore;
+  context_.workers.submit([weak, job, mailstore, sender, chat]() {
+    std::vector<store::DeliveryResult> results;
+    for (const auto& recipient : job->recipients) {
+      results.push_back(mailstore->deliver(recipient, job->message));
+    }
+    return WorkerPool::Completion([weak, job, results, sender, chat] {
+      bool all_delivered = true;
+      std::string recipients;
+      for (std::size_t i = 0; i < results.size(); ++i) {
+        if (!recipients.empty()) recipients += ',';
+        recipients += job->addresses[i];
+        if (results[i].status != store::DeliveryResult::Status::delivered) {
+          all_delivered = false;
+          spdlog::error("message {}: delivery to {} failed: {}", job->id, job->addresses[i],
+                        results[i].detail);
+        }
+      }
+      auto session = weak.lock();
+      if (all_delivered) {
+        spdlog::info(
+            "message {} accepted: session={} from=<{}> to={} size={} chat={} tls={} auth={}",
+            job->id, session ? session->session_id_ : "-", sender, recipients, job->message.size(),
+            chat ? "yes" : "no", session && session->tls_active_ ? "yes" : "no",
+            session && session->authenticated_user_ ? *session->authenticated_user_ : "-");
+      }
+      if (!session) return;
+      if (all_delivered) {
+        // Until the durable queue carries partial failures, a message is
+        // acknowledged only when every recipient has it; a failure for any
+        // one means the client retries (a duplicate beats a loss).
+        ++session->messages_accepted_;
+        session->reply(250, "2.0.0", "Ok: queued as " + job->id);
+      } else {
+        session->reply(451, "4.3.0", "Temporary delivery failure, try again later");
+      }
+      session->resume_reading();
+    });
+  });
+}
+
+std::string Session::received_protocol() const {
+  // RFC 3848 §2: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both).
+  std::string protocol = extended_ ? "ESMTP" : "SMTP";
+  if (tls_active_ && authenticated_user_) return protocol + "SA";
+  if (tls_active_) return protocol + "S";
+  if (authenticated_user_) return protocol + "A";
+  return protocol;
+}
+
+// ---- replies and flow control -------------------------------------------
+
+void Session::reply(int code, std::string_view enhanced, std::string_view text) {
+  if (!connection_) return;
+  std::string line = std::to_string(code);
+  if (text.empty() && enhanced.empty()) {
+    line += ' ';
+  } else {
+    line += ' ';
+    if (!enhanced.empty()) {
+      line += enhanced;
+      if (!text.empty()) line += ' ';
+    }
+    line += text;
+  }
+  line += "\r\n";
+  bufferevent_write(connection_.get(), line.data(), line.size());
+}
+
+void Session::reply_lines(int code, const std::vector<std::string>& lines) {
+  if (!connection_) return;
+  std::string out;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    out += std::to_string(code);
+    out += i + 1 == lines.size() ? ' ' : '-';
+    out += lines[i];
+    out += "\r\n";
+  }
+  bufferevent_write(connection_.get(), out.data(), out.size());
+}
+
+void Session::reply_error(int code, std::string_view enhanced, std::string_view text) {
+  reply(code, enhanced, text);
+  if (++error_count_ >= context_.config.limits.error_limit) {
+    spdlog::info("session {}: error limit ({}) reached", session_id_,
+                 context_.config.limits.error_limit);
+    reply(421, "4.7.0", context_.config.hostname + " Too many errors, closing connection");
+    close_after_flush();
+  }
+}
+
+void Session::wait_for_work() {
+  phase_ = Phase::waiting;
+  if (connection_) bufferevent_disable(connection_.get(), EV_READ);
+}
+
+void Session::resume_reading() {
+  if (phase_ == Phase::closing || !connection_) return;
+  if (shutdown_requested_) {
+    reply(421, "4.3.2", context_.config.hostname + " Service shutting down");
+    return close_after_flush();
+  }
+  if (phase_ == Phase::waiting) phase_ = Phase::command;
+  bufferevent_enable(connection_.get(), EV_READ);
+  // Pipelined commands may already be buffered: no new read event will come.
+  process_input();
+}
+
+void Session::close_after_flush() {
+  phase_ = Phase::closing;
+  arm_deadline(DeadlineKind::none, {});
+  if (!connection_) return close_now();
+  bufferevent_disable(connection_.get(), EV_READ);
+  if (evbuffer_get_length(bufferevent_get_output(connection_.get())) == 0) close_now();
+}
+
+void Session::close_now() {
+  phase_ = Phase::closing;
+  if (deadline_timer_) evtimer_del(deadline_timer_.get());
+  if (auth_delay_timer_) evtimer_del(auth_delay_timer_.get());
+  connection_.reset();
+  socket_.reset();
+  context_.sessions.remove(this);  // may destroy *this; callers hold a shared_ptr
+}
+
+void Session::update_deadline() {
+  if (phase_ == Phase::command || phase_ == Phase::auth_response) {
+    if (line_reader_.has_partial_line()) {
+      // A command line has started: it must finish within the command
+      // deadline, however slowly its bytes trickle in.
+      if (deadline_kind_ != DeadlineKind::command) {
+        arm_deadline(DeadlineKind::command, context_.config.timeouts.command);
+      }
+    } else if (deadline_kind_ == DeadlineKind::command) {
+      arm_deadline(DeadlineKind::none, {});
+    }
+  }
+}
+
+void Session::arm_deadline(DeadlineKind kind, std::chrono::milliseconds timeout) {
+  if (!deadline_timer_) return;
+  evtimer_del(deadline_timer_.get());
+  deadline_kind_ = kind;
+  if (kind == DeadlineKind::none) return;
+  auto when = to_timeval(timeout);
+  evtimer_add(deadline_timer_.get(), &when);
+}
+
+void Session::reset_transaction() { transaction_ = Transaction{}; }
+
+void Session::reset_session_state() {
+  // RFC 3207 §4.2: after the handshake the server forgets what the client
+  // told it in plaintext, and the client starts over with EHLO.
+  reset_transaction();
+  helo_name_.clear();
+  said_helo_ = false;
+  extended_ = false;
+  auth_mechanism_ = AuthMechanism::none;
+  auth_login_.clear();
+  line_reader_.reset();
+}
+
+}  // namespace stokend::server

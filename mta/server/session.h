@@ -1,0 +1,158 @@
+// One SMTP session on one connection: the RFC 5321 state machine for the MX
+// and submission roles, with STARTTLS (RFC 3207), implicit TLS (RFC 8314),
+// AUTH PLAIN/LOGIN (RFC 4954), PIPELINING (RFC 2920) and CHUNKING (RFC 3030).
+//
+// Contract:
+// - Input is processed in order; while the session waits for work on another
+//   thread (password check, mailstore commit) it reads nothing more, so
+//   pipelined commands are answered in order after it.
+// - "250 ... queued" is sent only after the mailstore committed the message
+//   for every recipient.
+// - Every phase has a deadline (idle, command line, DATA, TLS handshake); on
+//   expiry the client gets 421 4.4.2 and the connection closes.
+// - A session is owned by the SessionRegistry; it removes itself from there
+//   when the connection ends. Callbacks hold a shared_ptr while they run.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "message/address.h"
+#include "mta/event_handles.h"
+#include "mta/server/data_reader.h"
+#include "mta/server/line_reader.h"
+#include "mta/server/server_context.h"
+#include "mta/server/smtp_command.h"
+#include "queue/unique_fd.h"
+
+namespace stokend::server {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(ServerContext& context, const ListenerConfig& listener, UniqueFd socket,
+          std::string peer_address);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Sends the greeting (or starts the TLS handshake on an implicit-TLS port).
+  void start();
+  // The daemon is stopping: close now if idle, or after the current work.
+  void request_shutdown();
+
+  const std::string& peer_address() const { return peer_address_; }
+
+ private:
+  enum class Phase {
+    command,        // reading command lines
+    auth_response,  // reading a SASL continuation line
+    data,           // reading DATA content
+    bdat_chunk,     // reading the bytes of a BDAT chunk
+    waiting,        // work in progress elsewhere; input stays buffered
+    tls_starting,   // 220 sent for STARTTLS, waiting for it to be flushed
+    tls_handshake,  // TLS handshake in progress
+    closing,        // last reply being flushed, then close
+  };
+  enum class AuthMechanism { none, plain, login };
+  enum class DeadlineKind { none, command, data };
+
+  struct AcceptedRecipient {
+    std::string address;  // normalised local address (the users-file key)
+    std::string domain;
+    std::string local_part;
+    bool coi_filter_active = false;
+  };
+
+  struct Transaction {
+    bool active = false;  // MAIL accepted
+    message::Path sender;
+    bool utf8 = false;
+    std::vector<AcceptedRecipient> recipients;
+    bool used_bdat = false;
+    std::optional<DataReader> reader;
+    std::uint64_t bdat_remaining = 0;  // bytes left in the current chunk
+    bool bdat_last = false;
+    bool bdat_discard = false;  // chunk refused: read and drop its bytes
+  };
+
+  // libevent callbacks
+  static void on_read(bufferevent*, void* self);
+  static void on_write(bufferevent*, void* self);
+  static void on_event(bufferevent*, short events, void* self);
+  static void on_deadline(evutil_socket_t, short, void* self);
+  static void on_auth_delay(evutil_socket_t, short, void* self);
+
+  void install_bufferevent(bufferevent* raw);
+  void process_input();
+  void handle_line(const std::string& line);
+  void handle_command(const Command& command);
+
+  void command_helo(const Command& command, bool extended);
+  void command_mail(const Command& command);
+  void command_rcpt(const Command& command);
+  void command_data(const Command& command);
+  void command_bdat(const Command& command);
+  void command_rset();
+  void command_starttls(const Command& command);
+  void command_auth(const Command& command);
+  void auth_continue(const std::string& line);
+  void auth_verify(std::string login, std::string password);
+  void auth_finished(bool success, const std::string& login);
+
+  void finish_bdat_chunk();
+  void finish_message();
+  void deliver(std::string message_id, std::string message);
+
+  void start_tls();
+  void tls_established();
+
+  void reply(int code, std::string_view enhanced, std::string_view text);
+  void reply_lines(int code, const std::vector<std::string>& lines);
+  // A reply that counts towards the error limit; closes the session when the
+  // limit is reached (RFC 5321 §4.5.3.1 lets the server protect itself).
+  void reply_error(int code, std::string_view enhanced, std::string_view text);
+  void close_after_flush();
+  void close_now();
+  void resume_reading();
+  void wait_for_work();
+  void update_deadline();
+  void arm_deadline(DeadlineKind kind, std::chrono::milliseconds timeout);
+  void reset_transaction();
+  void reset_session_state();  // after STARTTLS (RFC 3207 §4.2)
+
+  std::string received_protocol() const;
+
+  ServerContext& context_;
+  const ListenerConfig& listener_;
+  UniqueFd socket_;  // owned here until TLS hands it to the bufferevent
+  BuffereventPtr connection_;
+  SSL* tls_ = nullptr;  // owned by connection_ once TLS starts
+  std::string peer_address_;
+  std::string session_id_;
+  std::chrono::steady_clock::time_point started_;
+
+  Phase phase_ = Phase::command;
+  LineReader line_reader_;
+  std::string helo_name_;
+  bool said_helo_ = false;
+  bool extended_ = false;  // EHLO rather than HELO
+  bool tls_active_ = false;
+  std::optional<std::string> authenticated_user_;
+  AuthMechanism auth_mechanism_ = AuthMechanism::none;
+  std::string auth_login_;  // LOGIN mechanism: the user name, between steps
+  std::size_t auth_failures_ = 0;
+  std::size_t error_count_ = 0;
+  std::size_t messages_accepted_ = 0;
+  bool shutdown_requested_ = false;
+  Transaction transaction_;
+
+  EventPtr deadline_timer_;
+  DeadlineKind deadline_kind_ = DeadlineKind::none;
+  EventPtr auth_delay_timer_;
+  bool pending_auth_success_ = false;
+};
+
+}  // namespace stokend::server

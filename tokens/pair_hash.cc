@@ -1,0 +1,43 @@
+// See pair_hash.h.
+#include "tokens/pair_hash.h"
+
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include <memory>
+#include <stdexcept>
+
+#include "message/address.h"
+
+namespace stokend::tokens {
+
+std::string normalize_address(std::string_view address) {
+  return message::ascii_lowercase(address);
+}
+
+Sha3Digest sha3_256(std::string_view data) {
+  Sha3Digest digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha3_256(), nullptr) != 1 ||
+      length != digest.size()) {
+    throw std::runtime_error("SHA3-256 unavailable in OpenSSL");
+  }
+  return digest;
+}
+
+Sha3Digest pair_hash(std::string_view remote_address, std::string_view local_address) {
+  return sha3_256(normalize_address(remote_address) + ":" + normalize_address(local_address));
+}
+
+Sha3Digest coi_from_hash(std::string_view address) { return sha3_256(normalize_address(address)); }
+
+std::string base64_unpadded(const Sha3Digest& digest) {
+  std::string encoded(
+      sodium_base64_encoded_len(digest.size(), sodium_base64_VARIANT_ORIGINAL_NO_PADDING), '\0');
+  sodium_bin2base64(encoded.data(), encoded.size(), digest.data(), digest.size(),
+                    sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+  encoded.resize(encoded.size() - 1);
+  return encoded;
+}
+
+}  // namespace stokend::tokens
