@@ -43,8 +43,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "lib"))
 
 from common import (DEFAULT_BIN_DIR, count_files, free_port,  # noqa: E402
-                    install_signal_cleanup, log, machine_note, median,
-                    percentile)
+                    fsync_probe, install_signal_cleanup, load1, log,
+                    machine_note, median, percentile)
 from postfix_peer import PostfixPeer  # noqa: E402
 from stokend_instance import StokendInstance  # noqa: E402
 
@@ -139,6 +139,7 @@ def run_connect(target, count, size, tag, deadline, io_timeout):
 
 def measure(target, variant, count, size, round_no, args):
     tag = f"{target.name}-{variant}-r{round_no}"
+    load = load1()
     before = count_files(target.maildir_new)
     deadline = time.monotonic() + args.time_limit
     fn = run_session if variant == "session" else run_connect
@@ -161,12 +162,14 @@ def measure(target, variant, count, size, round_no, args):
     slow = sorted(range(sent), key=lambda i: lat[i], reverse=True)[:5]
     return {
         "server": target.name, "variant": variant, "round": round_no,
+        "load1": load,
         "wanted": count, "sent": sent, "delivered": delivered,
         "errors": errors,
         "client_seconds": client_s,
         "client_rate": sent / client_s if client_s > 0 else 0.0,
         "maildir_seconds": maildir_s,
         "maildir_rate": delivered / maildir_s if maildir_s > 0 else 0.0,
+        "maildir_lag_ms": (in_maildir - client_done) * 1000,
         "p50_ms": median(lat) * 1000, "p90_ms": percentile(lat, 90) * 1000,
         "p99_ms": percentile(lat, 99) * 1000,
         "max_ms": max(lat) * 1000 if lat else float("nan"),
@@ -180,11 +183,17 @@ def settle(seconds):
     time.sleep(seconds)
 
 
+HEADER = ("round variant server    sent  seconds  client/s  maildir/s"
+          "  lag ms  p50 ms  p99 ms   max ms  load")
+
+
 def fmt_row(r):
     return (f"{r['round']:>5} {r['variant']:<8}{r['server']:<9}"
             f"{r['sent']:>6}{r['client_seconds']:>9.2f}"
-            f"{r['client_rate']:>9.1f}{r['maildir_rate']:>11.1f}"
-            f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['max_ms']:>9.2f}")
+            f"{r['client_rate']:>10.1f}{r['maildir_rate']:>11.1f}"
+            f"{r['maildir_lag_ms']:>8.1f}"
+            f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['max_ms']:>9.2f}"
+            f"{r['load1']:>6.1f}")
 
 
 def main():
@@ -227,7 +236,7 @@ def main():
           f"{machine_note()}; session M={args.messages}, "
           f"connect M={args.connections}, {args.size} B, "
           f"{args.rounds} round(s)")
-    results = []
+    results, probes = [], []
     with tempfile.TemporaryDirectory(prefix="bench-smtplib-") as workdir:
         os.chmod(workdir, 0o755)  # Postfix's unprivileged processes
         inst = StokendInstance(args.bin_dir, os.path.join(workdir, "stokend"),
@@ -248,6 +257,8 @@ def main():
             for t in targets:
                 measure(t, "connect", 1, args.size, 0, args)
             for rnd in range(1, args.rounds + 1):
+                settle(args.settle)
+                probes.append((rnd, fsync_probe(workdir)))
                 order = targets if rnd % 2 else list(reversed(targets))
                 for variant in variants:
                     count = (args.messages if variant == "session"
@@ -266,8 +277,7 @@ def main():
             stokend_log = inst.log_tail(10)
 
     print()
-    print("round variant server    sent  seconds  client/s  maildir/s"
-          "  p50 ms  p99 ms   max ms")
+    print(HEADER)
     for r in results:
         print(fmt_row(r))
     print()
@@ -275,6 +285,14 @@ def main():
           "reply in 'connect').")
     print("maildir/s: messages/s until all were in the Maildir, from the "
           "same start.")
+    print("lag ms: from the client's last reply until the last message was "
+          "in the Maildir.")
+    print("load: 1-minute load average when the run started.")
+    for rnd, probe in probes:
+        print(f"fsync floor before round {rnd}: small file "
+              f"p50 {probe['file_p50_ms']:.2f} / p99 {probe['file_p99_ms']:.2f}"
+              f" ms, folder p50 {probe['dir_p50_ms']:.2f} / p99 "
+              f"{probe['dir_p99_ms']:.2f} ms")
     print()
     print("ratios stokend/Postfix (per round and variant):")
     for rnd in range(1, args.rounds + 1):
@@ -303,7 +321,7 @@ def main():
         print("\nstokend log tail:\n" + stokend_log)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({"runs": results, "fsync_probes": probes}, f, indent=2)
     return 1 if any(r["errors"] for r in results) else 0
 
 

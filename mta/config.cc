@@ -16,7 +16,6 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
-#include <climits>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -107,8 +106,9 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text) {
   return number;
 }
 
-// A number with an optional unit suffix, e.g. "35M" or "500ms": the digits
-// and the suffix. Both empty when text does not start with a digit.
+// Splits a number with an optional unit suffix, e.g. "35M" or "500ms", into
+// its leading digits and the rest. The digits are empty when text does not
+// start with one.
 std::pair<std::string_view, std::string_view> split_number_and_unit(std::string_view text) {
   const auto first_non_digit =
       std::find_if(text.begin(), text.end(), [](char c) { return c < '0' || c > '9'; });
@@ -153,7 +153,7 @@ std::optional<std::string> unreadable_reason(const std::filesystem::path& path) 
 
 // One key of a map being read, with everything needed to report about it.
 struct Field {
-  std::string path;  // "limits.max_recipients": how messages name the setting
+  std::string setting;  // "limits.max_recipients": how messages name it
   YAML::Node value;
   YAML::Mark key_mark;
 
@@ -179,7 +179,7 @@ class ConfigReader {
   // Calls the reader of each key present in map and reports unknown,
   // duplicate and (listed in required) missing keys. A null map counts as
   // empty, so `limits:` with nothing under it keeps every default.
-  void read_map(const YAML::Node& map, const std::string& path, const YAML::Mark& where,
+  void read_map(const YAML::Node& map, const std::string& section, const YAML::Mark& where,
                 const FieldReaders& readers, const std::vector<std::string_view>& required = {});
 
   std::optional<std::string> read_string(const Field& field);
@@ -192,7 +192,7 @@ class ConfigReader {
   void read_hostname(const Field& field, Config& config);
   void read_local_domains(const Field& field, Config& config);
   void read_listeners(const Field& field, Config& config);
-  void read_listener(const YAML::Node& node, const std::string& path, Config& config);
+  void read_listener(const YAML::Node& node, const std::string& setting, Config& config);
   void read_tls(const Field& field, TlsConfig& tls);
   void read_limits(const Field& field, LimitsConfig& limits);
   void read_timeouts(const Field& field, TimeoutsConfig& timeouts);
@@ -213,33 +213,33 @@ void ConfigReader::error_at(const YAML::Mark& mark, std::string message) {
   errors_.push_back(std::move(error));
 }
 
-void ConfigReader::read_map(const YAML::Node& map, const std::string& path, const YAML::Mark& where,
-                            const FieldReaders& readers,
+void ConfigReader::read_map(const YAML::Node& map, const std::string& section,
+                            const YAML::Mark& where, const FieldReaders& readers,
                             const std::vector<std::string_view>& required) {
   if (!map.IsNull() && !map.IsMap()) {
-    error_at(where, path.empty()
+    error_at(where, section.empty()
                         ? "expected a map of settings at the top level, got " + describe(map)
-                        : path + ": expected a map of settings, got " + describe(map));
+                        : section + ": expected a map of settings, got " + describe(map));
     return;
   }
-  const std::string in_path = path.empty() ? std::string() : " in " + path;
+  const std::string in_section = section.empty() ? std::string() : " in " + section;
   std::set<std::string> seen;
   if (map.IsMap()) {
     for (const auto& entry : map) {
       const YAML::Node& key = entry.first;
       if (!key.IsScalar()) {
-        error_at(key.Mark(), "expected a setting name" + in_path + ", got " + describe(key));
+        error_at(key.Mark(), "expected a setting name" + in_section + ", got " + describe(key));
         continue;
       }
       const std::string& name = key.Scalar();
       if (!seen.insert(name).second) {
-        error_at(key.Mark(), "duplicate key '" + name + "'" + in_path);
+        error_at(key.Mark(), "duplicate key '" + name + "'" + in_section);
         continue;
       }
       const auto reader = std::find_if(readers.begin(), readers.end(),
                                        [&](const auto& known) { return known.first == name; });
       if (reader == readers.end()) {
-        std::string message = "unknown key '" + name + "'" + in_path;
+        std::string message = "unknown key '" + name + "'" + in_section;
         for (const auto& [known, unused] : readers) {
           if (edit_distance(name, known) <= 2) {
             message += " (did you mean '" + std::string(known) + "'?)";
@@ -249,12 +249,13 @@ void ConfigReader::read_map(const YAML::Node& map, const std::string& path, cons
         error_at(key.Mark(), std::move(message));
         continue;
       }
-      reader->second(Field{path.empty() ? name : path + "." + name, entry.second, key.Mark()});
+      reader->second(
+          Field{section.empty() ? name : section + "." + name, entry.second, key.Mark()});
     }
   }
   for (std::string_view name : required) {
     if (!seen.contains(std::string(name))) {
-      error_at(where, "missing required key '" + std::string(name) + "'" + in_path);
+      error_at(where, "missing required key '" + std::string(name) + "'" + in_section);
     }
   }
 }
@@ -262,7 +263,8 @@ void ConfigReader::read_map(const YAML::Node& map, const std::string& path, cons
 std::optional<std::string> ConfigReader::read_string(const Field& field) {
   if (field.value.IsNull()) return std::string();
   if (!field.value.IsScalar()) {
-    error_at(field.value_mark(), field.path + ": expected a string, got " + describe(field.value));
+    error_at(field.value_mark(),
+             field.setting + ": expected a string, got " + describe(field.value));
     return std::nullopt;
   }
   return field.value.Scalar();
@@ -273,14 +275,14 @@ std::optional<std::filesystem::path> ConfigReader::read_path(const Field& field,
   const auto text = read_string(field);
   if (!text) return std::nullopt;
   if (text->empty() && !may_be_empty) {
-    error_at(field.value_mark(), field.path + ": must not be empty");
+    error_at(field.value_mark(), field.setting + ": must not be empty");
     return std::nullopt;
   }
   return std::filesystem::path(*text);
 }
 
 std::optional<std::uint64_t> ConfigReader::read_positive_integer(const Field& field) {
-  const std::string expected = field.path + ": expected a positive integer, got ";
+  const std::string expected = field.setting + ": expected a positive integer, got ";
   if (!field.value.IsScalar()) {
     error_at(field.value_mark(), expected + describe(field.value));
     return std::nullopt;
@@ -289,7 +291,7 @@ std::optional<std::uint64_t> ConfigReader::read_positive_integer(const Field& fi
   std::uint64_t number = 0;
   const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), number);
   if (status == std::errc::result_out_of_range) {
-    error_at(field.value_mark(), field.path + ": " + text + " is too large");
+    error_at(field.value_mark(), field.setting + ": " + text + " is too large");
     return std::nullopt;
   }
   if (text.empty() || status != std::errc() || end != text.data() + text.size() || number == 0) {
@@ -301,7 +303,7 @@ std::optional<std::uint64_t> ConfigReader::read_positive_integer(const Field& fi
 
 std::optional<std::size_t> ConfigReader::read_size(const Field& field) {
   const std::string expected =
-      field.path + ": expected a size in bytes (a number, optionally with K, M or G), got ";
+      field.setting + ": expected a size in bytes (a number, optionally with K, M or G), got ";
   if (!field.value.IsScalar()) {
     error_at(field.value_mark(), expected + describe(field.value));
     return std::nullopt;
@@ -320,7 +322,7 @@ std::optional<std::size_t> ConfigReader::read_size(const Field& field) {
     return std::nullopt;
   }
   if (number > std::numeric_limits<std::size_t>::max() / multiplier->second) {
-    error_at(field.value_mark(), field.path + ": " + text + " is too large");
+    error_at(field.value_mark(), field.setting + ": " + text + " is too large");
     return std::nullopt;
   }
   return static_cast<std::size_t>(number * multiplier->second);
@@ -328,7 +330,7 @@ std::optional<std::size_t> ConfigReader::read_size(const Field& field) {
 
 std::optional<std::chrono::milliseconds> ConfigReader::read_duration(const Field& field,
                                                                      bool may_be_zero) {
-  const std::string expected = field.path +
+  const std::string expected = field.setting +
                                ": expected a duration (seconds, or a number with ms, s, m, h "
                                "or d, e.g. 30s)" +
                                (may_be_zero ? "" : " greater than zero") + ", got ";
@@ -351,7 +353,7 @@ std::optional<std::chrono::milliseconds> ConfigReader::read_duration(const Field
     return std::nullopt;
   }
   if (number > std::numeric_limits<std::int64_t>::max() / multiplier->second) {
-    error_at(field.value_mark(), field.path + ": " + text + " is too large");
+    error_at(field.value_mark(), field.setting + ": " + text + " is too large");
     return std::nullopt;
   }
   return std::chrono::milliseconds(number * multiplier->second);
@@ -361,7 +363,7 @@ std::optional<bool> ConfigReader::read_boolean(const Field& field) {
   bool value = false;
   if (!field.value.IsScalar() || !YAML::convert<bool>::decode(field.value, value)) {
     error_at(field.value_mark(),
-             field.path + ": expected true or false, got " + describe(field.value));
+             field.setting + ": expected true or false, got " + describe(field.value));
     return std::nullopt;
   }
   return value;
@@ -371,7 +373,7 @@ void ConfigReader::read_hostname(const Field& field, Config& config) {
   const auto name = read_string(field);
   if (!name) return;
   if (!name->empty() && !is_domain_name(*name)) {
-    error_at(field.value_mark(), field.path + ": '" + *name + "' is not a valid host name");
+    error_at(field.value_mark(), field.setting + ": '" + *name + "' is not a valid host name");
     return;
   }
   config.hostname = *name;
@@ -380,28 +382,28 @@ void ConfigReader::read_hostname(const Field& field, Config& config) {
 void ConfigReader::read_local_domains(const Field& field, Config& config) {
   if (!field.value.IsSequence()) {
     error_at(field.value_mark(),
-             field.path + ": expected a list of domains, got " + describe(field.value));
+             field.setting + ": expected a list of domains, got " + describe(field.value));
     return;
   }
   if (field.value.size() == 0) {
-    error_at(field.value_mark(), field.path + ": at least one local domain is required");
+    error_at(field.value_mark(), field.setting + ": at least one local domain is required");
     return;
   }
   for (std::size_t index = 0; index < field.value.size(); ++index) {
     const YAML::Node domain_node = field.value[index];
-    const std::string path = field.path + "[" + std::to_string(index) + "]";
+    const std::string setting = field.setting + "[" + std::to_string(index) + "]";
     if (!domain_node.IsScalar()) {
-      error_at(domain_node.Mark(), path + ": expected a domain, got " + describe(domain_node));
+      error_at(domain_node.Mark(), setting + ": expected a domain, got " + describe(domain_node));
       continue;
     }
     const std::string domain = to_lower(domain_node.Scalar());
     if (!is_domain_name(domain)) {
       error_at(domain_node.Mark(),
-               path + ": '" + domain_node.Scalar() + "' is not a valid domain name");
+               setting + ": '" + domain_node.Scalar() + "' is not a valid domain name");
       continue;
     }
     if (config.is_local_domain(domain)) {
-      error_at(domain_node.Mark(), path + ": '" + domain + "' is listed twice");
+      error_at(domain_node.Mark(), setting + ": '" + domain + "' is listed twice");
       continue;
     }
     config.local_domains.push_back(domain);
@@ -411,24 +413,25 @@ void ConfigReader::read_local_domains(const Field& field, Config& config) {
 void ConfigReader::read_listeners(const Field& field, Config& config) {
   if (!field.value.IsSequence()) {
     error_at(field.value_mark(),
-             field.path + ": expected a list of listeners, got " + describe(field.value));
+             field.setting + ": expected a list of listeners, got " + describe(field.value));
     return;
   }
   if (field.value.size() == 0) {
-    error_at(field.value_mark(), field.path + ": at least one listener is required");
+    error_at(field.value_mark(), field.setting + ": at least one listener is required");
     return;
   }
   for (std::size_t index = 0; index < field.value.size(); ++index) {
-    read_listener(field.value[index], field.path + "[" + std::to_string(index) + "]", config);
+    read_listener(field.value[index], field.setting + "[" + std::to_string(index) + "]", config);
   }
 }
 
-void ConfigReader::read_listener(const YAML::Node& node, const std::string& path, Config& config) {
+void ConfigReader::read_listener(const YAML::Node& node, const std::string& setting,
+                                 Config& config) {
   ListenerConfig listener;
   std::optional<std::string> canonical_address = canonical_ip_address(listener.address);
   const std::size_t errors_before = errors_.size();
   read_map(
-      node, path, node.Mark(),
+      node, setting, node.Mark(),
       {{"role",
         [&](const Field& field) {
           const auto role = read_string(field);
@@ -439,7 +442,7 @@ void ConfigReader::read_listener(const YAML::Node& node, const std::string& path
             listener.role = Role::submission;
           } else {
             error_at(field.value_mark(),
-                     field.path + ": unknown role '" + *role + "' (expected mx or submission)");
+                     field.setting + ": unknown role '" + *role + "' (expected mx or submission)");
           }
         }},
        {"address",
@@ -449,7 +452,7 @@ void ConfigReader::read_listener(const YAML::Node& node, const std::string& path
           canonical_address = canonical_ip_address(*address);
           if (!canonical_address) {
             error_at(field.value_mark(),
-                     field.path + ": '" + *address + "' is not an IPv4 or IPv6 address");
+                     field.setting + ": '" + *address + "' is not an IPv4 or IPv6 address");
             return;
           }
           listener.address = *address;
@@ -459,8 +462,8 @@ void ConfigReader::read_listener(const YAML::Node& node, const std::string& path
           const auto port =
               field.value.IsScalar() ? parse_decimal(field.value.Scalar()) : std::nullopt;
           if (!port || *port < 1 || *port > 65535) {
-            error_at(field.value_mark(),
-                     field.path + ": expected a port number 1-65535, got " + describe(field.value));
+            error_at(field.value_mark(), field.setting + ": expected a port number 1-65535, got " +
+                                             describe(field.value));
             return;
           }
           listener.port = static_cast<std::uint16_t>(*port);
@@ -476,7 +479,7 @@ void ConfigReader::read_listener(const YAML::Node& node, const std::string& path
           } else if (*mode == "implicit") {
             listener.tls = TlsMode::implicit;
           } else {
-            error_at(field.value_mark(), field.path + ": unknown tls mode '" + *mode +
+            error_at(field.value_mark(), field.setting + ": unknown tls mode '" + *mode +
                                              "' (expected none, starttls or implicit)");
           }
         }}},
@@ -488,8 +491,8 @@ void ConfigReader::read_listener(const YAML::Node& node, const std::string& path
   const std::string endpoint = *canonical_address + ":" + std::to_string(listener.port);
   const auto [first, inserted] = listener_lines_.emplace(endpoint, node.Mark().line + 1);
   if (!inserted) {
-    error_at(node.Mark(), path + ": duplicate listener " + endpoint + " (already defined at line " +
-                              std::to_string(first->second) + ")");
+    error_at(node.Mark(), setting + ": duplicate listener " + endpoint +
+                              " (already defined at line " + std::to_string(first->second) + ")");
     return;
   }
   config.listeners.push_back(listener);
@@ -505,10 +508,10 @@ void ConfigReader::read_tls(const Field& field, TlsConfig& tls) {
     target = *path;
     mark = key_field.value_mark();
     if (const auto reason = unreadable_reason(*path)) {
-      error_at(*mark, key_field.path + ": cannot read '" + path->string() + "': " + *reason);
+      error_at(*mark, key_field.setting + ": cannot read '" + path->string() + "': " + *reason);
     }
   };
-  read_map(field.value, field.path, field.value_mark(),
+  read_map(field.value, field.setting, field.value_mark(),
            {{"certificate",
              [&](const Field& key_field) {
                read_existing_file(key_field, tls.certificate, certificate_mark);
@@ -523,7 +526,7 @@ void ConfigReader::read_tls(const Field& field, TlsConfig& tls) {
   if (certificate_mark.has_value() != private_key_mark.has_value()) {
     const bool key_missing = certificate_mark.has_value();
     error_at(key_missing ? *certificate_mark : *private_key_mark,
-             field.path + ": certificate and private_key must be given together (" +
+             field.setting + ": certificate and private_key must be given together (" +
                  (key_missing ? "private_key" : "certificate") + " is missing)");
   }
 }
@@ -535,13 +538,13 @@ void ConfigReader::read_limits(const Field& field, LimitsConfig& limits) {
       if (!number) return;
       if (*number > std::numeric_limits<std::size_t>::max()) {
         error_at(key_field.value_mark(),
-                 key_field.path + ": " + std::to_string(*number) + " is too large");
+                 key_field.setting + ": " + std::to_string(*number) + " is too large");
         return;
       }
       target = static_cast<std::size_t>(*number);
     };
   };
-  read_map(field.value, field.path, field.value_mark(),
+  read_map(field.value, field.setting, field.value_mark(),
            {{"max_message_size",
              [&](const Field& key_field) {
                if (const auto size = read_size(key_field)) limits.max_message_size = *size;
@@ -569,7 +572,7 @@ void ConfigReader::read_timeouts(const Field& field, TimeoutsConfig& timeouts) {
       reader(key_field);
     };
   };
-  read_map(field.value, field.path, field.value_mark(),
+  read_map(field.value, field.setting, field.value_mark(),
            {{"idle", duration(timeouts.idle, false)},
             {"command", duration(timeouts.command, false)},
             {"data", duration(timeouts.data, false)},
@@ -578,7 +581,7 @@ void ConfigReader::read_timeouts(const Field& field, TimeoutsConfig& timeouts) {
             {"auth_failure_max_delay", delay(timeouts.auth_failure_max_delay)}});
   if (timeouts.auth_failure_max_delay < timeouts.auth_failure_base_delay) {
     error_at(delay_mark.value_or(field.value_mark()),
-             field.path + ": auth_failure_max_delay (" +
+             field.setting + ": auth_failure_max_delay (" +
                  format_duration(timeouts.auth_failure_max_delay) +
                  ") must not be shorter than auth_failure_base_delay (" +
                  format_duration(timeouts.auth_failure_base_delay) + ")");
@@ -593,7 +596,7 @@ void ConfigReader::read_log_level(const Field& field, Config& config) {
     for (const char* known : log_levels)
       expected += (expected.empty() ? "" : ", ") + std::string(known);
     error_at(field.value_mark(),
-             field.path + ": unknown level '" + *level + "' (expected one of " + expected + ")");
+             field.setting + ": unknown level '" + *level + "' (expected one of " + expected + ")");
     return;
   }
   config.log_level = *level;
@@ -632,7 +635,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
                const auto threads = read_positive_integer(field);
                if (!threads) return;
                if (*threads > max_worker_threads) {
-                 error_at(field.value_mark(), field.path + ": at most " +
+                 error_at(field.value_mark(), field.setting + ": at most " +
                                                   std::to_string(max_worker_threads) + ", got " +
                                                   std::to_string(*threads));
                  return;

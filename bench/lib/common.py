@@ -132,3 +132,48 @@ def machine_note():
     u = os.uname()
     return (f"{os.cpu_count()} cores, Linux {u.release}, loopback 127.0.0.1, "
             f"load average at start {load[0]:.2f}")
+
+
+def fsync_probe(directory, count=50, size=1024):
+    """The machine's fsync floor right now, in ms (p50, p99): writing a small
+    new file and fsyncing it, then renaming it into another folder and
+    fsyncing that folder (what a Maildir delivery does). Bounded in count."""
+    tmp = os.path.join(directory, "probe-tmp")
+    new = os.path.join(directory, "probe-new")
+    os.makedirs(tmp, exist_ok=True)
+    os.makedirs(new, exist_ok=True)
+    data = b"x" * size
+    file_ms, dir_ms = [], []
+    for i in range(count):
+        src = os.path.join(tmp, f"{i}")
+        fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            t = time.perf_counter()
+            os.fsync(fd)
+            file_ms.append((time.perf_counter() - t) * 1000)
+        finally:
+            os.close(fd)
+        os.rename(src, os.path.join(new, f"{i}"))
+        dfd = os.open(new, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            t = time.perf_counter()
+            os.fsync(dfd)
+            dir_ms.append((time.perf_counter() - t) * 1000)
+        finally:
+            os.close(dfd)
+    for d in (tmp, new):
+        for name in os.listdir(d):
+            os.unlink(os.path.join(d, name))
+        os.rmdir(d)
+    return {"file_p50_ms": percentile(file_ms, 50),
+            "file_p99_ms": percentile(file_ms, 99),
+            "dir_p50_ms": percentile(dir_ms, 50),
+            "dir_p99_ms": percentile(dir_ms, 99)}
+
+
+def load1():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")

@@ -371,7 +371,12 @@ void Session::command_rcpt(const Command& command) {
                        "Unsupported parameter " + parsed.argument->parameters.front().keyword);
   }
   const auto& path = parsed.argument->path;
-  const auto& mailbox = path.mailbox;
+  message::Mailbox mailbox = path.mailbox;
+  if (mailbox.domain.empty()) {
+    // RFC 5321 §4.1.1.3: "<Postmaster>" without a domain must be accepted;
+    // it is the postmaster of our primary domain.
+    mailbox.domain = context_.config.local_domains.front();
+  }
   std::string shown = "<" + mailbox.to_string() + ">";
   bool local = !mailbox.domain_is_literal && context_.config.is_local_domain(mailbox.domain);
 

@@ -271,7 +271,7 @@ class Stokend:
             self.ctl("user", "set", address, "coi-filter", mode)
         env = dict(os.environ)
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-        with open(self.log_path, "wb") as err, open(self.out_path, "wb") as out:
+        with open(self.log_path, "ab") as err, open(self.out_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [str(STOKEND), "--config", str(self.config_path)],
                 cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
