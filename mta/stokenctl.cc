@@ -298,10 +298,16 @@ int run(const CommandLine& command_line) {
   }
   const stokend::Config& config = *loaded.config;
   stokend::UserDirectory users(config.users_file);
-  if (const auto error = users.load()) return fail(*error);
-
   const std::vector<std::string>& words = command_line.words;
   const std::string& subcommand = words[1];
+  stokend::UniqueFd update_lock;
+  if (subcommand != "list") {
+    std::string lock_error;
+    update_lock = users.lock_for_update(lock_error);
+    if (!update_lock) return fail(lock_error);
+  }
+  if (const auto error = users.load()) return fail(*error);
+
   if (subcommand == "add") return add_user(config, users, words[2]);
   if (subcommand == "del") return delete_user(users, words[2]);
   if (subcommand == "list") return list_users(config, users);

@@ -7,12 +7,15 @@
 // file always agree.
 #include "mta/users.h"
 
+#include <fcntl.h>
 #include <sodium.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 #include <utility>
@@ -328,6 +331,29 @@ bool verify_password(std::string_view hash, std::string_view password) {
   // crypto_pwhash_str_verify reads a NUL-terminated string.
   const std::string terminated_hash(hash);
   return ::crypto_pwhash_str_verify(terminated_hash.c_str(), password.data(), password.size()) == 0;
+}
+
+UniqueFd UserDirectory::lock_for_update(std::string& error) const {
+  std::filesystem::path lock_path = file_;
+  lock_path += ".lock";
+  if (lock_path.has_parent_path()) {
+    if (auto failure = durable::make_directories(lock_path.parent_path())) {
+      error = lock_path.parent_path().string() + ": " + failure.message();
+      return UniqueFd{};
+    }
+  }
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock) {
+    error = lock_path.string() + ": " + std::strerror(errno);
+    return UniqueFd{};
+  }
+  while (::flock(lock.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      error = lock_path.string() + ": cannot lock: " + std::strerror(errno);
+      return UniqueFd{};
+    }
+  }
+  return lock;
 }
 
 }  // namespace stokend

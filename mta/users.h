@@ -23,6 +23,8 @@
 #include <system_error>
 #include <vector>
 
+#include "queue/unique_fd.h"
+
 namespace stokend {
 
 enum class CoiFilter { off, active, seen };  // COI server spec: the user's message filter
@@ -36,6 +38,13 @@ struct User {
 class UserDirectory {
  public:
   explicit UserDirectory(std::filesystem::path file);
+
+  // Serialises editors of the users file (stokenctl): an exclusive flock on
+  // FILE.lock, held until the returned descriptor is destroyed. Take it
+  // before load() when the directory will be changed and saved, so that two
+  // editors at once cannot lose each other's change. Returns an invalid
+  // descriptor and sets error when the lock file cannot be opened.
+  UniqueFd lock_for_update(std::string& error) const;
 
   // Reads the file. A missing file is an empty directory, not an error.
   // On a malformed line, returns an error naming FILE:LINE and keeps the

@@ -240,3 +240,34 @@ TEST_CASE("refresh_if_changed picks up an edit made by another process") {
   REQUIRE(daemon_view.last_load_error());
   CHECK(daemon_view.last_load_error()->starts_with(file.string() + ":1: "));
 }
+
+TEST_CASE("editors holding the update lock never lose each other's change") {
+  TemporaryDirectory directory;
+  const fs::path file = directory.path() / "users";
+  constexpr int editors = 6;
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(editors);
+  for (int i = 0; i < editors; ++i) {
+    threads.emplace_back([&, i] {
+      stokend::UserDirectory users(file);
+      std::string lock_error;
+      stokend::UniqueFd lock = users.lock_for_update(lock_error);
+      if (!lock) {
+        errors[i] = lock_error;
+        return;
+      }
+      if (auto error = users.load()) errors[i] = *error;
+      // Widen the window between read and write, where an unlocked editor
+      // would overwrite another's addition.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (auto error = users.add("user" + std::to_string(i) + "@example.test", "pw")) {
+        errors[i] = *error;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& error : errors) CHECK(error.empty());
+  stokend::UserDirectory result(file);
+  REQUIRE_FALSE(result.load());
+  CHECK(result.all().size() == editors);
+}
