@@ -14,30 +14,14 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/temporary_directory.h"
+
+using stokend::testing::TemporaryDirectory;
+
 namespace fs = std::filesystem;
 using namespace stokend;
 
 namespace {
-
-// A fresh folder under the system temporary folder, removed with its contents.
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "stokend-durable-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string read_all(const fs::path& path) {
   std::ifstream input(path, std::ios::binary);

@@ -15,32 +15,15 @@
 #include <vector>
 
 #include "mta/store/fake_mailstore.h"
+#include "tests/unit/temporary_directory.h"
+
+using stokend::testing::TemporaryDirectory;
 
 namespace fs = std::filesystem;
 using namespace stokend::store;
 using namespace std::string_literals;
 
 namespace {
-
-// A fresh folder under the system temporary folder, removed with its contents.
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "stokend-maildir-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string read_all(const fs::path& path) {
   std::ifstream input(path, std::ios::binary);

@@ -20,30 +20,15 @@
 #include <sstream>
 #include <string>
 
+#include "tests/unit/temporary_directory.h"
+
+using stokend::testing::TemporaryDirectory;
+
 namespace fs = std::filesystem;
 using stokend::server::CertificatePaths;
 using stokend::server::ensure_self_signed_certificate;
 
 namespace {
-
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "stokend-certificate-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 template <auto free_function>
 struct OpenSslDeleter {

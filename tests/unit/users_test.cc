@@ -11,30 +11,14 @@
 #include <string>
 #include <thread>
 
+#include "tests/unit/temporary_directory.h"
+
+using stokend::testing::TemporaryDirectory;
+
 namespace fs = std::filesystem;
 using namespace stokend;
 
 namespace {
-
-// A fresh folder under the system temporary folder, removed with its contents.
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "stokend-users-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 void write_file(const fs::path& path, const std::string& contents) {
   std::ofstream stream(path, std::ios::binary);
