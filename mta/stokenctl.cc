@@ -26,7 +26,9 @@
 
 namespace {
 
+using stokend::coi_filter_name;
 using stokend::CoiFilter;
+using stokend::parse_coi_filter;
 
 constexpr int exit_success = 0;
 constexpr int exit_failure = 1;
@@ -69,25 +71,6 @@ class UsageError {
  private:
   std::string message_;
 };
-
-std::string_view coi_filter_name(CoiFilter filter) {
-  switch (filter) {
-    case CoiFilter::active:
-      return "active";
-    case CoiFilter::seen:
-      return "seen";
-    case CoiFilter::off:
-      break;
-  }
-  return "off";
-}
-
-std::optional<CoiFilter> parse_coi_filter(std::string_view name) {
-  if (name == "off") return CoiFilter::off;
-  if (name == "active") return CoiFilter::active;
-  if (name == "seen") return CoiFilter::seen;
-  return std::nullopt;
-}
 
 // The terminal settings to put back if a signal ends the program while echo
 // is off; otherwise the user's shell is left not echoing.

@@ -40,25 +40,6 @@ std::string to_lower(std::string_view text) {
   return lowered;
 }
 
-std::string_view coi_filter_name(CoiFilter filter) {
-  switch (filter) {
-    case CoiFilter::active:
-      return "active";
-    case CoiFilter::seen:
-      return "seen";
-    case CoiFilter::off:
-      break;
-  }
-  return "off";
-}
-
-std::optional<CoiFilter> parse_coi_filter(std::string_view name) {
-  if (name == "off") return CoiFilter::off;
-  if (name == "active") return CoiFilter::active;
-  if (name == "seen") return CoiFilter::seen;
-  return std::nullopt;
-}
-
 // Why address cannot be a user's address, or nullopt when it can. The file
 // format needs no ':' (field separator), no whitespace or control characters
 // (line structure) and no leading '#' (comment); the rest is the shape of
@@ -159,6 +140,25 @@ bool sodium_ready() {
 }
 
 }  // namespace
+
+std::string_view coi_filter_name(CoiFilter filter) {
+  switch (filter) {
+    case CoiFilter::active:
+      return "active";
+    case CoiFilter::seen:
+      return "seen";
+    case CoiFilter::off:
+      break;
+  }
+  return "off";
+}
+
+std::optional<CoiFilter> parse_coi_filter(std::string_view name) {
+  if (name == "off") return CoiFilter::off;
+  if (name == "active") return CoiFilter::active;
+  if (name == "seen") return CoiFilter::seen;
+  return std::nullopt;
+}
 
 UserDirectory::UserDirectory(std::filesystem::path file) : file_(std::move(file)) {}
 

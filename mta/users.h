@@ -29,6 +29,10 @@ namespace stokend {
 
 enum class CoiFilter { off, active, seen };  // COI server spec: the user's message filter
 
+// The names used in the users file and by stokenctl: off, active, seen.
+std::string_view coi_filter_name(CoiFilter filter);
+std::optional<CoiFilter> parse_coi_filter(std::string_view name);
+
 struct User {
   std::string address;        // lowercase local@domain
   std::string password_hash;  // crypto_pwhash_str output; empty: no login possible

@@ -23,6 +23,8 @@
 #include <system_error>
 #include <utility>
 
+#include "mta/event_handles.h"
+#include "mta/server/tls_context.h"
 #include "queue/durable_file.h"
 
 namespace stokend::server {
@@ -40,35 +42,19 @@ constexpr std::size_t max_common_name_length = 64;
 // octets at most, as RFC 5280 §4.1.2.2 requires, and never zero.
 constexpr int serial_bits = 159;
 
-template <auto free_function>
-struct OpenSslDeleter {
-  template <typename Object>
-  void operator()(Object* object) const {
-    free_function(object);
-  }
-};
-
-using PrivateKey = std::unique_ptr<EVP_PKEY, OpenSslDeleter<EVP_PKEY_free>>;
-using Certificate = std::unique_ptr<X509, OpenSslDeleter<X509_free>>;
-using BigNumber = std::unique_ptr<BIGNUM, OpenSslDeleter<BN_free>>;
-using MemoryBio = std::unique_ptr<BIO, OpenSslDeleter<BIO_free_all>>;
-using Extension = std::unique_ptr<X509_EXTENSION, OpenSslDeleter<X509_EXTENSION_free>>;
-using GeneralNames = std::unique_ptr<GENERAL_NAMES, OpenSslDeleter<GENERAL_NAMES_free>>;
-using GeneralName = std::unique_ptr<GENERAL_NAME, OpenSslDeleter<GENERAL_NAME_free>>;
+using PrivateKey = std::unique_ptr<EVP_PKEY, CallFree<EVP_PKEY_free>>;
+using Certificate = std::unique_ptr<X509, CallFree<X509_free>>;
+using BigNumber = std::unique_ptr<BIGNUM, CallFree<BN_free>>;
+using MemoryBio = std::unique_ptr<BIO, CallFree<BIO_free_all>>;
+using Extension = std::unique_ptr<X509_EXTENSION, CallFree<X509_EXTENSION_free>>;
+using GeneralNames = std::unique_ptr<GENERAL_NAMES, CallFree<GENERAL_NAMES_free>>;
+using GeneralName = std::unique_ptr<GENERAL_NAME, CallFree<GENERAL_NAME_free>>;
 // Octet strings (IP addresses) and IA5 strings (DNS names) are both ASN1_STRINGs.
-using Asn1String = std::unique_ptr<ASN1_STRING, OpenSslDeleter<ASN1_STRING_free>>;
+using Asn1String = std::unique_ptr<ASN1_STRING, CallFree<ASN1_STRING_free>>;
 
-// A failed step, with OpenSSL's own reasons appended; empties OpenSSL's
-// error queue so later, unrelated checks do not report stale errors.
-std::string openssl_failure(const std::string& step) {
-  std::string message = step;
-  while (const unsigned long code = ERR_get_error()) {
-    std::array<char, 256> reason{};
-    ERR_error_string_n(code, reason.data(), reason.size());
-    message += std::string(message == step ? ": " : "; ") + reason.data();
-  }
-  return message;
-}
+// A failed step, with OpenSSL's own reasons appended (openssl_errors()
+// empties OpenSSL's error queue, so later checks do not report stale errors).
+std::string openssl_failure(const std::string& step) { return step + ": " + openssl_errors(); }
 
 // The subjectAltName entry for hostname: an iPAddress when it is an IP
 // literal (clients match those against IP entries only), else a dNSName.
