@@ -247,9 +247,13 @@ def test_total_connections(stokend_factory):
     time.sleep(0.3)
     sessions = open_sessions(mta.mx_port, 3)
     try:
-        with SMTPWire(mta.mx_port) as fourth:
+        with SMTPWire(mta.submission_port) as fourth:
             assert (fourth.greeting.code, fourth.greeting.enhanced) == (421, "4.3.2"), str(fourth.greeting)
             fourth.wait_for_eof(5)
+        sessions[1].close()
+        time.sleep(0.3)
+        with SMTPWire(mta.mx_port) as again:
+            assert again.greeting.code == 220, str(again.greeting)
     finally:
         for conn in sessions:
             conn.close()

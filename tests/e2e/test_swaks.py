@@ -56,14 +56,14 @@ def test_swaks_plain_mx(mta):
 
 
 def test_swaks_pipelining_mx(mta):
-    marker, out = swaks(mta.mx_port, "--pipeline", to=f"{ALICE},{BOB}")
+    marker, _ = swaks(mta.mx_port, "--pipeline", to=f"{ALICE},{BOB}")
     for user in (ALICE, BOB):
         message = the_message(mta, user, marker)
         check_stored(message, original_part(message), "ESMTP")
 
 
 def test_swaks_starttls_mx(mta):
-    marker, out = swaks(mta.mx_port, "--tls")
+    marker, _ = swaks(mta.mx_port, "--tls")
     message = the_message(mta, ALICE, marker)
     check_stored(message, original_part(message), "ESMTPS")
 

@@ -210,6 +210,8 @@ def test_auth_failures_get_535(mta):
         assert (reply.code, reply.enhanced) == (535, "5.7.8"), str(reply)
         reply = conn.auth_login("nobody@example.test", mta.users[ALICE])
         assert (reply.code, reply.enhanced) == (535, "5.7.8"), str(reply)
+        reply = conn.command("AUTH PLAIN not*base64!")
+        assert 500 <= reply.code < 600, f"malformed initial response: {reply}"
         # The session is not authenticated: MAIL still needs AUTH.
         reply = conn.command(f"MAIL FROM:<{ALICE}>")
         assert (reply.code, reply.enhanced) == (530, "5.7.0"), str(reply)
