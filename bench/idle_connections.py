@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "lib"))
 
@@ -220,6 +221,10 @@ def print_table(results):
                   "were closed by the server during the hold")
         print(f"{r['server']}: opened {r['greeted']} in "
               f"{r['open_seconds']:.2f} s")
+        if r.get("processes_after_close") is not None:
+            print(f"{r['server']}: {r['processes_after_close']} processes "
+                  "after the clients closed (idle smtpd processes wait "
+                  "max_idle, 100 s, for reuse)")
     by = {r["server"]: r for r in results}
     if "stokend" in by and "postfix" in by:
         s = per_conn(by["stokend"], "rss")

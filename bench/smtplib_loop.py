@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "lib"))
 
@@ -305,6 +306,21 @@ def main():
             print(f"  round {rnd} {variant:<8} client-seen "
                   f"{s['client_rate'] / q['client_rate']:.2f}x   "
                   f"to-Maildir {s['maildir_rate'] / q['maildir_rate']:.2f}x")
+    if args.rounds > 1:
+        print("median over rounds (messages/s; ratio of the medians):")
+        for variant in variants:
+            med = {}
+            for name in ("stokend", "postfix"):
+                rs = [r for r in results
+                      if r["server"] == name and r["variant"] == variant]
+                if rs:
+                    med[name] = (median([r["client_rate"] for r in rs]),
+                                 median([r["maildir_rate"] for r in rs]))
+            if len(med) == 2 and med["postfix"][0] and med["postfix"][1]:
+                s, q = med["stokend"], med["postfix"]
+                print(f"  {variant:<8} stokend {s[0]:.0f}, Postfix client-seen "
+                      f"{q[0]:.0f} / to-Maildir {q[1]:.0f}; ratio "
+                      f"{s[0] / q[0]:.2f}x / {s[1] / q[1]:.2f}x")
     print()
     for r in results:
         notes = []

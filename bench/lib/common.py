@@ -106,7 +106,14 @@ def median(values):
 def install_signal_cleanup():
     """Turns SIGTERM/SIGHUP/SIGINT into SystemExit so `finally` blocks run
     and every process the script started is stopped."""
+    caught = []
+
     def handler(signum, _frame):
+        # One signal is enough: further ones must not cut the cleanup short.
+        if caught:
+            return
+        caught.append(signum)
+        log(f"signal {signum}: stopping the servers and exiting")
         raise SystemExit(128 + signum)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, handler)

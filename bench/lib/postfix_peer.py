@@ -34,7 +34,8 @@ import subprocess
 import sys
 import time
 
-from common import wait_for_port
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
+from common import wait_for_port  # noqa: E402
 
 MASTER_CF_DIST = "/usr/share/postfix/master.cf.dist"
 POSTFIX = "/usr/sbin/postfix"
