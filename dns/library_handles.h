@@ -1,0 +1,33 @@
+// RAII owners for the libevent and c-ares objects the resolver uses, so that
+// no code in dns/ frees one by hand. Each is a std::unique_ptr whose deleter
+// is the library's own free function.
+#pragma once
+
+#include <ares.h>
+#include <event2/event.h>
+
+#include <memory>
+#include <type_traits>
+
+namespace stokend::dns {
+
+template <auto FreeFunction>
+struct CallFree {
+  template <typename T>
+  void operator()(T* pointer) const {
+    if (pointer) FreeFunction(pointer);
+  }
+};
+
+using EventPtr = std::unique_ptr<event, CallFree<event_free>>;
+
+// ares_channel is itself a pointer type; the owner holds what it points to.
+// ares_destroy() ends every pending query with ARES_EDESTRUCTION.
+using AresChannelPtr = std::unique_ptr<std::remove_pointer_t<ares_channel>, CallFree<ares_destroy>>;
+
+// Results of the c-ares reply parsers.
+template <typename T>
+using AresDataPtr = std::unique_ptr<T, CallFree<ares_free_data>>;
+using HostentPtr = std::unique_ptr<hostent, CallFree<ares_free_hostent>>;
+
+}  // namespace stokend::dns
