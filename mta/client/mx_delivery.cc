@@ -1,0 +1,119 @@
+// See mx_delivery.h.
+#include "mta/client/mx_delivery.h"
+
+#include <spdlog/spdlog.h>
+
+#include "dns/mail_exchangers.h"
+
+namespace stokend::client {
+
+struct MxDelivery::Attempt {
+  Envelope envelope;
+  std::shared_ptr<const std::string> message;
+  Done done;
+  std::vector<dns::MxRecord> hosts;
+  std::size_t next_host = 0;
+  std::vector<std::string> addresses;  // of the current host
+  std::size_t next_address = 0;
+  std::string current_host;
+  std::string last_failure = "no mail exchanger could be reached";
+};
+
+TransactionResult fail_all(const Envelope& envelope, DeliveryStatus status, std::string enhanced,
+                           std::string reason) {
+  TransactionResult result;
+  for (const auto& recipient : envelope.recipients) {
+    result.recipients.push_back({recipient, status, 0, enhanced, reason});
+  }
+  return result;
+}
+
+MxDelivery::MxDelivery(ConnectionPool& pool, dns::Resolver& resolver, std::uint16_t smtp_port)
+    : pool_(pool), resolver_(resolver), smtp_port_(smtp_port) {}
+
+void MxDelivery::deliver_to(const Destination& destination, Envelope envelope,
+                            std::shared_ptr<const std::string> message, Done done) {
+  pool_.acquire(destination, [this, envelope = std::move(envelope), message,
+                              done = std::move(done)](std::shared_ptr<SmtpClient> connection,
+                                                      std::optional<Failure> failure) mutable {
+    if (!connection) {
+      return done(
+          fail_all(envelope, DeliveryStatus::temporary, failure->enhanced_code, failure->reason));
+    }
+    connection->send_transaction(
+        std::move(envelope), message,
+        [this, connection, done = std::move(done)](TransactionResult result) {
+          pool_.release(connection, !result.connection_failure);
+          done(std::move(result));
+        });
+  });
+}
+
+void MxDelivery::deliver_to_domain(const std::string& domain, Envelope envelope,
+                                   std::shared_ptr<const std::string> message, Done done) {
+  auto attempt = std::make_shared<Attempt>();
+  attempt->envelope = std::move(envelope);
+  attempt->message = std::move(message);
+  attempt->done = std::move(done);
+  dns::find_mail_exchangers(
+      resolver_, domain, [this, attempt, domain](dns::MailExchangers exchangers) {
+        switch (exchangers.result) {
+          case dns::MailExchangers::ok:
+            attempt->hosts = std::move(exchangers.hosts);
+            return try_next_host(attempt);
+          case dns::MailExchangers::permanent_failure:
+            // RFC 3463: 5.1.2 bad destination system address.
+            return attempt->done(fail_all(attempt->envelope, DeliveryStatus::permanent, "5.1.2",
+                                          domain + ": " + exchangers.error));
+          case dns::MailExchangers::temporary_failure:
+            return attempt->done(fail_all(attempt->envelope, DeliveryStatus::temporary, "4.4.3",
+                                          domain + ": " + exchangers.error));
+        }
+      });
+}
+
+void MxDelivery::try_next_host(std::shared_ptr<Attempt> attempt) {
+  if (attempt->next_host >= attempt->hosts.size()) {
+    return attempt->done(
+        fail_all(attempt->envelope, DeliveryStatus::temporary, "4.4.1", attempt->last_failure));
+  }
+  attempt->current_host = attempt->hosts[attempt->next_host++].host;
+  resolver_.resolve_addresses(
+      attempt->current_host, [this, attempt](dns::Answer<std::string> answer) {
+        if (answer.status != dns::Status::ok || answer.records.empty()) {
+          attempt->last_failure = attempt->current_host + ": no address (" + answer.error + ")";
+          return try_next_host(attempt);
+        }
+        attempt->addresses = std::move(answer.records);
+        attempt->next_address = 0;
+        try_next_address(attempt);
+      });
+}
+
+void MxDelivery::try_next_address(std::shared_ptr<Attempt> attempt) {
+  if (attempt->next_address >= attempt->addresses.size()) return try_next_host(attempt);
+  auto destination =
+      Destination::tcp(Protocol::smtp, attempt->addresses[attempt->next_address++], smtp_port_);
+  destination.tls_server_name = attempt->current_host;
+  pool_.acquire(destination, [this, attempt](std::shared_ptr<SmtpClient> connection,
+                                             std::optional<Failure> failure) {
+    if (!connection) {
+      attempt->last_failure = attempt->current_host + ": " + failure->reason;
+      spdlog::debug("mx: {}", attempt->last_failure);
+      return try_next_address(attempt);
+    }
+    connection->send_transaction(
+        attempt->envelope, attempt->message, [this, attempt, connection](TransactionResult result) {
+          pool_.release(connection, !result.connection_failure);
+          if (result.connection_failure && !result.message_sent) {
+            // RFC 5321 §5.1: when a host fails, the next one is tried.
+            attempt->last_failure =
+                attempt->current_host + ": " + result.connection_failure->reason;
+            return try_next_address(attempt);
+          }
+          attempt->done(std::move(result));
+        });
+  });
+}
+
+}  // namespace stokend::client

@@ -1,0 +1,108 @@
+// See routes.h.
+#include "mta/routes.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+
+#include "message/address.h"
+
+namespace stokend {
+namespace {
+
+// "[host]:port" with an IPv4 or IPv6 literal.
+std::optional<client::Destination> parse_bracketed_next_hop(client::Protocol protocol,
+                                                            std::string_view text,
+                                                            std::string& error) {
+  auto close = text.find(']');
+  if (text.empty() || text.front() != '[' || close == std::string_view::npos ||
+      close + 1 >= text.size() || text[close + 1] != ':') {
+    error = "expected [IP-address]:port, got '" + std::string(text) + "'";
+    return std::nullopt;
+  }
+  std::string host(text.substr(1, close - 1));
+  unsigned char buffer[16];
+  if (inet_pton(AF_INET, host.c_str(), buffer) != 1 &&
+      inet_pton(AF_INET6, host.c_str(), buffer) != 1) {
+    error = "'" + host + "' is not an IP address (routes use IP literals, no DNS)";
+    return std::nullopt;
+  }
+  std::string_view port_text = text.substr(close + 2);
+  unsigned port = 0;
+  auto [end, failure] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (failure != std::errc{} || end != port_text.data() + port_text.size() || port == 0 ||
+      port > 65535) {
+    error = "port must be 1-65535, got '" + std::string(port_text) + "'";
+    return std::nullopt;
+  }
+  return client::Destination::tcp(protocol, std::move(host), static_cast<std::uint16_t>(port));
+}
+
+}  // namespace
+
+std::string Route::to_string() const {
+  switch (transport) {
+    case Transport::maildir:
+      return "maildir";
+    case Transport::mx:
+      return "mx";
+    case Transport::lmtp:
+    case Transport::smtp:
+      break;
+  }
+  return next_hop.key();
+}
+
+std::optional<Route> parse_route(std::string_view text, std::string& error) {
+  Route route;
+  if (text == "maildir") {
+    route.transport = Route::Transport::maildir;
+    return route;
+  }
+  if (text == "mx") {
+    route.transport = Route::Transport::mx;
+    return route;
+  }
+  if (text.starts_with("lmtp:unix:")) {
+    auto path = text.substr(10);
+    if (path.empty() || path.front() != '/') {
+      error = "lmtp:unix: needs an absolute socket path";
+      return std::nullopt;
+    }
+    route.transport = Route::Transport::lmtp;
+    route.next_hop = client::Destination::unix_socket(client::Protocol::lmtp, std::string(path));
+    route.next_hop.tls_policy = client::TlsPolicy::never;
+    return route;
+  }
+  bool lmtp = text.starts_with("lmtp:");
+  if (lmtp || text.starts_with("smtp:")) {
+    auto next_hop = parse_bracketed_next_hop(lmtp ? client::Protocol::lmtp : client::Protocol::smtp,
+                                             text.substr(5), error);
+    if (!next_hop) return std::nullopt;
+    route.transport = lmtp ? Route::Transport::lmtp : Route::Transport::smtp;
+    route.next_hop = std::move(*next_hop);
+    // A mailstore on a private link is not worth a handshake; an SMTP next
+    // hop gets STARTTLS when it offers it.
+    route.next_hop.tls_policy = lmtp ? client::TlsPolicy::never : client::TlsPolicy::opportunistic;
+    return route;
+  }
+  error = "unknown route '" + std::string(text) +
+          "' (expected maildir, mx, lmtp:unix:/path, lmtp:[ip]:port or smtp:[ip]:port)";
+  return std::nullopt;
+}
+
+Route RouteTable::route_for(std::string_view domain, bool local) const {
+  if (auto found = routes_.find(message::ascii_lowercase(domain)); found != routes_.end()) {
+    return found->second;
+  }
+  Route route;
+  if (local) {
+    route.transport = Route::Transport::maildir;
+  } else if (auto fallback = routes_.find("*"); fallback != routes_.end()) {
+    return fallback->second;
+  }
+  return route;
+}
+
+}  // namespace stokend
