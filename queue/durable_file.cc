@@ -36,7 +36,7 @@ WriteResult failure(std::error_code error, std::string step) {
 }
 
 // Writes every byte of parts, resuming after short writes and EINTR.
-std::error_code write_all(int descriptor, std::span<const std::string_view> parts) {
+std::error_code write_parts(int descriptor, std::span<const std::string_view> parts) {
   std::vector<iovec> pending;
   pending.reserve(parts.size());
   for (std::string_view part : parts) {
@@ -108,7 +108,7 @@ WriteResult write_file(const std::filesystem::path& temporary_path,
     return failure(error, std::move(step));
   };
 
-  if (std::error_code error = write_all(file.get(), parts)) return discard(error, "write");
+  if (std::error_code error = write_parts(file.get(), parts)) return discard(error, "write");
   // fsync, not fdatasync: a new file's size and block map are metadata, and
   // without them the data is unreachable after a crash.
   if (fsync_retrying(file.get()) != 0) return discard(last_error(), "fsync");
@@ -135,6 +135,18 @@ WriteResult replace_file(const std::filesystem::path& final_path, std::string_vi
   temporary_path += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(++counter);
   const std::string_view parts[] = {contents};
   return write_file(temporary_path, final_path, parts, mode);
+}
+
+std::error_code write_all(int descriptor, std::span<const std::string_view> parts) {
+  return write_parts(descriptor, parts);
+}
+
+std::error_code sync_data(int descriptor) {
+  int result;
+  do {
+    result = ::fdatasync(descriptor);
+  } while (result != 0 && errno == EINTR);
+  return result == 0 ? std::error_code{} : last_error();
 }
 
 std::error_code sync_directory(const std::filesystem::path& directory) {

@@ -41,6 +41,17 @@ WriteResult replace_file(const std::filesystem::path& final_path, std::string_vi
 // fsyncs a folder, so that a rename or creation inside it is durable.
 std::error_code sync_directory(const std::filesystem::path& directory);
 
+// Building blocks for callers that batch many writes under one sync (the
+// spool's group commit): write_file() above is one write plus two syncs.
+
+// Writes every byte of parts at the descriptor's current position (the end,
+// for O_APPEND), resuming after short writes and EINTR. Does not sync.
+std::error_code write_all(int descriptor, std::span<const std::string_view> parts);
+
+// fdatasync(2), retried on EINTR: makes the file's data, and the metadata
+// needed to read it back (its size after an append), durable.
+std::error_code sync_data(int descriptor);
+
 // Creates a folder and its parents (mode 0700 for new ones), fsyncing each
 // parent whose entries changed.
 std::error_code make_directories(const std::filesystem::path& directory);

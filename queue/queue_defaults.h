@@ -1,0 +1,40 @@
+// Every default of the queue, in one place.
+//
+// RetryPolicy, SpoolOptions and QueueSettings start from these values; the
+// daemon's configuration overrides them. Nothing else in queue/ hard-codes a
+// limit, an interval or a size.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+namespace stokend::queue::defaults {
+
+using namespace std::chrono_literals;
+
+// Retry schedule, in the spirit of Postfix (minimal_backoff_time 300s,
+// maximal_backoff_time 4000s, maximal_queue_lifetime 5d, delay_warning_time).
+inline constexpr std::chrono::seconds first_retry = 5min;  // after the first failed attempt
+inline constexpr double backoff_factor = 2.0;              // each further interval doubles
+inline constexpr std::chrono::seconds max_retry_interval = 1h;
+// Each interval is shortened by a random fraction of up to this much, so that
+// messages deferred together (a destination down) do not retry in lockstep.
+inline constexpr double retry_jitter = 0.2;
+inline constexpr std::chrono::seconds message_lifetime = 5 * 24h;  // then bounce
+inline constexpr std::chrono::seconds delay_warning_after = 4h;    // 0s: never warn
+
+// Deliveries running at once (all destinations together).
+inline constexpr std::size_t max_concurrent_deliveries = 100;
+
+// Before retrying a failed spool write of a state change or a bounce.
+inline constexpr std::chrono::seconds storage_retry_delay = 30s;
+
+// Spool segments: a new one is started once the active one reaches this size.
+inline constexpr std::size_t segment_size = 16 * 1024 * 1024;
+// A sealed segment whose records still in use fill at most this fraction of
+// it is compacted: those records are copied forward and the segment deleted.
+inline constexpr double compaction_threshold = 0.25;
+// No record is larger than this; a length field above it marks garbage.
+inline constexpr std::size_t max_record_size = 512 * 1024 * 1024;
+
+}  // namespace stokend::queue::defaults

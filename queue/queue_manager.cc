@@ -1,0 +1,615 @@
+// The queue: see queue_manager.h.
+#include "queue/queue_manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "message/headers.h"
+#include "queue/dsn.h"
+
+namespace stokend::queue {
+namespace {
+
+// The header section of a message, up to the empty line.
+std::string header_section(std::string_view data) {
+  const std::size_t end = data.find("\r\n\r\n");
+  return std::string(end == std::string_view::npos ? data : data.substr(0, end + 2));
+}
+
+MessageState initial_state(const QueuedMessage& message) {
+  MessageState state;
+  state.recipients.resize(message.envelope.recipients.size());
+  for (RecipientState& recipient : state.recipients) recipient.next_attempt = message.arrival;
+  return state;
+}
+
+bool all_final(const MessageState& state) {
+  return std::all_of(state.recipients.begin(), state.recipients.end(),
+                     [](const RecipientState& r) { return is_final(r.status); });
+}
+
+const char* outcome_name(RecipientResult::Outcome outcome) {
+  switch (outcome) {
+    case RecipientResult::Outcome::delivered:
+      return "delivered";
+    case RecipientResult::Outcome::temporary_failure:
+      return "deferred";
+    case RecipientResult::Outcome::permanent_failure:
+      return "failed";
+  }
+  return "?";
+}
+
+}  // namespace
+
+QueueManager::QueueManager(EventLoop& loop, Spool& spool, DeliveryAgent& agent,
+                           QueueSettings settings, Clock clock, RandomSource random)
+    : loop_(loop),
+      spool_(spool),
+      agent_(agent),
+      settings_(std::move(settings)),
+      clock_(clock ? std::move(clock) : Clock([] { return std::chrono::system_clock::now(); })),
+      scheduler_(settings_.retry, std::move(random)) {
+  if (settings_.max_concurrent_deliveries == 0) settings_.max_concurrent_deliveries = 1;
+  if (settings_.reporting_host.empty()) settings_.reporting_host = "localhost";
+}
+
+QueueManager::~QueueManager() { stop(); }
+
+void QueueManager::stop() {
+  stopped_ = true;
+  wakeup_.reset();
+  wakeup_at_.reset();
+  for (auto& [id, entry] : messages_) entry.retry_timer.reset();
+}
+
+// ---------------------------------------------------------------- start and enqueue
+
+void QueueManager::start(std::vector<RecoveredMessage> recovered) {
+  std::vector<std::string> ids;
+  ids.reserve(recovered.size());
+  for (RecoveredMessage& item : recovered) {
+    if (item.state.recipients.size() != item.message.envelope.recipients.size()) {
+      item.state = initial_state(item.message);
+    }
+    const std::string id = item.message.id;
+    Entry& entry = messages_[id];
+    entry.message = std::move(item.message);
+    entry.state = std::move(item.state);
+    schedule(id, entry);
+    ids.push_back(id);
+  }
+  started_ = true;
+  // Notifications owed and removals left undone when the daemon stopped.
+  for (const std::string& id : ids) advance(id);
+  dispatch();
+}
+
+void QueueManager::enqueue(Envelope envelope, std::string data, EnqueueDone done) {
+  if (stopped_ || envelope.recipients.empty()) {
+    const auto error = std::make_error_code(stopped_ ? std::errc::operation_canceled
+                                                     : std::errc::invalid_argument);
+    loop_.post([done = std::move(done), error] { done(EnqueueResult{error, {}}); });
+    return;
+  }
+  QueuedMessage message;
+  message.id = spool_.new_message_id();
+  message.envelope = std::move(envelope);
+  message.arrival = clock_();
+  message.chat = message::is_chat_message(data);
+  message.size = data.size();
+  message.data = std::make_shared<const std::string>(std::move(data));
+  store_new(std::move(message), std::move(done));
+}
+
+void QueueManager::store_new(QueuedMessage message, EnqueueDone done) {
+  auto shared = std::make_shared<QueuedMessage>(std::move(message));
+  spool_.store(
+      *shared, [this, alive = alive(), shared, done = std::move(done)](std::error_code error) {
+        if (alive.expired()) return;
+        if (error) {
+          spdlog::error("queue: cannot store message {}: {}", shared->id, error.message());
+          if (done) done(EnqueueResult{error, shared->id});
+          return;
+        }
+        const std::string id = shared->id;
+        Entry& entry = messages_[id];
+        entry.state = initial_state(*shared);
+        entry.message = std::move(*shared);
+        spdlog::info("queue: {} stored: from=<{}> recipients={} size={}{}{}", id,
+                      entry.message.envelope.sender, entry.message.envelope.recipients.size(),
+                      entry.message.size, entry.message.chat ? " chat" : "",
+                      entry.message.bounce ? " bounce" : "");
+        schedule(id, entry);
+        // The sender hears "stored" before delivery starts.
+        if (done) done(EnqueueResult{{}, id});
+        dispatch();
+        // Waiting for a free delivery slot, the data need not stay in
+        // memory: it is read back from the spool when its turn comes.
+        if (auto waiting = messages_.find(id);
+            waiting != messages_.end() && !waiting->second.in_flight) {
+          waiting->second.message.data.reset();
+        }
+      });
+}
+
+// ---------------------------------------------------------------- scheduling
+
+void QueueManager::schedule(const std::string& id, Entry& entry) {
+  if (entry.state.held || entry.removing || entry.in_flight) {
+    scheduler_.unschedule(id);
+    return;
+  }
+  if (auto due = earliest_pending_attempt(entry.state)) {
+    scheduler_.schedule(id, priority_of(entry.message), *due);
+  } else {
+    scheduler_.unschedule(id);
+  }
+}
+
+void QueueManager::dispatch() {
+  if (stopped_ || !started_) return;
+  if (dispatching_) {
+    dispatch_again_ = true;  // an agent completed synchronously: loop again
+    return;
+  }
+  dispatching_ = true;
+  do {
+    dispatch_again_ = false;
+    const TimePoint now = clock_();
+    while (in_flight_ < settings_.max_concurrent_deliveries && !stopped_) {
+      std::optional<std::string> id = scheduler_.take_due(now);
+      if (!id) break;
+      auto entry = messages_.find(*id);
+      if (entry == messages_.end() || entry->second.in_flight || entry->second.removing ||
+          entry->second.state.held) {
+        continue;
+      }
+      start_delivery(*id, entry->second, now);
+    }
+  } while (dispatch_again_);
+  dispatching_ = false;
+  arm_wakeup();
+}
+
+void QueueManager::arm_wakeup() {
+  const std::optional<TimePoint> next = scheduler_.next_due();
+  if (stopped_ || !next || in_flight_ >= settings_.max_concurrent_deliveries) {
+    // At the limit, the next completion dispatches again.
+    wakeup_.reset();
+    wakeup_at_.reset();
+    return;
+  }
+  if (wakeup_ && wakeup_at_ == next) return;
+  const auto delay = std::max(std::chrono::milliseconds(0),
+                              std::chrono::ceil<std::chrono::milliseconds>(*next - clock_()));
+  wakeup_at_ = next;
+  wakeup_ = loop_.run_after(delay, [this, alive = alive()] {
+    if (alive.expired()) return;
+    wakeup_.reset();
+    wakeup_at_.reset();
+    dispatch();
+  });
+}
+
+// ---------------------------------------------------------------- delivery
+
+void QueueManager::start_delivery(const std::string& id, Entry& entry, TimePoint now) {
+  std::vector<std::size_t> indices = due_recipients(entry.state, now);
+  if (indices.empty()) {
+    schedule(id, entry);
+    return;
+  }
+  entry.in_flight = true;
+  ++in_flight_;
+
+  if (!entry.message.data) {
+    Spool::Loaded loaded = spool_.load_data(id);
+    if (loaded.error) {
+      spdlog::error("queue: {}: cannot read the message from the spool: {}", id,
+                    loaded.error.message());
+      std::vector<RecipientResult> results(
+          indices.size(),
+          RecipientResult{RecipientResult::Outcome::temporary_failure,
+                          "451 4.3.0 queue file unreadable: " + loaded.error.message()});
+      on_delivered(id, indices, std::move(results));
+      return;
+    }
+    entry.message.data = std::move(loaded.data);
+  }
+
+  std::vector<std::string> recipients;
+  recipients.reserve(indices.size());
+  for (std::size_t index : indices) recipients.push_back(entry.message.envelope.recipients[index]);
+
+  // The agent must call back once; a second call is ignored rather than
+  // trusted, since it would corrupt the in-flight count.
+  auto called = std::make_shared<bool>(false);
+  agent_.deliver(
+      entry.message, recipients,
+      [this, alive = alive(), id, indices, called](std::vector<RecipientResult> results) {
+        if (alive.expired() || *called) return;
+        *called = true;
+        on_delivered(id, indices, std::move(results));
+      });
+  // `entry` may be gone now: the agent may have completed synchronously.
+}
+
+void QueueManager::on_delivered(const std::string& id, const std::vector<std::size_t>& indices,
+                                std::vector<RecipientResult> results) {
+  --in_flight_;
+  auto found = messages_.find(id);
+  if (found != messages_.end()) found->second.in_flight = false;
+  if (found == messages_.end() || found->second.removing) {
+    dispatch();
+    return;
+  }
+  Entry& entry = found->second;
+  const TimePoint now = clock_();
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    RecipientResult result =
+        k < results.size() ? std::move(results[k])
+                           : RecipientResult{RecipientResult::Outcome::temporary_failure,
+                                             "451 4.3.0 the delivery agent reported no result"};
+    RecipientState& recipient = entry.state.recipients[indices[k]];
+    ++recipient.attempts;
+    recipient.last_attempt = now;
+    recipient.last_reply = std::move(result.reply);
+    switch (result.outcome) {
+      case RecipientResult::Outcome::delivered:
+        recipient.status = RecipientStatus::delivered;
+        break;
+      case RecipientResult::Outcome::permanent_failure:
+        recipient.status = RecipientStatus::failed;
+        break;
+      case RecipientResult::Outcome::temporary_failure:
+        if (scheduler_.expired(entry.message.arrival, now)) {
+          recipient.status = RecipientStatus::expired;
+        } else {
+          recipient.next_attempt =
+              scheduler_.next_attempt(recipient.attempts, entry.message.arrival, now);
+        }
+        break;
+    }
+    spdlog::info(
+        "queue: {} to=<{}> {} after {} attempts: {}", id,
+        entry.message.envelope.recipients[indices[k]],
+        recipient.status == RecipientStatus::expired ? "expired" : outcome_name(result.outcome),
+        recipient.attempts, recipient.last_reply);
+  }
+  // Large messages are not kept in memory between attempts.
+  entry.message.data.reset();
+  schedule(id, entry);
+  persist_and_advance(id);
+  dispatch();
+}
+
+// ---------------------------------------------------------------- recording state
+
+void QueueManager::persist(const std::string& id, std::function<void(std::error_code)> then) {
+  auto found = messages_.find(id);
+  if (found == messages_.end()) return;
+  ++found->second.state_writes;
+  spool_.record_state(id, found->second.state,
+                      [this, alive = alive(), id, then = std::move(then)](std::error_code error) {
+                        if (alive.expired()) return;
+                        auto found = messages_.find(id);
+                        if (found == messages_.end()) return;
+                        --found->second.state_writes;
+                        if (then) then(error);
+                        // Whatever this write was for, durable state may let
+                        // the message move on (a notification, its removal).
+                        if (!error) advance(id);
+                      });
+}
+
+void QueueManager::persist_and_advance(const std::string& id) {
+  persist(id, [this, id](std::error_code error) {
+    auto found = messages_.find(id);
+    if (found == messages_.end()) return;
+    if (error) {
+      spdlog::error("queue: {}: cannot record delivery state: {}", id, error.message());
+      retry_later(id, found->second, /*persist_first=*/true);
+      return;
+    }
+    found->second.state_dirty = false;
+  });
+}
+
+void QueueManager::retry_later(const std::string& id, Entry& entry, bool persist_first) {
+  if (stopped_) return;
+  entry.state_dirty = persist_first;
+  entry.retry_timer = loop_.run_after(
+      std::chrono::duration_cast<std::chrono::milliseconds>(settings_.storage_retry_delay),
+      [this, alive = alive(), id, persist_first] {
+        if (alive.expired()) return;
+        auto found = messages_.find(id);
+        if (found == messages_.end()) return;
+        found->second.retry_timer.reset();
+        if (persist_first) {
+          persist_and_advance(id);
+        } else {
+          advance(id);
+        }
+      });
+}
+
+// ---------------------------------------------------------------- notifications and removal
+
+void QueueManager::advance(const std::string& id) {
+  auto found = messages_.find(id);
+  if (found == messages_.end()) return;
+  Entry& entry = found->second;
+  // Act only on durable state: a write in flight advances when it lands.
+  if (entry.removing || entry.reporting || entry.state_dirty || entry.state_writes > 0 ||
+      stopped_) {
+    return;
+  }
+
+  std::vector<std::size_t> unreported;
+  for (std::size_t i = 0; i < entry.state.recipients.size(); ++i) {
+    const RecipientState& recipient = entry.state.recipients[i];
+    if ((recipient.status == RecipientStatus::failed ||
+         recipient.status == RecipientStatus::expired) &&
+        !recipient.failure_reported) {
+      unreported.push_back(i);
+    }
+  }
+  if (!unreported.empty()) {
+    if (may_notify(entry.message)) {
+      notify(id, entry, unreported, DsnAction::failed);
+      return;
+    }
+    // Null sender or a bounce: nobody to tell (RFC 5321 §4.5.5). The flag
+    // rides along with the next state write, or the message goes now.
+    for (std::size_t index : unreported) entry.state.recipients[index].failure_reported = true;
+    spdlog::info("queue: {}: failed, but no notification is sent for a {}", id,
+                 entry.message.bounce ? "notification" : "null sender");
+  }
+
+  if (!entry.state.delay_warning_sent && may_notify(entry.message) &&
+      scheduler_.delay_warning_due(entry.message.arrival, clock_())) {
+    std::vector<std::size_t> delayed;
+    for (std::size_t i = 0; i < entry.state.recipients.size(); ++i) {
+      const RecipientState& recipient = entry.state.recipients[i];
+      if (recipient.status == RecipientStatus::pending && recipient.attempts > 0) {
+        delayed.push_back(i);
+      }
+    }
+    if (!delayed.empty()) {
+      notify(id, entry, delayed, DsnAction::delayed);
+      return;
+    }
+  }
+
+  if (!all_final(entry.state)) return;
+  entry.removing = true;
+  scheduler_.unschedule(id);
+  spool_.remove(id, [this, alive = alive(), id](std::error_code error) {
+    if (alive.expired()) return;
+    auto found = messages_.find(id);
+    if (found == messages_.end()) return;
+    if (error) {
+      spdlog::error("queue: {}: cannot remove the finished message: {}", id, error.message());
+      found->second.removing = false;
+      retry_later(id, found->second, /*persist_first=*/false);
+      return;
+    }
+    spdlog::info("queue: {} removed: finished", id);
+    messages_.erase(found);
+  });
+}
+
+void QueueManager::notify(const std::string& id, Entry& entry,
+                          const std::vector<std::size_t>& indices, DsnAction action) {
+  const TimePoint now = clock_();
+  std::shared_ptr<const std::string> original = entry.message.data;
+  if (!original) {
+    Spool::Loaded loaded = spool_.load_data(id);
+    if (loaded.error) {
+      spdlog::warn("queue: {}: original unreadable, notification without its headers: {}", id,
+                   loaded.error.message());
+    }
+    original = loaded.data;
+  }
+
+  DsnReport report;
+  report.reporting_host = settings_.reporting_host;
+  QueuedMessage notification;
+  notification.id = spool_.new_message_id();
+  report.message_id = notification.id + "@" + settings_.reporting_host;
+  report.created = now;
+  report.original_sender = entry.message.envelope.sender;
+  report.original_envelope_id = entry.message.envelope.envelope_id;
+  report.arrival = entry.message.arrival;
+  if (original) report.original_message = *original;
+  for (std::size_t index : indices) {
+    const RecipientState& recipient = entry.state.recipients[index];
+    DsnRecipient line;
+    line.address = entry.message.envelope.recipients[index];
+    line.action = action;
+    line.status = dsn_status(recipient.status, recipient.last_reply);
+    line.diagnostic = recipient.last_reply;
+    if (recipient.attempts > 0) line.last_attempt = recipient.last_attempt;
+    if (action == DsnAction::delayed) {
+      line.will_retry_until = scheduler_.expiry(entry.message.arrival);
+    }
+    report.recipients.push_back(std::move(line));
+  }
+
+  // Sent with the null reverse-path, so it can never bounce in turn.
+  notification.envelope.recipients = {entry.message.envelope.sender};
+  notification.envelope.smtputf8 = entry.message.envelope.smtputf8;
+  notification.arrival = now;
+  notification.bounce = true;
+  auto data = std::make_shared<const std::string>(build_delivery_status_notification(report));
+  notification.size = data->size();
+  notification.data = std::move(data);
+
+  entry.reporting = true;
+  store_new(std::move(notification), [this, alive = alive(), id, indices,
+                                      action](EnqueueResult result) {
+    if (alive.expired()) return;
+    auto found = messages_.find(id);
+    if (found == messages_.end()) return;
+    Entry& entry = found->second;
+    entry.reporting = false;
+    if (!result) {
+      spdlog::error("queue: {}: cannot enqueue the notification: {}", id, result.error.message());
+      retry_later(id, entry, /*persist_first=*/false);
+      return;
+    }
+    spdlog::info("queue: {}: {} notification {} to <{}>", id,
+                 action == DsnAction::failed ? "failure" : "delay", result.id,
+                 entry.message.envelope.sender);
+    if (action == DsnAction::failed) {
+      for (std::size_t index : indices) entry.state.recipients[index].failure_reported = true;
+    } else {
+      entry.state.delay_warning_sent = true;
+    }
+    persist_and_advance(id);
+  });
+}
+
+// ---------------------------------------------------------------- administration
+
+MessageSummary QueueManager::summarise(const Entry& entry) const {
+  MessageSummary summary;
+  summary.id = entry.message.id;
+  summary.sender = entry.message.envelope.sender;
+  summary.arrival = entry.message.arrival;
+  summary.size = entry.message.size;
+  summary.chat = entry.message.chat;
+  summary.bounce = entry.message.bounce;
+  summary.held = entry.state.held;
+  summary.in_flight = entry.in_flight;
+  summary.recipients = entry.state.recipients.size();
+  summary.pending = static_cast<std::size_t>(
+      std::count_if(entry.state.recipients.begin(), entry.state.recipients.end(),
+                    [](const RecipientState& r) { return r.status == RecipientStatus::pending; }));
+  summary.next_attempt = earliest_pending_attempt(entry.state);
+  return summary;
+}
+
+std::vector<MessageSummary> QueueManager::list() const {
+  std::vector<MessageSummary> summaries;
+  summaries.reserve(messages_.size());
+  for (const auto& [id, entry] : messages_) {
+    if (!entry.removing) summaries.push_back(summarise(entry));
+  }
+  std::sort(summaries.begin(), summaries.end(), [](const auto& a, const auto& b) {
+    return a.arrival != b.arrival ? a.arrival < b.arrival : a.id < b.id;
+  });
+  return summaries;
+}
+
+std::optional<MessageDetails> QueueManager::show(const std::string& id) const {
+  auto found = messages_.find(id);
+  if (found == messages_.end() || found->second.removing) return std::nullopt;
+  const Entry& entry = found->second;
+  MessageDetails details;
+  details.summary = summarise(entry);
+  details.recipients = entry.message.envelope.recipients;
+  details.state = entry.state;
+  std::shared_ptr<const std::string> data = entry.message.data;
+  if (!data) data = spool_.load_data(id).data;
+  if (data) details.headers = header_section(*data);
+  return details;
+}
+
+std::size_t QueueManager::flush(const std::string& id) {
+  const TimePoint now = clock_();
+  std::size_t count = 0;
+  const auto flush_one = [&](const std::string& key, Entry& entry) {
+    if (entry.state.held || entry.removing || entry.in_flight) return;
+    bool any = false;
+    for (RecipientState& recipient : entry.state.recipients) {
+      if (recipient.status != RecipientStatus::pending) continue;
+      // In memory only: a restart simply falls back to the recorded time.
+      recipient.next_attempt = std::min(recipient.next_attempt, now);
+      any = true;
+    }
+    if (!any) return;
+    schedule(key, entry);
+    ++count;
+  };
+  if (id.empty()) {
+    for (auto& [key, entry] : messages_) flush_one(key, entry);
+  } else if (auto found = messages_.find(id); found != messages_.end()) {
+    flush_one(id, found->second);
+  }
+  dispatch();
+  return count;
+}
+
+void QueueManager::hold(const std::string& id, AdminDone done) {
+  auto found = messages_.find(id);
+  if (found == messages_.end() || found->second.removing) {
+    done(AdminOutcome::no_such_message);
+    return;
+  }
+  found->second.state.held = true;
+  scheduler_.unschedule(id);
+  persist(id, [id, done = std::move(done)](std::error_code error) {
+    if (error) spdlog::error("queue: {}: cannot record hold: {}", id, error.message());
+    spdlog::info("queue: {} held", id);
+    done(error ? AdminOutcome::storage_failed : AdminOutcome::done);
+  });
+}
+
+void QueueManager::release(const std::string& id, AdminDone done) {
+  auto found = messages_.find(id);
+  if (found == messages_.end() || found->second.removing) {
+    done(AdminOutcome::no_such_message);
+    return;
+  }
+  found->second.state.held = false;
+  schedule(id, found->second);
+  persist(id, [id, done = std::move(done)](std::error_code error) {
+    if (error) spdlog::error("queue: {}: cannot record release: {}", id, error.message());
+    spdlog::info("queue: {} released", id);
+    done(error ? AdminOutcome::storage_failed : AdminOutcome::done);
+  });
+  dispatch();
+}
+
+void QueueManager::remove(const std::string& id, AdminDone done) {
+  auto found = messages_.find(id);
+  if (found == messages_.end() || found->second.removing) {
+    done(AdminOutcome::no_such_message);
+    return;
+  }
+  found->second.removing = true;
+  scheduler_.unschedule(id);
+  spool_.remove(id, [this, alive = alive(), id, done = std::move(done)](std::error_code error) {
+    if (alive.expired()) return;
+    auto found = messages_.find(id);
+    if (error) {
+      spdlog::error("queue: {}: cannot delete: {}", id, error.message());
+      if (found != messages_.end()) {
+        found->second.removing = false;
+        schedule(id, found->second);
+      }
+      done(AdminOutcome::storage_failed);
+      return;
+    }
+    spdlog::info("queue: {} deleted by the administrator", id);
+    // A delivery still running finds the entry gone and its result is dropped.
+    if (found != messages_.end()) messages_.erase(found);
+    done(AdminOutcome::done);
+  });
+}
+
+QueueManager::Statistics QueueManager::statistics() const {
+  Statistics statistics;
+  statistics.messages = messages_.size();
+  statistics.in_flight = in_flight_;
+  statistics.scheduled = scheduler_.size();
+  for (const auto& [id, entry] : messages_) {
+    if (entry.state.held) ++statistics.held;
+  }
+  return statistics;
+}
+
+}  // namespace stokend::queue

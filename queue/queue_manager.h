@@ -1,0 +1,174 @@
+// The queue: accepts messages into the spool, delivers them through a
+// DeliveryAgent, retries, reports failures to senders, and forgets finished
+// messages. The daemon's one entry point into queue/.
+//
+// Life of a message. enqueue() stores it (group commit, spool.h) and reports
+// success only once it is durable: that is when the SMTP session may send
+// 250. It is scheduled at once and, concurrency permitting, handed to the
+// agent right away. Each recipient's result is recorded durably as soon as
+// it arrives: delivered and permanently failed recipients are final; a
+// temporary failure is retried on the RetryPolicy's schedule until the
+// lifetime ends, after which the recipient has expired. Permanent failures
+// and expiries produce one bounce (dsn.h) to the envelope sender, enqueued
+// like any message, before the recipients are marked reported; an optional
+// delay warning goes out once when a message is still pending after
+// delay_warning_after. When every recipient is final and reported, the
+// message is removed from the spool.
+//
+// Ordering that makes crashes safe: state is recorded before anything acts
+// on it (a bounce is enqueued only after the failure is durable; a message is
+// removed only after its final state is durable; a failure is marked
+// reported only after its bounce is durable). After a crash, start() resumes
+// from whatever was durable, so at worst one delivery or one notification
+// is repeated, never lost.
+//
+// Contract: every function is called on the loop thread, and every callback
+// runs there. enqueue() and the admin changes (hold, release, remove) report
+// through their callback once the change is durable; the callback may run
+// before the call returns when there is nothing to write (unknown id).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "queue/delivery_agent.h"
+#include "queue/dsn.h"
+#include "queue/event_loop.h"
+#include "queue/queue_defaults.h"
+#include "queue/queued_message.h"
+#include "queue/scheduler.h"
+#include "queue/spool.h"
+
+namespace stokend::queue {
+
+struct QueueSettings {
+  RetryPolicy retry;
+  std::size_t max_concurrent_deliveries = defaults::max_concurrent_deliveries;
+  std::string reporting_host;  // our host name, for bounces ("localhost" when empty)
+  std::chrono::seconds storage_retry_delay = defaults::storage_retry_delay;
+};
+
+struct EnqueueResult {
+  std::error_code error;  // empty: durable, send 250
+  std::string id;         // the queue id, for the reply text and logs
+  explicit operator bool() const { return !error; }
+};
+
+enum class AdminOutcome { done, no_such_message, storage_failed };
+
+struct MessageSummary {
+  std::string id;
+  std::string sender;  // empty: null sender
+  TimePoint arrival{};
+  std::uint64_t size = 0;
+  bool chat = false;
+  bool bounce = false;
+  bool held = false;
+  bool in_flight = false;
+  std::size_t recipients = 0;
+  std::size_t pending = 0;
+  std::optional<TimePoint> next_attempt;  // earliest, among pending recipients
+};
+
+struct MessageDetails {
+  MessageSummary summary;
+  std::vector<std::string> recipients;
+  MessageState state;   // recipients in the same order
+  std::string headers;  // the message's header section (empty if unreadable)
+};
+
+class QueueManager {
+ public:
+  using EnqueueDone = std::function<void(EnqueueResult)>;
+  using AdminDone = std::function<void(AdminOutcome)>;
+
+  // clock and random default to the system clock and a seeded generator.
+  QueueManager(EventLoop& loop, Spool& spool, DeliveryAgent& agent, QueueSettings settings,
+               Clock clock = {}, RandomSource random = {});
+  ~QueueManager();
+  QueueManager(const QueueManager&) = delete;
+  QueueManager& operator=(const QueueManager&) = delete;
+
+  // Takes over what Spool::open() recovered: schedules pending recipients,
+  // sends notifications still owed, removes finished messages, and starts
+  // delivering.
+  void start(std::vector<RecoveredMessage> recovered);
+
+  // Accepts a message. data: as received, CRLF line endings (with our
+  // Received header). Chat mail (message::is_chat_message) goes first.
+  void enqueue(Envelope envelope, std::string data, EnqueueDone done);
+
+  // Administration (stokenctl queue ...).
+  std::vector<MessageSummary> list() const;
+  std::optional<MessageDetails> show(const std::string& id) const;
+  // Makes pending recipients due now; an empty id means every message. Held
+  // messages stay held. Returns how many messages were scheduled.
+  std::size_t flush(const std::string& id = {});
+  void hold(const std::string& id, AdminDone done);
+  void release(const std::string& id, AdminDone done);
+  // Deletes a message without notifying anyone.
+  void remove(const std::string& id, AdminDone done);
+
+  // No new delivery starts; results of running ones are still recorded.
+  void stop();
+
+  struct Statistics {
+    std::size_t messages = 0;
+    std::size_t in_flight = 0;
+    std::size_t scheduled = 0;
+    std::size_t held = 0;
+  };
+  Statistics statistics() const;
+
+ private:
+  struct Entry {
+    QueuedMessage message;
+    MessageState state;
+    bool in_flight = false;
+    bool removing = false;
+    bool reporting = false;    // a notification is being enqueued
+    bool state_dirty = false;  // the last state write failed; a retry is set
+    unsigned state_writes = 0;
+    std::unique_ptr<EventLoop::Timer> retry_timer;
+  };
+
+  void store_new(QueuedMessage message, EnqueueDone done);
+  void schedule(const std::string& id, Entry& entry);
+  void dispatch();
+  void arm_wakeup();
+  void start_delivery(const std::string& id, Entry& entry, TimePoint now);
+  void on_delivered(const std::string& id, const std::vector<std::size_t>& indices,
+                    std::vector<RecipientResult> results);
+  void persist(const std::string& id, std::function<void(std::error_code)> then);
+  void persist_and_advance(const std::string& id);
+  void advance(const std::string& id);
+  void retry_later(const std::string& id, Entry& entry, bool persist_first);
+  void notify(const std::string& id, Entry& entry, const std::vector<std::size_t>& indices,
+              DsnAction action);
+  MessageSummary summarise(const Entry& entry) const;
+  std::weak_ptr<char> alive() const { return lifetime_; }
+
+  EventLoop& loop_;
+  Spool& spool_;
+  DeliveryAgent& agent_;
+  QueueSettings settings_;
+  Clock clock_;
+  Scheduler scheduler_;
+  std::unordered_map<std::string, Entry> messages_;
+  std::size_t in_flight_ = 0;
+  bool started_ = false;
+  bool stopped_ = false;
+  bool dispatching_ = false;
+  bool dispatch_again_ = false;
+  std::unique_ptr<EventLoop::Timer> wakeup_;
+  std::optional<TimePoint> wakeup_at_;
+  std::shared_ptr<char> lifetime_ = std::make_shared<char>();
+};
+
+}  // namespace stokend::queue

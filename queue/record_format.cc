@@ -1,0 +1,275 @@
+// Encoding and validating spool records (see record_format.h for the layout).
+#include "queue/record_format.h"
+
+#include <sodium.h>
+
+#include <chrono>
+
+namespace stokend::queue::record {
+namespace {
+
+constexpr std::uint8_t message_flag_chat = 1;
+constexpr std::uint8_t message_flag_bounce = 2;
+constexpr std::uint8_t message_flag_smtputf8 = 4;
+constexpr std::uint8_t state_flag_held = 1;
+constexpr std::uint8_t state_flag_delay_warning_sent = 2;
+constexpr std::uint8_t highest_status = static_cast<std::uint8_t>(RecipientStatus::expired);
+
+// Appends little-endian fields to a byte string.
+class FieldWriter {
+ public:
+  explicit FieldWriter(std::string& output) : output_(output) {}
+  void u8(std::uint8_t value) { output_.push_back(static_cast<char>(value)); }
+  void u16(std::uint16_t value) { little_endian(value, 2); }
+  void u32(std::uint32_t value) { little_endian(value, 4); }
+  void u64(std::uint64_t value) { little_endian(value, 8); }
+  void time(TimePoint when) {
+    const auto milliseconds =
+        std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count();
+    u64(static_cast<std::uint64_t>(static_cast<std::int64_t>(milliseconds)));
+  }
+  void string(std::string_view text) {
+    u32(static_cast<std::uint32_t>(text.size()));
+    output_.append(text);
+  }
+
+ private:
+  void little_endian(std::uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) output_.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+  }
+  std::string& output_;
+};
+
+// Reads little-endian fields; any read past the end makes the reader bad,
+// and every later read returns zero values, so decoders check once at the end.
+class FieldReader {
+ public:
+  explicit FieldReader(std::string_view input) : input_(input) {}
+  std::uint8_t u8() { return static_cast<std::uint8_t>(little_endian(1)); }
+  std::uint16_t u16() { return static_cast<std::uint16_t>(little_endian(2)); }
+  std::uint32_t u32() { return static_cast<std::uint32_t>(little_endian(4)); }
+  std::uint64_t u64() { return little_endian(8); }
+  TimePoint time() {
+    const auto milliseconds = static_cast<std::int64_t>(u64());
+    return TimePoint(
+        std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(milliseconds)));
+  }
+  std::string_view bytes(std::uint64_t count) {
+    if (!good_ || count > input_.size() - position_) {
+      good_ = false;
+      return {};
+    }
+    std::string_view result = input_.substr(position_, count);
+    position_ += count;
+    return result;
+  }
+  std::string string() { return std::string(bytes(u32())); }
+  std::size_t remaining() const { return good_ ? input_.size() - position_ : 0; }
+  bool good() const { return good_; }
+  bool finished() const { return good_ && position_ == input_.size(); }
+
+ private:
+  std::uint64_t little_endian(int count) {
+    std::string_view raw = bytes(static_cast<std::uint64_t>(count));
+    std::uint64_t value = 0;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      value |= static_cast<std::uint64_t>(static_cast<unsigned char>(raw[i])) << (8 * i);
+    }
+    return value;
+  }
+  std::string_view input_;
+  std::size_t position_ = 0;
+  bool good_ = true;
+};
+
+// BLAKE2b-128 over the pieces, in order.
+std::string checksum(std::string_view first, std::string_view second) {
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, nullptr, 0, checksum_size);
+  crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(first.data()),
+                            first.size());
+  crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(second.data()),
+                            second.size());
+  std::string digest(checksum_size, '\0');
+  crypto_generichash_final(&state, reinterpret_cast<unsigned char*>(digest.data()), digest.size());
+  return digest;
+}
+
+// Frames a payload whose first part is already in `head` after the
+// header_size placeholder bytes, and whose last part is `body`.
+EncodedRecord finish(RecordType type, std::string head,
+                     std::shared_ptr<const std::string> body = nullptr) {
+  const std::size_t payload_size = head.size() - header_size + (body ? body->size() : 0);
+  std::string header;
+  FieldWriter writer(header);
+  header.append(magic);
+  writer.u8(format_version);
+  writer.u8(static_cast<std::uint8_t>(type));
+  writer.u16(0);
+  writer.u32(static_cast<std::uint32_t>(payload_size));
+  head.replace(0, header_size, header);
+  EncodedRecord record;
+  record.tail = checksum(head, body ? std::string_view(*body) : std::string_view());
+  record.head = std::move(head);
+  record.body = std::move(body);
+  return record;
+}
+
+std::string placeholder_header() { return std::string(header_size, '\0'); }
+
+}  // namespace
+
+EncodedRecord encode_segment_header(std::uint64_t sequence, TimePoint created) {
+  std::string head = placeholder_header();
+  FieldWriter writer(head);
+  writer.u64(sequence);
+  writer.time(created);
+  return finish(RecordType::segment_header, std::move(head));
+}
+
+EncodedRecord encode_message(const QueuedMessage& message) {
+  std::string head = placeholder_header();
+  FieldWriter writer(head);
+  writer.string(message.id);
+  writer.time(message.arrival);
+  std::uint8_t flags = 0;
+  if (message.chat) flags |= message_flag_chat;
+  if (message.bounce) flags |= message_flag_bounce;
+  if (message.envelope.smtputf8) flags |= message_flag_smtputf8;
+  writer.u8(flags);
+  writer.string(message.envelope.sender);
+  writer.string(message.envelope.envelope_id);
+  writer.u32(static_cast<std::uint32_t>(message.envelope.recipients.size()));
+  for (const std::string& recipient : message.envelope.recipients) writer.string(recipient);
+  auto data = message.data ? message.data : std::make_shared<const std::string>();
+  writer.u64(data->size());
+  return finish(RecordType::message, std::move(head), std::move(data));
+}
+
+EncodedRecord encode_state(std::string_view id, const MessageState& state) {
+  std::string head = placeholder_header();
+  FieldWriter writer(head);
+  writer.string(id);
+  std::uint8_t flags = 0;
+  if (state.held) flags |= state_flag_held;
+  if (state.delay_warning_sent) flags |= state_flag_delay_warning_sent;
+  writer.u8(flags);
+  writer.u32(static_cast<std::uint32_t>(state.recipients.size()));
+  for (const RecipientState& recipient : state.recipients) {
+    writer.u8(static_cast<std::uint8_t>(recipient.status));
+    writer.u32(recipient.attempts);
+    writer.time(recipient.next_attempt);
+    writer.time(recipient.last_attempt);
+    writer.u8(recipient.failure_reported ? 1 : 0);
+    writer.string(recipient.last_reply);
+  }
+  return finish(RecordType::state, std::move(head));
+}
+
+EncodedRecord encode_removal(std::string_view id) {
+  std::string head = placeholder_header();
+  FieldWriter(head).string(id);
+  return finish(RecordType::removal, std::move(head));
+}
+
+std::optional<RawRecord> parse_record(std::string_view bytes, std::size_t max_record_size) {
+  if (bytes.size() < framing_size) return std::nullopt;
+  if (bytes.substr(0, magic.size()) != magic) return std::nullopt;
+  FieldReader header(bytes.substr(magic.size(), header_size - magic.size()));
+  const std::uint8_t version = header.u8();
+  const std::uint8_t type = header.u8();
+  const std::uint16_t reserved = header.u16();
+  const std::uint32_t payload_size = header.u32();
+  if (version != format_version || reserved != 0) return std::nullopt;
+  if (type > static_cast<std::uint8_t>(RecordType::removal)) return std::nullopt;
+  if (payload_size > max_record_size || payload_size > bytes.size() - framing_size) {
+    return std::nullopt;
+  }
+  const std::string_view covered = bytes.substr(0, header_size + payload_size);
+  const std::string_view stored = bytes.substr(header_size + payload_size, checksum_size);
+  const std::string expected = checksum(covered, {});
+  if (sodium_memcmp(expected.data(), stored.data(), checksum_size) != 0) return std::nullopt;
+  return RawRecord{static_cast<RecordType>(type), bytes.substr(header_size, payload_size),
+                   framing_size + payload_size};
+}
+
+std::size_t find_magic(std::string_view bytes, std::size_t from) {
+  const std::size_t found = bytes.find(magic, from);
+  return found == std::string_view::npos ? bytes.size() : found;
+}
+
+std::optional<SegmentHeader> decode_segment_header(std::string_view payload) {
+  FieldReader reader(payload);
+  SegmentHeader header;
+  header.sequence = reader.u64();
+  header.created = reader.time();
+  if (!reader.finished()) return std::nullopt;
+  return header;
+}
+
+std::optional<QueuedMessage> decode_message(std::string_view payload, bool with_data) {
+  FieldReader reader(payload);
+  QueuedMessage message;
+  message.id = reader.string();
+  message.arrival = reader.time();
+  const std::uint8_t flags = reader.u8();
+  message.chat = (flags & message_flag_chat) != 0;
+  message.bounce = (flags & message_flag_bounce) != 0;
+  message.envelope.smtputf8 = (flags & message_flag_smtputf8) != 0;
+  message.envelope.sender = reader.string();
+  message.envelope.envelope_id = reader.string();
+  const std::uint32_t recipient_count = reader.u32();
+  // Each recipient takes at least its 4-byte length: a count larger than the
+  // rest of the payload is garbage, and must not reserve memory for it.
+  if (!reader.good() || recipient_count > reader.remaining() / 4) return std::nullopt;
+  message.envelope.recipients.reserve(recipient_count);
+  for (std::uint32_t i = 0; i < recipient_count; ++i) {
+    message.envelope.recipients.push_back(reader.string());
+  }
+  const std::uint64_t data_size = reader.u64();
+  const std::string_view data = reader.bytes(data_size);
+  if (!reader.finished() || message.id.empty() || recipient_count == 0) return std::nullopt;
+  if ((flags & ~(message_flag_chat | message_flag_bounce | message_flag_smtputf8)) != 0) {
+    return std::nullopt;
+  }
+  message.size = data_size;
+  if (with_data) message.data = std::make_shared<const std::string>(data);
+  return message;
+}
+
+std::optional<DecodedState> decode_state(std::string_view payload) {
+  FieldReader reader(payload);
+  DecodedState decoded;
+  decoded.id = reader.string();
+  const std::uint8_t flags = reader.u8();
+  if ((flags & ~(state_flag_held | state_flag_delay_warning_sent)) != 0) return std::nullopt;
+  decoded.state.held = (flags & state_flag_held) != 0;
+  decoded.state.delay_warning_sent = (flags & state_flag_delay_warning_sent) != 0;
+  const std::uint32_t count = reader.u32();
+  // 26 bytes is the smallest encoded recipient state.
+  if (!reader.good() || count > reader.remaining() / 26) return std::nullopt;
+  decoded.state.recipients.resize(count);
+  for (RecipientState& recipient : decoded.state.recipients) {
+    const std::uint8_t status = reader.u8();
+    if (status > highest_status) return std::nullopt;
+    recipient.status = static_cast<RecipientStatus>(status);
+    recipient.attempts = reader.u32();
+    recipient.next_attempt = reader.time();
+    recipient.last_attempt = reader.time();
+    const std::uint8_t reported = reader.u8();
+    if (reported > 1) return std::nullopt;
+    recipient.failure_reported = reported == 1;
+    recipient.last_reply = reader.string();
+  }
+  if (!reader.finished() || decoded.id.empty()) return std::nullopt;
+  return decoded;
+}
+
+std::optional<std::string> decode_removal(std::string_view payload) {
+  FieldReader reader(payload);
+  std::string id = reader.string();
+  if (!reader.finished() || id.empty()) return std::nullopt;
+  return id;
+}
+
+}  // namespace stokend::queue::record

@@ -1,0 +1,113 @@
+// The spool's on-disk record format: versioned, self-validating records.
+//
+// Every record, whatever it holds, is framed the same way (integers are
+// little-endian):
+//
+//   offset  size  field
+//   0       4     magic "STKQ"
+//   4       1     format version (1)
+//   5       1     record type (RecordType)
+//   6       2     reserved, zero
+//   8       4     payload length N
+//   12      N     payload
+//   12+N    16    BLAKE2b-128 (crypto_generichash) of bytes 0 .. 12+N
+//
+// A record is valid only if its magic, version, type, reserved bytes, length
+// and checksum all agree; a torn or corrupted record is therefore detected
+// rather than misread. Payload fields: strings are a u32 length and bytes,
+// times are i64 milliseconds since the Unix epoch.
+//
+//   segment header: u64 sequence, time created
+//   message:        string id, time arrival, u8 flags (1 chat, 2 bounce,
+//                   4 smtputf8), string sender, string envelope id,
+//                   u32 recipient count, strings recipients,
+//                   u64 data length, data (the rest of the payload)
+//   state:          string id, u8 flags (1 held, 2 delay warning sent),
+//                   u32 count, per recipient: u8 status, u32 attempts,
+//                   time next attempt, time last attempt, u8 failure
+//                   reported, string last reply
+//   removal:        string id
+//
+// Contract: encoding never fails; decoding never throws and returns nothing
+// for any payload that is not exactly one well-formed value.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "queue/queued_message.h"
+
+namespace stokend::queue::record {
+
+inline constexpr std::string_view magic = "STKQ";
+inline constexpr std::uint8_t format_version = 1;
+inline constexpr std::size_t header_size = 12;
+inline constexpr std::size_t checksum_size = 16;
+inline constexpr std::size_t framing_size = header_size + checksum_size;
+
+enum class RecordType : std::uint8_t {
+  segment_header = 0,  // first record of every segment file
+  message = 1,         // a message: envelope and data
+  state = 2,           // a snapshot of a message's delivery state; the last one counts
+  removal = 3,         // the message is finished or deleted
+};
+
+// An encoded record in three pieces, so that a message's data is written
+// straight from the caller's buffer instead of being copied.
+struct EncodedRecord {
+  std::string head;                         // framing header and the payload before the data
+  std::shared_ptr<const std::string> body;  // message data; null for other records
+  std::string tail;                         // the checksum
+
+  std::size_t size() const { return head.size() + (body ? body->size() : 0) + tail.size(); }
+  std::array<std::string_view, 3> parts() const& {
+    return {head, body ? std::string_view(*body) : std::string_view(), tail};
+  }
+  // Views into a temporary would dangle.
+  std::array<std::string_view, 3> parts() const&& = delete;
+};
+
+EncodedRecord encode_segment_header(std::uint64_t sequence, TimePoint created);
+// message.data must be set (an empty message is written as empty data).
+EncodedRecord encode_message(const QueuedMessage& message);
+EncodedRecord encode_state(std::string_view id, const MessageState& state);
+EncodedRecord encode_removal(std::string_view id);
+
+// One valid record found at the start of some bytes.
+struct RawRecord {
+  RecordType type{};
+  std::string_view payload;
+  std::size_t size = 0;  // framing included: the offset of the next record
+};
+
+// Parses and validates the record at the start of bytes. Nothing when the
+// bytes are not a whole valid record (torn, corrupt, or not a record at all).
+// max_record_size bounds the length field, so garbage cannot ask for gigabytes.
+std::optional<RawRecord> parse_record(std::string_view bytes, std::size_t max_record_size);
+
+// The offset of the next occurrence of the magic at or after from, or
+// bytes.size(): where to try again after damage.
+std::size_t find_magic(std::string_view bytes, std::size_t from);
+
+struct SegmentHeader {
+  std::uint64_t sequence = 0;
+  TimePoint created{};
+};
+
+std::optional<SegmentHeader> decode_segment_header(std::string_view payload);
+// with_data false skips copying the data (a spool scan needs only its size);
+// the returned message's data is then null.
+std::optional<QueuedMessage> decode_message(std::string_view payload, bool with_data);
+struct DecodedState {
+  std::string id;
+  MessageState state;
+};
+std::optional<DecodedState> decode_state(std::string_view payload);
+std::optional<std::string> decode_removal(std::string_view payload);
+
+}  // namespace stokend::queue::record
