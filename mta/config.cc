@@ -197,6 +197,9 @@ class ConfigReader {
   void read_limits(const Field& field, LimitsConfig& limits);
   void read_timeouts(const Field& field, TimeoutsConfig& timeouts);
   void read_log_level(const Field& field, Config& config);
+  void read_queue(const Field& field, QueueConfig& queue);
+  void read_dns(const Field& field, DnsConfig& dns);
+  void read_routes(const Field& field, Config& config);
 
   std::string file_name_;
   std::vector<ConfigError> errors_;
@@ -602,6 +605,71 @@ void ConfigReader::read_log_level(const Field& field, Config& config) {
   config.log_level = *level;
 }
 
+void ConfigReader::read_queue(const Field& field, QueueConfig& queue) {
+  auto duration = [this](std::chrono::milliseconds& target, bool may_be_zero) {
+    return [this, &target, may_be_zero](const Field& key_field) {
+      if (const auto value = read_duration(key_field, may_be_zero)) target = *value;
+    };
+  };
+  read_map(field.value, field.setting, field.value_mark(),
+           {{"first_retry", duration(queue.first_retry, false)},
+            {"max_retry_interval", duration(queue.max_retry_interval, false)},
+            {"lifetime", duration(queue.lifetime, false)},
+            {"delay_warning_after", duration(queue.delay_warning_after, true)},
+            {"max_concurrent_deliveries", [&](const Field& key_field) {
+               if (const auto number = read_positive_integer(key_field)) {
+                 queue.max_concurrent_deliveries = static_cast<std::size_t>(*number);
+               }
+             }}});
+  if (queue.max_retry_interval < queue.first_retry) {
+    error_at(field.value_mark(), field.setting + ": max_retry_interval (" +
+                                     format_duration(queue.max_retry_interval) +
+                                     ") must not be shorter than first_retry (" +
+                                     format_duration(queue.first_retry) + ")");
+  }
+}
+
+void ConfigReader::read_dns(const Field& field, DnsConfig& dns) {
+  read_map(field.value, field.setting, field.value_mark(),
+           {{"servers",
+             [&](const Field& key_field) {
+               if (const auto servers = read_string(key_field)) dns.servers = *servers;
+             }},
+            {"timeout", [&](const Field& key_field) {
+               if (const auto value = read_duration(key_field, false)) dns.timeout = *value;
+             }}});
+}
+
+void ConfigReader::read_routes(const Field& field, Config& config) {
+  if (field.value.IsNull()) return;
+  if (!field.value.IsMap()) {
+    error_at(field.value_mark(),
+             field.setting + ": expected a map of domain: route, got " + describe(field.value));
+    return;
+  }
+  for (const auto& entry : field.value) {
+    const YAML::Node& key = entry.first;
+    const std::string domain = key.IsScalar() ? to_lower(key.Scalar()) : std::string();
+    if (domain != "*" && !is_domain_name(domain)) {
+      error_at(key.Mark(), field.setting + ": '" + (key.IsScalar() ? key.Scalar() : describe(key)) +
+                               "' is not a domain name or '*'");
+      continue;
+    }
+    const Field route_field{field.setting + "." + domain, entry.second, key.Mark()};
+    const auto text = read_string(route_field);
+    if (!text) continue;
+    std::string error;
+    auto route = parse_route(*text, error);
+    if (!route) {
+      error_at(route_field.value_mark(), route_field.setting + ": " + error);
+      continue;
+    }
+    if (!config.routes.emplace(domain, std::move(*route)).second) {
+      error_at(key.Mark(), field.setting + ": duplicate route for '" + domain + "'");
+    }
+  }
+}
+
 void ConfigReader::read_document(const YAML::Node& root, Config& config) {
   // An empty file has no position; point missing keys at its start.
   YAML::Mark start;
@@ -620,10 +688,29 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
             {"users_file", path_setting(config.users_file)},
             {"spool_directory", path_setting(config.spool_directory)},
             {"maildir_root", path_setting(config.maildir_root)},
+            {"control_socket", path_setting(config.control_socket)},
             {"listeners", [&](const Field& field) { read_listeners(field, config); }},
             {"tls", [&](const Field& field) { read_tls(field, config.tls); }},
             {"limits", [&](const Field& field) { read_limits(field, config.limits); }},
             {"timeouts", [&](const Field& field) { read_timeouts(field, config.timeouts); }},
+            {"queue", [&](const Field& field) { read_queue(field, config.queue); }},
+            {"dns", [&](const Field& field) { read_dns(field, config.dns); }},
+            {"routes", [&](const Field& field) { read_routes(field, config); }},
+            {"delivery",
+             [&](const Field& field) {
+               read_map(field.value, field.setting, field.value_mark(),
+                        {{"mx_port", [&](const Field& key_field) {
+                            const auto port = read_positive_integer(key_field);
+                            if (!port) return;
+                            if (*port > 65535) {
+                              error_at(key_field.value_mark(), key_field.setting +
+                                                                   ": port must be 1-65535, got " +
+                                                                   std::to_string(*port));
+                              return;
+                            }
+                            config.delivery.mx_port = static_cast<std::uint16_t>(*port);
+                          }}});
+             }},
             {"normalise_bare_line_endings",
              [&](const Field& field) {
                if (const auto value = read_boolean(field)) {

@@ -10,11 +10,14 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "mta/defaults.h"
+#include "mta/routes.h"
+#include "queue/queue_defaults.h"
 
 namespace stokend {
 
@@ -55,6 +58,26 @@ struct TimeoutsConfig {
   std::chrono::milliseconds auth_failure_max_delay = defaults::auth_failure_max_delay;
 };
 
+// The retry schedule and delivery concurrency of the queue. Defaults live in
+// queue/queue_defaults.h, since the queue cannot depend on the daemon.
+struct QueueConfig {
+  std::chrono::milliseconds first_retry = queue::defaults::first_retry;
+  std::chrono::milliseconds max_retry_interval = queue::defaults::max_retry_interval;
+  std::chrono::milliseconds lifetime = queue::defaults::message_lifetime;
+  std::chrono::milliseconds delay_warning_after = queue::defaults::delay_warning_after;  // 0: never
+  std::size_t max_concurrent_deliveries = queue::defaults::max_concurrent_deliveries;
+};
+
+struct DnsConfig {
+  // "127.0.0.1:5353" or a comma-separated list; empty: the system's resolv.conf.
+  std::string servers;
+  std::chrono::milliseconds timeout = defaults::dns_timeout;
+};
+
+struct DeliveryConfig {
+  std::uint16_t mx_port = defaults::mx_port;  // where MX hosts are contacted
+};
+
 struct Config {
   std::filesystem::path source_file;       // the YAML file this came from
   std::string hostname;                    // never empty after load_config()
@@ -62,10 +85,16 @@ struct Config {
   std::filesystem::path users_file = defaults::users_file;
   std::filesystem::path spool_directory = defaults::spool_directory;
   std::filesystem::path maildir_root = defaults::maildir_root;
+  std::filesystem::path control_socket = defaults::control_socket;
   std::vector<ListenerConfig> listeners;
   TlsConfig tls;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
+  QueueConfig queue;
+  DnsConfig dns;
+  DeliveryConfig delivery;
+  // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
+  std::map<std::string, Route> routes;
   bool normalise_bare_line_endings = defaults::normalise_bare_line_endings;
   unsigned worker_threads = defaults::worker_threads;
   std::string log_level = defaults::log_level;

@@ -11,6 +11,12 @@
 #include <memory>
 #include <vector>
 
+#include "dns/ares_resolver.h"
+#include "mta/client/client_tls.h"
+#include "mta/client/connection_pool.h"
+#include "mta/client/mx_delivery.h"
+#include "mta/control/control_server.h"
+#include "mta/delivery_router.h"
 #include "mta/event_handles.h"
 #include "mta/server/listener.h"
 #include "mta/server/self_signed_certificate.h"
@@ -20,6 +26,9 @@
 #include "mta/users.h"
 #include "mta/worker_pool.h"
 #include "queue/durable_file.h"
+#include "queue/libevent_loop.h"
+#include "queue/queue_manager.h"
+#include "queue/spool.h"
 
 namespace stokend {
 namespace {
@@ -66,13 +75,43 @@ SslContextPtr load_tls(const Config& config) {
   return context;
 }
 
+queue::QueueSettings queue_settings(const Config& config) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  queue::QueueSettings settings;
+  settings.retry.first_retry = duration_cast<seconds>(config.queue.first_retry);
+  settings.retry.max_retry_interval = duration_cast<seconds>(config.queue.max_retry_interval);
+  settings.retry.lifetime = duration_cast<seconds>(config.queue.lifetime);
+  settings.retry.delay_warning_after = duration_cast<seconds>(config.queue.delay_warning_after);
+  settings.max_concurrent_deliveries = config.queue.max_concurrent_deliveries;
+  settings.reporting_host = config.hostname;
+  return settings;
+}
+
 struct ShutdownState {
+  queue::QueueManager* queue = nullptr;
+  queue::Spool* spool = nullptr;
+  WorkerPool* workers = nullptr;
   event_base* base = nullptr;
   server::SessionRegistry* sessions = nullptr;
   std::vector<std::unique_ptr<server::Listener>>* listeners = nullptr;
   EventPtr grace_timer;
+  EventPtr drain_check;
   bool stopping = false;
+
+  // Stopped once no session is open, no delivery is running and no spool
+  // write or worker job is outstanding: a delivery's result must be on disk
+  // before we exit, or a restart would deliver it again.
+  bool drained() const {
+    return sessions->size() == 0 && queue->statistics().in_flight == 0 &&
+           spool->requests_in_flight() == 0 && workers->pending() == 0;
+  }
 };
+
+void on_drain_check(evutil_socket_t, short, void* argument) {
+  auto* state = static_cast<ShutdownState*>(argument);
+  if (state->drained()) event_base_loopexit(state->base, nullptr);
+}
 
 void on_signal(evutil_socket_t signal_number, short, void* argument) {
   auto* state = static_cast<ShutdownState*>(argument);
@@ -83,17 +122,16 @@ void on_signal(evutil_socket_t signal_number, short, void* argument) {
   }
   state->stopping = true;
   spdlog::info("signal {}: shutting down", signal_number);
+  state->queue->stop();
   for (auto& listener : *state->listeners) listener->close();
-  state->sessions->set_on_empty([base = state->base] { event_base_loopexit(base, nullptr); });
   state->sessions->request_shutdown_all();
-  if (state->sessions->size() == 0) {
-    event_base_loopexit(state->base, nullptr);
-    return;
-  }
+  state->drain_check.reset(event_new(state->base, -1, EV_PERSIST, &on_drain_check, state));
+  timeval every{0, 20 * 1000};
+  event_add(state->drain_check.get(), &every);
   state->grace_timer.reset(evtimer_new(
       state->base,
       [](evutil_socket_t, short, void* base) {
-        spdlog::warn("sessions still open after {}s: stopping", shutdown_grace.count());
+        spdlog::warn("work still running after {}s: stopping", shutdown_grace.count());
         event_base_loopbreak(static_cast<event_base*>(base));
       },
       state->base));
@@ -140,9 +178,52 @@ int run_daemon(const Config& config) {
   }
   store::MaildirStore mailstore(config.maildir_root, config.hostname);
   WorkerPool workers(base.get(), config.worker_threads);
+
+  // The queue: recover what the spool holds before accepting anything new.
+  queue::LibeventLoop loop(base.get());
+  queue::SpoolOptions spool_options;
+  spool_options.directory = config.spool_directory;
+  queue::Spool spool(loop, spool_options);
+  auto recovery = spool.open();
+  if (recovery.error) {
+    spdlog::critical("spool {}: {} failed: {}", config.spool_directory.string(),
+                     recovery.error_step, recovery.error.message());
+    return 1;
+  }
+  spdlog::info("spool {}: {} messages recovered ({} segments, {} torn tails, {} quarantined)",
+               config.spool_directory.string(), recovery.messages.size(), recovery.segments_read,
+               recovery.torn_tails_discarded, recovery.files_quarantined);
+
+  // Outbound: DNS, pooled SMTP/LMTP connections with opportunistic STARTTLS.
+  dns::ResolverOptions resolver_options;
+  resolver_options.servers = config.dns.servers;
+  resolver_options.timeout = config.dns.timeout;
+  dns::AresResolver resolver(base.get(), resolver_options);
+  std::string client_tls_error;
+  SslContextPtr client_tls = client::make_client_tls_context({}, client_tls_error);
+  if (!client_tls) {
+    spdlog::critical("cannot create the client TLS context: {}", client_tls_error);
+    return 1;
+  }
+  client::ClientSettings client_settings;
+  client_settings.helo_name = config.hostname;
+  client_settings.tls_context = client_tls.get();
+  client::ConnectionPool pool(base.get(), client_settings);
+  client::MxDelivery mx(pool, resolver, config.delivery.mx_port);
+  DeliveryRouter router(config, users, mailstore, workers, pool, mx);
+  queue::QueueManager queue(loop, spool, router, queue_settings(config));
+  queue.start(std::move(recovery.messages));
+
   server::SessionRegistry sessions;
-  server::ServerContext context{config,  base.get(), users,    mailstore,
+  server::ServerContext context{config,  base.get(), users,    queue,
                                 workers, tls.get(),  sessions, hash_password("unknown user")};
+
+  // stokenctl queue ...: the administrator's way into the running queue.
+  control::ControlServer control(base.get(), config.control_socket, queue);
+  if (auto error = control.open(); !error.empty()) {
+    spdlog::critical("{}", error);
+    return 1;
+  }
 
   std::vector<std::unique_ptr<server::Listener>> listeners;
   for (const auto& listener_config : config.listeners) {
@@ -154,7 +235,8 @@ int run_daemon(const Config& config) {
     listeners.push_back(std::move(listener));
   }
 
-  ShutdownState shutdown{base.get(), &sessions, &listeners, nullptr, false};
+  ShutdownState shutdown{&queue,     &spool,  &workers, base.get(), &sessions,
+                         &listeners, nullptr, nullptr,  false};
   EventPtr terminate(evsignal_new(base.get(), SIGTERM, &on_signal, &shutdown));
   EventPtr interrupt(evsignal_new(base.get(), SIGINT, &on_signal, &shutdown));
   evsignal_add(terminate.get(), nullptr);
@@ -165,6 +247,9 @@ int run_daemon(const Config& config) {
   event_base_dispatch(base.get());
 
   listeners.clear();
+  control.close();
+  queue.stop();
+  pool.close_idle();
   workers.stop();
   spdlog::info("stokend stopped");
   return 0;

@@ -21,6 +21,8 @@ inline constexpr const char* users_file = "var/users";
 inline constexpr const char* spool_directory = "var/spool";
 inline constexpr const char* maildir_root = "var/mail";
 inline constexpr const char* generated_tls_directory = "var/tls";
+// The local control socket stokenctl uses to reach the running daemon.
+inline constexpr const char* control_socket = "var/stokend.sock";
 
 // Limits
 inline constexpr std::size_t max_message_size = 35 * 1024 * 1024;  // bytes, advertised in SIZE
@@ -38,6 +40,15 @@ inline constexpr auto data_timeout = 600s;     // the whole DATA or BDAT transfe
 inline constexpr auto tls_handshake_timeout = 30s;
 inline constexpr auto auth_failure_base_delay = 1s;  // doubled on each further failure
 inline constexpr auto auth_failure_max_delay = 16s;
+
+// DNS (dns/): how long one query may take before it counts as a temporary failure
+inline constexpr auto dns_timeout = 5s;
+
+// Outbound SMTP: the port of MX hosts (RFC 5321 §4.5.4.2 and the MX record
+// name port 25; tests point it at a high loopback port).
+inline constexpr std::uint16_t mx_port = 25;
+
+// The queue's retry schedule and concurrency: queue/queue_defaults.h.
 
 // Input handling
 inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2

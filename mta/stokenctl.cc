@@ -1,10 +1,12 @@
 // stokenctl: the administration tool. Manages the local users in the users
 // file named by the configuration; a running stokend notices the change and
-// reloads the file by itself.
+// reloads the file by itself. Inspects and changes the running daemon's
+// queue over its control socket (mailq and postsuper in one).
 //
 // Contract: exit status 0 on success, 1 when the command failed (bad config,
-// unknown user, unwritable file...), 2 on a usage error. Messages go to
-// standard error; only `user list` writes data to standard output. Password
+// unknown user, unwritable file, unknown queue id, daemon not running...),
+// 2 on a usage error. Messages go to standard error; only `user list`,
+// `queue list` and `queue show` write data to standard output. Password
 // hashes are never printed.
 #include <signal.h>
 #include <sodium.h>
@@ -22,6 +24,8 @@
 #include <vector>
 
 #include "mta/config.h"
+#include "mta/control/control_client.h"
+#include "mta/control/control_protocol.h"
 #include "mta/users.h"
 
 namespace {
@@ -41,10 +45,15 @@ constexpr std::string_view usage_text =
        stokenctl [--config FILE] user del ADDRESS
        stokenctl [--config FILE] user list
        stokenctl [--config FILE] user set ADDRESS coi-filter off|active|seen
+       stokenctl [--config FILE] queue list
+       stokenctl [--config FILE] queue show ID
+       stokenctl [--config FILE] queue flush [ID]
+       stokenctl [--config FILE] queue hold|release|delete ID
        stokenctl --help
 
 Manages stokend's local users, kept in the users_file named by the
-configuration. A running stokend picks up changes by itself.
+configuration. A running stokend picks up changes by itself. The queue
+commands talk to the running stokend over its control_socket.
 
 commands:
   user add ADDRESS    add a user; ADDRESS must be in one of local_domains.
@@ -55,6 +64,14 @@ commands:
   user set ADDRESS coi-filter off|active|seen
                       set the user's COI message filter (active: chat mail
                       goes to the COI/Chats folder)
+  queue list          list the queued messages, like mailq: a '!' after the
+                      queue id marks a held message, a '*' one being delivered
+  queue show ID       show a message's envelope, the state of each recipient
+                      and its header section
+  queue flush [ID]    attempt delivery now, of one message or of every one
+  queue hold ID       keep a message from being delivered until released
+  queue release ID    let a held message be delivered again
+  queue delete ID     delete a message without notifying anyone
 
 options:
   --config FILE       configuration file (default: etc/stokend.yaml)
@@ -248,10 +265,60 @@ CommandLine parse_command_line(int argc, char** argv) {
   return command_line;
 }
 
+struct QueueSubcommand {
+  std::string_view name;
+  stokend::control::Command command;
+  enum class Id { none, required, optional } id;
+};
+
+constexpr std::array<QueueSubcommand, 6> queue_subcommands = {{
+    {"list", stokend::control::Command::list, QueueSubcommand::Id::none},
+    {"show", stokend::control::Command::show, QueueSubcommand::Id::required},
+    {"flush", stokend::control::Command::flush, QueueSubcommand::Id::optional},
+    {"hold", stokend::control::Command::hold, QueueSubcommand::Id::required},
+    {"release", stokend::control::Command::release, QueueSubcommand::Id::required},
+    {"delete", stokend::control::Command::remove, QueueSubcommand::Id::required},
+}};
+
+// The control request for a `queue ...` command.
+stokend::control::Request queue_request(const std::vector<std::string>& words) {
+  if (words.size() < 2) {
+    throw UsageError("'queue' needs a subcommand: list, show, flush, hold, release or delete");
+  }
+  const std::string& name = words[1];
+  const auto subcommand = std::find_if(queue_subcommands.begin(), queue_subcommands.end(),
+                                       [&](const auto& known) { return known.name == name; });
+  if (subcommand == queue_subcommands.end()) {
+    throw UsageError("unknown subcommand 'queue " + name + "'");
+  }
+  const std::size_t arguments = words.size() - 2;
+  switch (subcommand->id) {
+    case QueueSubcommand::Id::none:
+      if (arguments != 0) throw UsageError("queue " + name + " takes no arguments");
+      return {subcommand->command, {}};
+    case QueueSubcommand::Id::optional:
+      if (arguments == 0) return {subcommand->command, {}};
+      if (arguments != 1) throw UsageError("queue " + name + " takes at most one queue ID");
+      break;
+    case QueueSubcommand::Id::required:
+      if (arguments != 1) throw UsageError("queue " + name + " takes one queue ID");
+      break;
+  }
+  if (!stokend::control::is_message_id(words[2])) {
+    throw UsageError("'" + words[2] +
+                     "' is not a queue ID (lowercase hex digits, as in queue list)");
+  }
+  return {subcommand->command, words[2]};
+}
+
 // Checks the shape of the command before anything is loaded, so a usage
 // error never depends on the state of the config or users file.
 void check_command(const std::vector<std::string>& words) {
   if (words.empty()) throw UsageError("no command given");
+  if (words[0] == "queue") {
+    queue_request(words);
+    return;
+  }
   if (words[0] != "user") throw UsageError("unknown command '" + words[0] + "'");
   if (words.size() < 2) throw UsageError("'user' needs a subcommand: add, del, list or set");
   const std::string& subcommand = words[1];
@@ -271,17 +338,22 @@ void check_command(const std::vector<std::string>& words) {
   }
 }
 
-int run(const CommandLine& command_line) {
-  const stokend::ConfigLoadResult loaded = stokend::load_config(command_line.config_file);
-  if (!loaded.config) {
-    for (const stokend::ConfigError& error : loaded.errors) {
-      std::cerr << error.to_string() << '\n';
-    }
-    return exit_failure;
+int run_queue_command(const stokend::Config& config, const std::vector<std::string>& words) {
+  using stokend::control::Command;
+  const stokend::control::Request request = queue_request(words);
+  std::string error;
+  const auto answer = stokend::control::ask_daemon(config.control_socket, request, error);
+  if (!answer) return fail(error);
+  if (!answer->ok) {
+    return fail(request.id.empty() ? answer->reason : request.id + ": " + answer->reason);
   }
-  const stokend::Config& config = *loaded.config;
+  const bool data = request.command == Command::list || request.command == Command::show;
+  (data ? std::cout : std::cerr) << answer->body << std::flush;
+  return exit_success;
+}
+
+int run_user_command(const stokend::Config& config, const std::vector<std::string>& words) {
   stokend::UserDirectory users(config.users_file);
-  const std::vector<std::string>& words = command_line.words;
   const std::string& subcommand = words[1];
   stokend::UniqueFd update_lock;
   if (subcommand != "list") {
@@ -295,6 +367,19 @@ int run(const CommandLine& command_line) {
   if (subcommand == "del") return delete_user(users, words[2]);
   if (subcommand == "list") return list_users(config, users);
   return set_coi_filter(users, words[2], *parse_coi_filter(words[4]));
+}
+
+int run(const CommandLine& command_line) {
+  const stokend::ConfigLoadResult loaded = stokend::load_config(command_line.config_file);
+  if (!loaded.config) {
+    for (const stokend::ConfigError& error : loaded.errors) {
+      std::cerr << error.to_string() << '\n';
+    }
+    return exit_failure;
+  }
+  const std::vector<std::string>& words = command_line.words;
+  if (words[0] == "queue") return run_queue_command(*loaded.config, words);
+  return run_user_command(*loaded.config, words);
 }
 
 }  // namespace

@@ -12,9 +12,9 @@
 #include <string>
 
 #include "mta/config.h"
-#include "mta/store/mailstore.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
+#include "queue/queue_manager.h"
 
 namespace stokend::server {
 
@@ -46,7 +46,7 @@ struct ServerContext {
   const Config& config;
   event_base* base;
   UserDirectory& users;
-  store::Mailstore& mailstore;
+  queue::QueueManager& queue;
   WorkerPool& workers;
   SSL_CTX* tls;  // nullptr when no listener uses TLS
   SessionRegistry& sessions;

@@ -393,23 +393,21 @@ void Session::command_rcpt(const Command& command) {
       return reply_error(550, "5.7.1", shown + ": Relay access denied");
     }
   }
-  if (!local) {
-    return reply(451, "4.3.2", shown + ": Remote delivery is not available yet");
-  }
-  context_.users.refresh_if_changed();
-  std::string address = mailbox.normalized();
-  const User* user = context_.users.find(address);
-  if (!user) {
-    return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
+  std::string address;
+  if (local) {
+    context_.users.refresh_if_changed();
+    const User* user = context_.users.find(mailbox.normalized());
+    if (!user) {
+      return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
+    }
+    address = user->address;
+  } else {
+    // Authenticated submission to another domain: queued for remote delivery.
+    address = mailbox.to_string();
   }
   bool duplicate = std::any_of(transaction_.recipients.begin(), transaction_.recipients.end(),
                                [&](const auto& recipient) { return recipient.address == address; });
-  if (!duplicate) {
-    auto at = user->address.rfind('@');
-    transaction_.recipients.push_back({user->address, user->address.substr(at + 1),
-                                       user->address.substr(0, at),
-                                       user->coi_filter == CoiFilter::active});
-  }
+  if (!duplicate) transaction_.recipients.push_back({address, local});
   reply(250, "2.1.5", "Ok");
 }
 
@@ -689,69 +687,47 @@ void Session::finish_message() {
   std::string message = message::received_header(trace);
   message.reserve(message.size() + body.size());
   message += body;
-  deliver(std::move(message_id), std::move(message));
+  enqueue(std::move(message_id), std::move(message));
 }
 
-void Session::deliver(std::string message_id, std::string message) {
-  struct Job {
-    std::string id;
-    std::string message;
-    std::vector<store::Recipient> recipients;
-    std::vector<std::string> addresses;
-  };
-  auto job = std::make_shared<Job>();
-  bool chat = message::is_chat_message(message);
+void Session::enqueue(std::string message_id, std::string message) {
+  queue::Envelope envelope;
+  envelope.sender = transaction_.sender.is_null ? "" : transaction_.sender.mailbox.to_string();
   for (const auto& recipient : transaction_.recipients) {
-    job->recipients.push_back(
-        {recipient.local_part, recipient.domain, chat && recipient.coi_filter_active});
-    job->addresses.push_back(recipient.address);
+    envelope.recipients.push_back(recipient.address);
   }
-  job->id = std::move(message_id);
-  job->message = std::move(message);
-  std::string sender = transaction_.sender.is_null ? "" : transaction_.sender.mailbox.normalized();
+  envelope.smtputf8 = transaction_.utf8;
+  std::string recipients;
+  for (const auto& address : envelope.recipients) {
+    recipients += (recipients.empty() ? "" : ",") + address;
+  }
+  std::string sender = envelope.sender;
+  std::size_t size = message.size();
   reset_transaction();
   wait_for_work();
 
   std::weak_ptr<Session> weak = weak_from_this();
-  store::Mailstore* mailstore = &context_.mailstore;
-  context_.workers.submit([weak, job, mailstore, sender, chat]() {
-    std::vector<store::DeliveryResult> results;
-    for (const auto& recipient : job->recipients) {
-      results.push_back(mailstore->deliver(recipient, job->message));
-    }
-    return WorkerPool::Completion([weak, job, results, sender, chat] {
-      bool all_delivered = true;
-      std::string recipients;
-      for (std::size_t i = 0; i < results.size(); ++i) {
-        if (!recipients.empty()) recipients += ',';
-        recipients += job->addresses[i];
-        if (results[i].status != store::DeliveryResult::Status::delivered) {
-          all_delivered = false;
-          spdlog::error("message {}: delivery to {} failed: {}", job->id, job->addresses[i],
-                        results[i].detail);
+  context_.queue.enqueue(
+      std::move(envelope), std::move(message),
+      [weak, message_id, sender, recipients, size](queue::EnqueueResult result) {
+        auto session = weak.lock();
+        if (!result) {
+          spdlog::error("message {}: cannot be queued: {}", message_id, result.error.message());
+          if (session) {
+            session->reply(451, "4.3.0", "Temporary local problem, try again later");
+            session->resume_reading();
+          }
+          return;
         }
-      }
-      auto session = weak.lock();
-      if (all_delivered) {
-        spdlog::info(
-            "message {} accepted: session={} from=<{}> to={} size={} chat={} tls={} auth={}",
-            job->id, session ? session->session_id_ : "-", sender, recipients, job->message.size(),
-            chat ? "yes" : "no", session && session->tls_active_ ? "yes" : "no",
-            session && session->authenticated_user_ ? *session->authenticated_user_ : "-");
-      }
-      if (!session) return;
-      if (all_delivered) {
-        // Until the durable queue carries partial failures, a message is
-        // acknowledged only when every recipient has it; a failure for any
-        // one means the client retries (a duplicate beats a loss).
+        spdlog::info("message {} accepted as {}: session={} from=<{}> to={} size={} tls={} auth={}",
+                     message_id, result.id, session ? session->session_id_ : "-", sender,
+                     recipients, size, session && session->tls_active_ ? "yes" : "no",
+                     session && session->authenticated_user_ ? *session->authenticated_user_ : "-");
+        if (!session) return;
         ++session->messages_accepted_;
-        session->reply(250, "2.0.0", "Ok: queued as " + job->id);
-      } else {
-        session->reply(451, "4.3.0", "Temporary delivery failure, try again later");
-      }
-      session->resume_reading();
-    });
-  });
+        session->reply(250, "2.0.0", "Ok: queued as " + result.id);
+        session->resume_reading();
+      });
 }
 
 std::string Session::received_protocol() const {

@@ -6,8 +6,8 @@
 // - Input is processed in order; while the session waits for work on another
 //   thread (password check, mailstore commit) it reads nothing more, so
 //   pipelined commands are answered in order after it.
-// - "250 ... queued" is sent only after the mailstore committed the message
-//   for every recipient.
+// - "250 ... queued" is sent only once the queue has the message durably
+//   (queue/spool.h: written and synced); delivery follows at once.
 // - Every phase has a deadline (idle, command line, DATA, TLS handshake); on
 //   expiry the client gets 421 4.4.2 and the connection closes.
 // - A session is owned by the SessionRegistry; it removes itself from there
@@ -60,10 +60,8 @@ class Session : public std::enable_shared_from_this<Session> {
   enum class DeadlineKind { none, command, data };
 
   struct AcceptedRecipient {
-    std::string address;  // normalised local address (the users-file key)
-    std::string domain;
-    std::string local_part;
-    bool coi_filter_active = false;
+    std::string address;  // local: the users-file key; remote: as written
+    bool local = false;
   };
 
   struct Transaction {
@@ -104,7 +102,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void finish_bdat_chunk();
   void finish_message();
-  void deliver(std::string message_id, std::string message);
+  void enqueue(std::string message_id, std::string message);
 
   void start_tls();
   void tls_established();

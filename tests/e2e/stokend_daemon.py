@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -37,6 +38,9 @@ USERS = {
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+SETTLE_TIMEOUT = 5.0
+# A loopback UDP port where no DNS server listens: lookups fail at once.
+DNS_PORT_NOBODY = 9  # local deliveries finish within milliseconds of the 250
 
 
 def _binary(env_name: str, name: str) -> Path:
@@ -115,6 +119,11 @@ def default_config(ports: list[int]) -> dict:
         "normalise_bare_line_endings": False,
         "worker_threads": 4,
         "log_level": "info",
+        # Nothing leaves loopback: DNS goes to a loopback port (a test that
+        # needs records starts dnsmasq there); MX hosts are contacted on a
+        # high port, never 25.
+        "dns": {"servers": f"127.0.0.1:{DNS_PORT_NOBODY}", "timeout": "300ms"},
+        "delivery": {"mx_port": 2625},
     }
 
 
@@ -203,30 +212,54 @@ class Stokend:
         path = self.maildir_root / domain / local
         return path / ".COI.Chats" if chats else path
 
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> bool:
+        """Waits until every message the queue stored has been removed from it
+        (all recipients final), as the log tells. Delivery follows the 250
+        asynchronously, so mail is read only once the queue has settled.
+        Returns False when messages are still queued after timeout (e.g. a
+        deferred delivery), which callers may expect."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            stored = set(re.findall(r"queue: (\S+) stored:", log))
+            removed = set(re.findall(r"queue: (\S+) removed:", log))
+            if stored <= removed:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
     def messages(self, address: str, chats: bool = False) -> list[bytes]:
         """The messages in the user's new/ folder (or the COI Chats folder), by name."""
+        self.settle()
         new = self.maildir(address, chats) / "new"
         if not new.is_dir():
             return []
         return [p.read_bytes() for p in sorted(new.iterdir()) if p.is_file()]
 
     def tmp_files(self, address: str, chats: bool = False) -> list[Path]:
+        self.settle()
         tmp = self.maildir(address, chats) / "tmp"
         return sorted(tmp.iterdir()) if tmp.is_dir() else []
 
     def all_mail_files(self) -> list[Path]:
         """Every file in any new/, cur/ or tmp/ folder under the Maildir root
         (not the folders' marker files such as maildirfolder)."""
+        self.settle()
         root = self.maildir_root
         if not root.exists():
             return []
         return sorted(p for p in root.rglob("*")
                       if p.is_file() and p.parent.name in ("new", "cur", "tmp"))
 
-    def files_containing(self, marker: bytes) -> list[Path]:
-        """Every file under the daemon's directory (mail and spool) containing marker."""
+    def files_containing(self, marker: bytes, include_spool: bool = True) -> list[Path]:
+        """Every file under the daemon's directory (mail and, unless told
+        otherwise, the spool, which keeps accepted messages) containing marker."""
+        self.settle()
         hits = []
         for path in self.dir.rglob("*"):
+            if not include_spool and self.spool in path.parents:
+                continue
             if path.is_file() and path not in (self.log_path, self.out_path):
                 try:
                     if marker in path.read_bytes():

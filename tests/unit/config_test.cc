@@ -431,3 +431,41 @@ TEST_CASE("local domains match case-insensitively") {
   CHECK_FALSE(config.is_local_domain("example.org"));
   CHECK_FALSE(config.is_local_domain("sub.example.test"));
 }
+
+TEST_CASE("queue, dns and routes sections load") {
+  const LoadedText loaded(minimal_config +
+                          "queue: {first_retry: 1s, max_retry_interval: 4s, lifetime: 1m,\n"
+                          "        delay_warning_after: 0, max_concurrent_deliveries: 7}\n"
+                          "dns: {servers: \"127.0.0.1:5353\", timeout: 500ms}\n"
+                          "routes:\n"
+                          "  example.test: \"lmtp:[127.0.0.1]:2424\"\n"
+                          "  B.Test: \"smtp:[127.0.0.1]:2600\"\n"
+                          "  \"*\": mx\n");
+  INFO(all_errors(loaded.result));
+  REQUIRE(loaded.result.config);
+  const Config& config = *loaded.result.config;
+  CHECK(config.queue.first_retry == std::chrono::seconds(1));
+  CHECK(config.queue.max_retry_interval == std::chrono::seconds(4));
+  CHECK(config.queue.lifetime == std::chrono::minutes(1));
+  CHECK(config.queue.delay_warning_after == std::chrono::milliseconds(0));
+  CHECK(config.queue.max_concurrent_deliveries == 7);
+  CHECK(config.dns.servers == "127.0.0.1:5353");
+  CHECK(config.dns.timeout == std::chrono::milliseconds(500));
+  REQUIRE(config.routes.size() == 3);
+  CHECK(config.routes.at("example.test").next_hop.port == 2424);
+  CHECK(config.routes.at("b.test").transport == stokend::Route::Transport::smtp);
+  CHECK(config.routes.at("*").transport == stokend::Route::Transport::mx);
+}
+
+TEST_CASE("a bad route is reported at its value") {
+  const LoadedText loaded(minimal_config + "routes:\n  b.test: \"smtp:[mx.b.test]:25\"\n");
+  CHECK(loaded.only_error() ==
+        "5:11: routes.b.test: 'mx.b.test' is not an IP address (routes use IP literals, no DNS)");
+}
+
+TEST_CASE("a retry interval shorter than the first retry is refused") {
+  const LoadedText loaded(minimal_config + "queue: {first_retry: 10m, max_retry_interval: 5m}\n");
+  CHECK_THAT(
+      loaded.only_error(),
+      Catch::Contains("max_retry_interval (300s) must not be shorter than first_retry (600s)"));
+}

@@ -1,0 +1,188 @@
+// See delivery_router.h.
+#include "mta/delivery_router.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+
+#include "message/address.h"
+#include "mta/store/lmtp_store.h"
+
+namespace stokend {
+namespace {
+
+queue::RecipientResult from_store(const store::DeliveryResult& result) {
+  using Status = store::DeliveryResult::Status;
+  switch (result.status) {
+    case Status::delivered:
+      return {queue::RecipientResult::Outcome::delivered, "250 2.0.0 Saved " + result.delivery_id};
+    case Status::permanent_failure:
+      return {queue::RecipientResult::Outcome::permanent_failure, "550 5.3.0 " + result.detail};
+    case Status::temporary_failure:
+      break;
+  }
+  return {queue::RecipientResult::Outcome::temporary_failure, "451 4.3.0 " + result.detail};
+}
+
+queue::RecipientResult from_client(const client::RecipientResult& result) {
+  using client::DeliveryStatus;
+  queue::RecipientResult converted;
+  converted.outcome = result.status == DeliveryStatus::delivered
+                          ? queue::RecipientResult::Outcome::delivered
+                      : result.status == DeliveryStatus::permanent
+                          ? queue::RecipientResult::Outcome::permanent_failure
+                          : queue::RecipientResult::Outcome::temporary_failure;
+  // Failures decided here carry no reply code: give the class one (RFC 3463).
+  int code = result.reply_code;
+  if (code == 0) {
+    code = result.status == DeliveryStatus::delivered   ? 250
+           : result.status == DeliveryStatus::permanent ? 550
+                                                        : 451;
+  }
+  converted.reply = std::to_string(code);
+  if (!result.enhanced_code.empty()) converted.reply += " " + result.enhanced_code;
+  if (!result.text.empty()) converted.reply += " " + result.text;
+  return converted;
+}
+
+bool has_eight_bit_octets(const std::string& data) {
+  return std::any_of(data.begin(), data.end(),
+                     [](char octet) { return static_cast<unsigned char>(octet) >= 0x80; });
+}
+
+}  // namespace
+
+struct DeliveryRouter::Batch {
+  std::vector<queue::RecipientResult> results;
+  std::size_t outstanding = 0;
+  Done done;
+
+  void settle(const std::vector<std::size_t>& indices,
+              const std::vector<queue::RecipientResult>& group_results) {
+    for (std::size_t i = 0; i < indices.size(); ++i) results[indices[i]] = group_results[i];
+    if (--outstanding == 0) done(std::move(results));
+  }
+};
+
+struct DeliveryRouter::Group {
+  Route route;
+  std::string domain;  // for MX delivery
+  std::vector<std::size_t> indices;
+  std::vector<std::string> addresses;
+};
+
+DeliveryRouter::DeliveryRouter(const Config& config, UserDirectory& users,
+                               store::Mailstore& maildir, WorkerPool& workers,
+                               client::ConnectionPool& pool, client::MxDelivery& mx)
+    : config_(config),
+      routes_(config.routes),
+      users_(users),
+      maildir_(maildir),
+      workers_(workers),
+      pool_(pool),
+      mx_(mx) {}
+
+void DeliveryRouter::deliver(const queue::QueuedMessage& message,
+                             std::span<const std::string> recipients, Done done) {
+  std::map<std::string, Group> groups;
+  for (std::size_t i = 0; i < recipients.size(); ++i) {
+    const std::string& address = recipients[i];
+    std::string domain = message::ascii_lowercase(address.substr(address.rfind('@') + 1));
+    Route route = routes_.route_for(domain, config_.is_local_domain(domain));
+    std::string key = route.transport == Route::Transport::mx ? "mx:" + domain : route.to_string();
+    Group& group = groups[key];
+    group.route = route;
+    group.domain = domain;
+    group.indices.push_back(i);
+    group.addresses.push_back(address);
+  }
+  auto batch = std::make_shared<Batch>();
+  batch->results.resize(recipients.size());
+  batch->outstanding = groups.size();
+  batch->done = std::move(done);
+  for (const auto& [key, group] : groups) {
+    switch (group.route.transport) {
+      case Route::Transport::maildir:
+        deliver_maildir(message, batch, group);
+        break;
+      case Route::Transport::lmtp:
+        deliver_lmtp(message, batch, group);
+        break;
+      case Route::Transport::smtp:
+      case Route::Transport::mx:
+        deliver_smtp(message, batch, group);
+        break;
+    }
+  }
+}
+
+void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
+                                     std::shared_ptr<Batch> batch, const Group& group) {
+  users_.refresh_if_changed();
+  std::vector<queue::RecipientResult> results(group.addresses.size());
+  std::vector<std::size_t> to_store;  // positions within the group
+  std::vector<store::Recipient> mailboxes;
+  for (std::size_t i = 0; i < group.addresses.size(); ++i) {
+    const User* user = users_.find(group.addresses[i]);
+    if (!user) {
+      results[i] = {queue::RecipientResult::Outcome::permanent_failure,
+                    "550 5.1.1 <" + group.addresses[i] + ">: user unknown"};
+      continue;
+    }
+    auto at = user->address.rfind('@');
+    to_store.push_back(i);
+    mailboxes.push_back({user->address.substr(0, at), user->address.substr(at + 1),
+                         message.chat && user->coi_filter == CoiFilter::active});
+  }
+  if (mailboxes.empty()) return batch->settle(group.indices, results);
+  store::Mailstore* maildir = &maildir_;
+  workers_.submit([batch, maildir, data = message.data, indices = group.indices,
+                   results = std::move(results), to_store = std::move(to_store),
+                   mailboxes = std::move(mailboxes)]() mutable {
+    for (std::size_t i = 0; i < mailboxes.size(); ++i) {
+      results[to_store[i]] = from_store(maildir->deliver(mailboxes[i], *data));
+    }
+    return WorkerPool::Completion(
+        [batch, indices = std::move(indices), results = std::move(results)] {
+          batch->settle(indices, results);
+        });
+  });
+}
+
+void DeliveryRouter::deliver_lmtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
+                                  const Group& group) {
+  std::vector<store::Recipient> mailboxes;
+  for (const auto& address : group.addresses) {
+    auto at = address.rfind('@');
+    mailboxes.push_back({message::ascii_lowercase(address.substr(0, at)),
+                         message::ascii_lowercase(address.substr(at + 1)), false});
+  }
+  store::LmtpStore lmtp(pool_, group.route.next_hop);
+  lmtp.deliver(mailboxes, message.data, message.envelope.sender,
+               [batch, indices = group.indices](std::vector<store::DeliveryResult> delivered) {
+                 std::vector<queue::RecipientResult> results;
+                 for (const auto& result : delivered) results.push_back(from_store(result));
+                 batch->settle(indices, results);
+               });
+}
+
+void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
+                                  const Group& group) {
+  client::Envelope envelope;
+  envelope.sender = message.envelope.sender;
+  envelope.recipients = group.addresses;
+  envelope.eight_bit_body = has_eight_bit_octets(*message.data);
+  auto finished = [batch, indices = group.indices](client::TransactionResult result) {
+    std::vector<queue::RecipientResult> results;
+    for (const auto& recipient : result.recipients) results.push_back(from_client(recipient));
+    batch->settle(indices, results);
+  };
+  if (group.route.transport == Route::Transport::smtp) {
+    mx_.deliver_to(group.route.next_hop, std::move(envelope), message.data, std::move(finished));
+  } else {
+    mx_.deliver_to_domain(group.domain, std::move(envelope), message.data, std::move(finished));
+  }
+}
+
+}  // namespace stokend

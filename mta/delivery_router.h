@@ -1,0 +1,50 @@
+// The daemon's side of the queue: delivers a queued message to its due
+// recipients by route (mta/routes.h) — the built-in Maildir on worker
+// threads, LMTP into a mailstore such as Dovecot, SMTP to a fixed next hop,
+// or SMTP to the domain's MX hosts — and reports one result per recipient.
+//
+// Contract: as queue::DeliveryAgent. Recipients are grouped by route (and by
+// domain for MX delivery), each group in one transaction; the groups run at
+// once and `done` runs when the last has answered. A local recipient who no
+// longer exists (deleted after the message was accepted) fails permanently
+// with 5.1.1.
+#pragma once
+
+#include "mta/client/connection_pool.h"
+#include "mta/client/mx_delivery.h"
+#include "mta/config.h"
+#include "mta/store/mailstore.h"
+#include "mta/users.h"
+#include "mta/worker_pool.h"
+#include "queue/delivery_agent.h"
+
+namespace stokend {
+
+class DeliveryRouter final : public queue::DeliveryAgent {
+ public:
+  DeliveryRouter(const Config& config, UserDirectory& users, store::Mailstore& maildir,
+                 WorkerPool& workers, client::ConnectionPool& pool, client::MxDelivery& mx);
+
+  void deliver(const queue::QueuedMessage& message, std::span<const std::string> recipients,
+               Done done) override;
+
+ private:
+  struct Batch;
+  struct Group;
+  void deliver_maildir(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
+                       const Group& group);
+  void deliver_lmtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
+                    const Group& group);
+  void deliver_smtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
+                    const Group& group);
+
+  const Config& config_;
+  RouteTable routes_;
+  UserDirectory& users_;
+  store::Mailstore& maildir_;
+  WorkerPool& workers_;
+  client::ConnectionPool& pool_;
+  client::MxDelivery& mx_;
+};
+
+}  // namespace stokend
