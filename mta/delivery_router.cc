@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <map>
 
 #include "message/address.h"
@@ -46,9 +48,20 @@ queue::RecipientResult from_client(const client::RecipientResult& result) {
   return converted;
 }
 
+// Whether BODY=8BITMIME is needed. Eight octets at a time: this runs over
+// every outbound message, and a byte loop showed up in profiles at 100 KB.
 bool has_eight_bit_octets(const std::string& data) {
-  return std::any_of(data.begin(), data.end(),
-                     [](char octet) { return static_cast<unsigned char>(octet) >= 0x80; });
+  constexpr std::uint64_t high_bits = 0x8080808080808080ULL;
+  std::size_t position = 0;
+  for (; position + 8 <= data.size(); position += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, data.data() + position, sizeof word);
+    if (word & high_bits) return true;
+  }
+  for (; position < data.size(); ++position) {
+    if (static_cast<unsigned char>(data[position]) >= 0x80) return true;
+  }
+  return false;
 }
 
 }  // namespace

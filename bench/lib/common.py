@@ -184,3 +184,30 @@ def load1():
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
+
+
+def cpu_seconds(pid, with_reaped_children=False):
+    """CPU time (user + system, all threads) of a process in seconds, or None.
+    with_reaped_children adds the time of the children it has waited for
+    (a Postfix master's cutime/cstime holds its exited smtpd, cleanup...)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the ")": state is field 3 of stat(5), so utime (14) is index 11.
+    ticks = int(fields[11]) + int(fields[12])
+    if with_reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_ticks():
+    """(busy, total) jiffies over all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal guest guest_nice;
+    # guest time is already counted in user.
+    total = sum(values[:8])
+    idle = values[3] + values[4]
+    return total - idle, total

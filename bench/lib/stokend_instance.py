@@ -4,6 +4,11 @@ The folder gets a configuration (the keys of etc/stokend.yaml) with one MX
 listener on 127.0.0.1 and all state under relative paths, a user
 alice@example.test, and the daemon's log (stokend.log). The daemon runs with
 that folder as its working directory.
+
+Optional, for other set-ups: other local domains and users, routes
+(`routes: {domain: "smtp:[127.0.0.1]:PORT"}`), the DNS servers, extra
+top-level configuration lines, and a command prefix to run the daemon under
+(a profiler, say).
 """
 
 import os
@@ -21,7 +26,9 @@ PASSWORD = "bench-password-1"
 class StokendInstance:
     def __init__(self, bin_dir, directory, mx_port, max_connections=2000,
                  max_connections_per_ip=50, nofile=None, worker_threads=None,
-                 log_level="warn"):
+                 log_level="warn", local_domains=None, users=None,
+                 routes=None, dns_servers=None, extra_config=None,
+                 command_prefix=None):
         self.bin_dir = os.path.abspath(bin_dir)
         self.dir = os.path.abspath(directory)
         self.mx_port = int(mx_port)
@@ -30,6 +37,12 @@ class StokendInstance:
         self.nofile = nofile
         self.worker_threads = worker_threads
         self.log_level = log_level
+        self.local_domains = list(local_domains or ["example.test"])
+        self.users = list(users or [USER])
+        self.routes = dict(routes or {})  # domain -> route text
+        self.dns_servers = dns_servers  # "127.0.0.1:PORT", or None
+        self.extra_config = list(extra_config or [])  # YAML lines
+        self.command_prefix = list(command_prefix or [])
         self.config = os.path.join(self.dir, "stokend.yaml")
         self.log_path = os.path.join(self.dir, "stokend.log")
         self.proc = None
@@ -56,7 +69,7 @@ class StokendInstance:
         lines = [
             "hostname: mx.example.test",
             "local_domains:",
-            "  - example.test",
+            *(f"  - {domain}" for domain in self.local_domains),
             "users_file: var/users",
             "spool_directory: var/spool",
             "maildir_root: var/mail",
@@ -75,13 +88,21 @@ class StokendInstance:
         ]
         if self.worker_threads:
             lines.append(f"worker_threads: {self.worker_threads}")
+        if self.routes:
+            lines.append("routes:")
+            lines.extend(f'  {domain}: "{route}"'
+                         for domain, route in self.routes.items())
+        if self.dns_servers:
+            lines.append("dns:")
+            lines.append(f'  servers: "{self.dns_servers}"')
+        lines.extend(self.extra_config)
         os.makedirs(os.path.join(self.dir, "var"), exist_ok=True)
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
-    def add_user(self):
+    def add_user(self, address=USER):
         r = subprocess.run([self.stokenctl, "--config", self.config, "user",
-                            "add", USER], cwd=self.dir,
+                            "add", address], cwd=self.dir,
                            input=PASSWORD + "\n", text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=60)
@@ -101,9 +122,11 @@ class StokendInstance:
                                    "--bin-dir")
         os.makedirs(self.dir, exist_ok=True)
         self.write_config()
-        self.add_user()
+        for address in self.users:
+            self.add_user(address)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.stokend, "--config", self.config],
+        self.proc = subprocess.Popen([*self.command_prefix, self.stokend,
+                                      "--config", self.config],
                                      cwd=self.dir, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log,
                                      preexec_fn=self._preexec)
