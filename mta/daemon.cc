@@ -90,6 +90,7 @@ queue::QueueSettings queue_settings(const Config& config) {
 
 struct ShutdownState {
   queue::QueueManager* queue = nullptr;
+  client::ConnectionPool* pool = nullptr;
   queue::Spool* spool = nullptr;
   WorkerPool* workers = nullptr;
   event_base* base = nullptr;
@@ -104,12 +105,14 @@ struct ShutdownState {
   // before we exit, or a restart would deliver it again.
   bool drained() const {
     return sessions->size() == 0 && queue->statistics().in_flight == 0 &&
-           spool->requests_in_flight() == 0 && workers->pending() == 0;
+           spool->requests_in_flight() == 0 && workers->pending() == 0 && !pool->quitting();
   }
 };
 
 void on_drain_check(evutil_socket_t, short, void* argument) {
   auto* state = static_cast<ShutdownState*>(argument);
+  // Connections released by deliveries that just finished say QUIT too.
+  state->pool->close_idle();
   if (state->drained()) event_base_loopexit(state->base, nullptr);
 }
 
@@ -235,8 +238,8 @@ int run_daemon(const Config& config) {
     listeners.push_back(std::move(listener));
   }
 
-  ShutdownState shutdown{&queue,     &spool,  &workers, base.get(), &sessions,
-                         &listeners, nullptr, nullptr,  false};
+  ShutdownState shutdown{&queue,    &pool,      &spool,  &workers, base.get(),
+                         &sessions, &listeners, nullptr, nullptr,  false};
   EventPtr terminate(evsignal_new(base.get(), SIGTERM, &on_signal, &shutdown));
   EventPtr interrupt(evsignal_new(base.get(), SIGINT, &on_signal, &shutdown));
   evsignal_add(terminate.get(), nullptr);
@@ -250,6 +253,7 @@ int run_daemon(const Config& config) {
   control.close();
   queue.stop();
   pool.close_idle();
+  pool.abort_quitting();
   workers.stop();
   spdlog::info("stokend stopped");
   return 0;

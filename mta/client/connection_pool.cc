@@ -126,7 +126,10 @@ void ConnectionPool::close_idle() {
   for (auto position = destinations_.begin(); position != destinations_.end();) {
     DestinationState& state = position->second;
     state.open -= std::min(state.open, state.idle.size());
-    for (auto& entry : state.idle) entry.connection->close();
+    for (auto& entry : state.idle) {
+      entry.connection->close();
+      if (entry.connection->is_quitting()) quitting_.push_back(entry.connection);
+    }
     state.idle.clear();
     if (state.open == 0 && state.waiting.empty()) {
       position = destinations_.erase(position);
@@ -134,6 +137,20 @@ void ConnectionPool::close_idle() {
       ++position;
     }
   }
+}
+
+bool ConnectionPool::quitting() const {
+  return std::any_of(quitting_.begin(), quitting_.end(), [](const auto& weak) {
+    auto connection = weak.lock();
+    return connection && connection->is_quitting();
+  });
+}
+
+void ConnectionPool::abort_quitting() {
+  for (auto& weak : quitting_) {
+    if (auto connection = weak.lock()) connection->abort();
+  }
+  quitting_.clear();
 }
 
 std::size_t ConnectionPool::open_connections(const std::string& key) const {

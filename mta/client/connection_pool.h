@@ -48,8 +48,14 @@ class ConnectionPool {
   void acquire(const Destination& destination, AcquireCallback done);
   void release(std::shared_ptr<SmtpClient> connection, bool reusable);
 
-  // Closes every idle connection now (daemon shutdown).
+  // Closes every idle connection now (daemon shutdown): each says QUIT and
+  // goes away when answered.
   void close_idle();
+  // Some connection closed by close_idle() still waits for its QUIT reply.
+  bool quitting() const;
+  // Drops the connections still quitting without waiting (after the event
+  // loop has stopped, when no reply can arrive any more).
+  void abort_quitting();
 
   const ClientSettings& settings() const { return settings_; }
   // For tests and monitoring, by Destination::key().
@@ -81,6 +87,7 @@ class ConnectionPool {
   // Callbacks from connections hold a weak reference: they do nothing once
   // the pool is gone.
   std::shared_ptr<ConnectionPool*> alive_;
+  std::vector<std::weak_ptr<SmtpClient>> quitting_;  // closed by close_idle()
 };
 
 }  // namespace stokend::client

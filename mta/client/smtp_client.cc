@@ -733,6 +733,14 @@ void SmtpClient::close() {
   fail({"4.3.0", "connection to " + peer_ + " closed while in use"});
 }
 
+void SmtpClient::abort() {
+  teardown();
+  phase_ = Phase::closed;
+  auto keep = std::move(self_while_quitting_);  // may destroy this object
+}
+
+bool SmtpClient::is_quitting() const { return phase_ == Phase::quitting; }
+
 void SmtpClient::on_quit_reply() {
   teardown();
   // May destroy this object: nothing after it.

@@ -79,6 +79,11 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   // Busy: closes at once and fails the work in progress through its
   // callback, called from inside close().
   void close();
+  // Closes at once without QUIT, also while a QUIT is awaited, dropping the
+  // self-reference that keeps a quitting client alive (daemon exit, once the
+  // event loop no longer runs). Work in progress is abandoned silently.
+  void abort();
+  bool is_quitting() const;
 
   // Connected, session set up, no request in progress: ready for the next.
   bool is_idle() const;

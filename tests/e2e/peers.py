@@ -482,8 +482,7 @@ class PeerSet:
 
 def queue_daemon(factory, **overrides):
     """Starts a daemon (factory: stokend_factory) whose log shows every queue
-    event the tests wait for: the lines for a message stored in and removed
-    from the queue are written at debug level."""
+    event the tests wait for, debug lines included."""
     overrides.setdefault("log_level", "debug")
     return factory(**overrides)
 

@@ -152,3 +152,18 @@ def test_local_and_remote_recipients_of_one_message(stokend_factory, peers):
     assert len(got) == 1 and got[0].rcpt_args == ["<friend@relay.test>"], got
     check_relayed(got[0].data, original)
     assert removed(log, qid)
+
+
+def test_shutdown_with_an_idle_pooled_connection_is_clean(stokend_factory, peers):
+    """The connection to the next hop stays pooled after a delivery; SIGTERM
+    must still end the daemon with exit 0, saying QUIT to the next hop, with
+    nothing leaked (the sanitizer build's harness fails on a leak report)."""
+    sink = peers.sink()
+    mta = queue_daemon(stokend_factory, routes={"relay.test": sink.route})
+    reply = submit(mta, ALICE, ALICE_PW, ["friend@relay.test"], message("pooled", "pool-1"))
+    wait_removed(mta, queue_id(reply))
+    sink.wait_for_messages(1)
+    assert sink.running(), "the next hop must still be up while the daemon stops"
+    assert mta.terminate() == 0, mta.log_tail()
+    report = mta.sanitizer_report()
+    assert report is None, report
