@@ -109,7 +109,9 @@ int main(int argc, char** argv) {
         });
         ++submitted;
       }
-      loop.run_until([&] { return completed >= count || submitted - completed < window / 2; });
+      loop.run_until([&] {
+        return completed >= count || submitted - completed < std::max<std::size_t>(1, window / 2);
+      });
     }
     const double fill = Seconds(std::chrono::steady_clock::now() - start).count();
     const Spool::Statistics statistics = spool.statistics();

@@ -67,4 +67,13 @@ struct MessageState {
   bool operator==(const MessageState&) const = default;
 };
 
+// The state of a message no attempt has touched: every recipient pending,
+// due at arrival.
+inline MessageState initial_state(const QueuedMessage& message) {
+  MessageState state;
+  state.recipients.resize(message.envelope.recipients.size());
+  for (RecipientState& recipient : state.recipients) recipient.next_attempt = message.arrival;
+  return state;
+}
+
 }  // namespace stokend::queue

@@ -1,0 +1,283 @@
+// The spool at start: replaying the segments, cutting torn tails, and
+// quarantining what is damaged or foreign. See spool.h for the design.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "queue/durable_file.h"
+#include "queue/record_format.h"
+#include "queue/spool.h"
+#include "queue/spool_helpers.h"
+
+namespace stokend::queue {
+
+using namespace spool_helpers;
+
+RecoveryReport Spool::open() {
+  RecoveryReport report;
+  const auto fail = [&](std::error_code error, std::string step) {
+    report.error = error;
+    report.error_step = std::move(step);
+    return std::move(report);
+  };
+  if (open_) return fail(std::make_error_code(std::errc::operation_in_progress), "open");
+  for (const auto& folder : {segments_directory_, quarantine_directory_}) {
+    if (auto error = durable::make_directories(folder)) {
+      return fail(error, "create " + folder.string());
+    }
+  }
+
+  // Sort out what is in segments/ (listed first: renaming entries while
+  // reading a folder may skip or repeat some).
+  std::vector<std::filesystem::path> entries;
+  std::error_code listing_error;
+  for (std::filesystem::directory_iterator it(segments_directory_, listing_error), end;
+       !listing_error && it != end; it.increment(listing_error)) {
+    entries.push_back(it->path());
+  }
+  if (listing_error) return fail(listing_error, "list " + segments_directory_.string());
+  std::vector<std::uint64_t> sequences;
+  for (const std::filesystem::path& entry : entries) {
+    const std::string name = entry.filename().string();
+    if (auto sequence = parse_segment_file_name(name)) {
+      sequences.push_back(*sequence);
+    } else if (is_segment_temporary_name(name)) {
+      // A segment whose creation did not finish: it held only a header.
+      std::error_code ignored;
+      std::filesystem::remove(entry, ignored);
+    } else if (!quarantine_file(entry, "not a spool segment")) {
+      ++report.files_quarantined;
+    }
+  }
+  std::sort(sequences.begin(), sequences.end());
+
+  // Replay every segment in order.
+  std::unordered_map<std::string, RecoveredMessage> recovered;
+  std::vector<std::pair<std::uint64_t, std::string>> damaged;
+  for (std::uint64_t sequence : sequences) {
+    const std::filesystem::path path = segments_directory_ / segment_file_name(sequence);
+    bool undecodable = false;
+    const SegmentReadReport read = read_segment(
+        path, options_.max_record_size, [&](const record::RawRecord& raw, std::uint64_t offset) {
+          ++report.records_read;
+          apply_record(raw, RecordLocation{sequence, offset, raw.size}, recovered, undecodable);
+        });
+    ++report.segments_read;
+    if (read.error) {
+      spdlog::error("spool: cannot read {}: {}", path.string(), read.error.message());
+      if (!quarantine_file(path, "unreadable")) ++report.files_quarantined;
+      continue;
+    }
+    auto file = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    SegmentInfo& info = segment_for(sequence, file);
+    info.size = read.valid_end;
+
+    std::string problem;
+    if (!read.header) {
+      problem = "no valid segment header";
+    } else if (read.header->sequence != sequence) {
+      problem = "header names segment " + std::to_string(read.header->sequence);
+    } else if (read.damaged && !read.torn_tail()) {
+      problem = std::to_string(read.file_size - read.valid_end) + " damaged bytes from offset " +
+                std::to_string(read.valid_end) + ", " + std::to_string(read.records_after_damage) +
+                " records behind them not applied";
+    } else if (undecodable) {
+      problem = "records with valid checksums but unreadable contents";
+    }
+    if (!file->valid()) problem = "cannot reopen: " + last_error().message();
+    if (!problem.empty()) {
+      damaged.emplace_back(sequence, std::move(problem));
+      continue;
+    }
+    if (read.torn_tail()) {
+      // An append that never completed (crash, full disk): its requests were
+      // never acknowledged. Cut it off so the file is a clean run of records.
+      spdlog::warn("spool: {}: discarding {} bytes of an unfinished write at offset {}",
+                   path.string(), read.file_size - read.valid_end, read.valid_end);
+      UniqueFd writable(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+      if (!writable || ::ftruncate(writable.get(), static_cast<off_t>(read.valid_end)) != 0 ||
+          durable::sync_data(writable.get())) {
+        spdlog::warn("spool: {}: cannot cut off the unfinished write: {}", path.string(),
+                     last_error().message());
+      }
+      ++report.torn_tails_discarded;
+    }
+  }
+
+  // Needed-record bookkeeping for everything replayed.
+  for (auto& [id, indexed] : messages_) {
+    add_reference(indexed.message, id);
+    if (indexed.state) add_reference(*indexed.state, id);
+  }
+  for (auto& [id, tombstone] : tombstones_) add_reference(tombstone.removal, id);
+
+  // Everything new goes to a fresh segment, never behind old, possibly torn,
+  // bytes.
+  const std::uint64_t next_sequence = sequences.empty() ? 1 : sequences.back() + 1;
+  if (auto error = appender_.start_segment(next_sequence, now())) {
+    return fail(error, "create segment " + segment_file_name(next_sequence));
+  }
+  {
+    const std::filesystem::path path = segments_directory_ / segment_file_name(next_sequence);
+    auto file = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file->valid()) return fail(last_error(), "open " + path.string());
+    SegmentInfo& info = segment_for(next_sequence, file);
+    struct stat status {};
+    if (::fstat(file->get(), &status) == 0) info.size = static_cast<std::uint64_t>(status.st_size);
+  }
+
+  for (auto& [sequence, reason] : damaged) {
+    salvage_and_quarantine(sequence, reason, report.files_quarantined);
+  }
+
+  // A message whose data went into quarantine with its segment cannot be
+  // delivered from here; say so once, loudly.
+  for (auto it = messages_.begin(); it != messages_.end();) {
+    if (segments_.contains(it->second.message.segment)) {
+      ++it;
+      continue;
+    }
+    spdlog::error("spool: message {} is lost: its data was in a quarantined segment", it->first);
+    if (it->second.state) drop_reference(*it->second.state, it->first);
+    recovered.erase(it->first);
+    it = messages_.erase(it);
+  }
+
+  report.messages.reserve(messages_.size());
+  for (auto& [id, indexed] : messages_) {
+    auto found = recovered.find(id);
+    if (found != recovered.end()) report.messages.push_back(std::move(found->second));
+  }
+  std::sort(report.messages.begin(), report.messages.end(),
+            [](const RecoveredMessage& a, const RecoveredMessage& b) {
+              return a.message.arrival < b.message.arrival;
+            });
+
+  committer_ = std::make_unique<GroupCommitter>(loop_, [this] { return commit_batch(); });
+  open_ = true;
+  collect_garbage();  // segments emptied before the restart
+  spdlog::info(
+      "spool: {} messages in {} segments ({} records); {} torn tails cut, {} files "
+      "quarantined",
+      report.messages.size(), report.segments_read, report.records_read,
+      report.torn_tails_discarded, report.files_quarantined);
+  return report;
+}
+
+void Spool::apply_record(const record::RawRecord& raw, const RecordLocation& location,
+                         std::unordered_map<std::string, RecoveredMessage>& recovered,
+                         bool& undecodable) {
+  switch (raw.type) {
+    case record::RecordType::message: {
+      auto message = record::decode_message(raw.payload, /*with_data=*/false);
+      if (!message) {
+        undecodable = true;
+        return;
+      }
+      segment_for(location.segment, nullptr).message_ids.push_back(message->id);
+      if (tombstones_.contains(message->id)) return;  // cannot happen: ids are never reused
+      auto [it, inserted] = messages_.try_emplace(message->id);
+      IndexedMessage& indexed = it->second;
+      // A later copy (compaction) moves the message; its state stays.
+      indexed.message = location;
+      add_unique(indexed.message_segments, location.segment);
+      if (inserted) {
+        std::string id = message->id;
+        MessageState state = initial_state(*message);
+        recovered.emplace(std::move(id), RecoveredMessage{std::move(*message), std::move(state)});
+      }
+      return;
+    }
+    case record::RecordType::state: {
+      auto decoded = record::decode_state(raw.payload);
+      if (!decoded) {
+        undecodable = true;
+        return;
+      }
+      auto indexed = messages_.find(decoded->id);
+      if (indexed == messages_.end()) return;  // a removed message's old state
+      RecoveredMessage& entry = recovered.at(decoded->id);
+      if (decoded->state.recipients.size() != entry.message.envelope.recipients.size()) {
+        undecodable = true;
+        return;
+      }
+      entry.state = std::move(decoded->state);
+      indexed->second.state = location;
+      return;
+    }
+    case record::RecordType::removal: {
+      auto id = record::decode_removal(raw.payload);
+      if (!id) {
+        undecodable = true;
+        return;
+      }
+      auto indexed = messages_.find(*id);
+      if (indexed == messages_.end()) return;
+      Tombstone tombstone{location, std::move(indexed->second.message_segments)};
+      erase_value(tombstone.message_segments, location.segment);
+      if (!tombstone.message_segments.empty()) tombstones_[*id] = std::move(tombstone);
+      messages_.erase(indexed);
+      recovered.erase(*id);
+      return;
+    }
+    case record::RecordType::segment_header:
+      return;
+  }
+}
+
+std::error_code Spool::quarantine_file(const std::filesystem::path& path, std::string_view reason) {
+  std::filesystem::path target = quarantine_directory_ / path.filename();
+  for (int suffix = 1; ::access(target.c_str(), F_OK) == 0; ++suffix) {
+    target = quarantine_directory_ / (path.filename().string() + "." + std::to_string(suffix));
+  }
+  if (::rename(path.c_str(), target.c_str()) != 0) {
+    const std::error_code error = last_error();
+    spdlog::error("spool: cannot move {} into quarantine ({}): {}", path.string(), reason,
+                  error.message());
+    return error;
+  }
+  // Both folders changed; the move must survive a crash like any other.
+  std::error_code error = durable::sync_directory(quarantine_directory_);
+  if (auto second = durable::sync_directory(path.parent_path()); !error) error = second;
+  spdlog::error("spool: moved {} to {}: {}", path.string(), target.string(), reason);
+  return error;
+}
+
+void Spool::salvage_and_quarantine(std::uint64_t sequence, std::string_view reason,
+                                   std::size_t& quarantined) {
+  // Copy what the queue still needs out of the damaged segment, make the
+  // copies durable, and only then move the file away.
+  std::vector<Relocation> relocations = plan_relocations(sequence, /*skip_busy_messages=*/false);
+  bool copied_all = true;
+  for (const Relocation& relocation : relocations) {
+    std::vector<SegmentAppender::Appended> appended;
+    for (const std::string& bytes : relocation.records) {
+      const std::string_view parts[] = {bytes};
+      appended.push_back(appender_.append(parts, now()));
+      if (appended.back().error) copied_all = false;
+    }
+    apply_relocation(relocation, appended);
+  }
+  if (auto error = appender_.sync()) copied_all = false;
+  const std::filesystem::path path = segments_directory_ / segment_file_name(sequence);
+  if (!copied_all) {
+    // The copies may not be durable: keep the file, untouched by space
+    // reclaim, for the next start to try again.
+    spdlog::error("spool: {}: {}; could not copy its records out, left in place", path.string(),
+                  reason);
+    if (auto segment = segments_.find(sequence); segment != segments_.end()) {
+      segment->second.busy = true;
+    }
+    return;
+  }
+  if (!quarantine_file(path, std::string(reason) + "; " + std::to_string(relocations.size()) +
+                                 " entries copied out first")) {
+    ++quarantined;
+    forget_segment(sequence);
+  }
+}
+
+}  // namespace stokend::queue
