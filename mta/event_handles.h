@@ -8,6 +8,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <memory>
 
 namespace stokend {
@@ -26,5 +27,13 @@ using BuffereventPtr = std::unique_ptr<bufferevent, CallFree<bufferevent_free>>;
 using ListenerPtr = std::unique_ptr<evconnlistener, CallFree<evconnlistener_free>>;
 using SslContextPtr = std::unique_ptr<SSL_CTX, CallFree<SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, CallFree<SSL_free>>;
+
+// libevent takes timeouts as timeval.
+inline timeval to_timeval(std::chrono::milliseconds duration) {
+  timeval value{};
+  value.tv_sec = static_cast<time_t>(duration.count() / 1000);
+  value.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
+  return value;
+}
 
 }  // namespace stokend

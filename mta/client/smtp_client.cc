@@ -19,13 +19,6 @@
 namespace stokend::client {
 namespace {
 
-timeval to_timeval(std::chrono::milliseconds duration) {
-  timeval value{};
-  value.tv_sec = static_cast<time_t>(duration.count() / 1000);
-  value.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
-  return value;
-}
-
 struct SocketAddress {
   sockaddr_storage storage{};
   socklen_t length = 0;

@@ -10,11 +10,6 @@
 namespace stokend::control {
 namespace {
 
-timeval to_timeval(std::chrono::milliseconds duration) {
-  return timeval{static_cast<time_t>(duration.count() / 1000),
-                 static_cast<suseconds_t>((duration.count() % 1000) * 1000)};
-}
-
 Answer error_answer(std::string reason) { return Answer{false, std::move(reason), {}}; }
 
 }  // namespace
