@@ -23,13 +23,6 @@ using namespace stokend;
 
 namespace {
 
-std::string read_all(const fs::path& path) {
-  std::ifstream input(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << input.rdbuf();
-  return contents.str();
-}
-
 std::vector<std::string> names_in(const fs::path& folder) {
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(folder)) {
@@ -53,7 +46,7 @@ TEST_CASE("durable write_file writes the concatenated parts exactly", "[durable]
                                           directory.path() / "new" / "m1", parts, 0600);
   REQUIRE(result);
   CHECK(result.step.empty());
-  CHECK(read_all(directory.path() / "new" / "m1") ==
+  CHECK(stokend::testing::read_whole_file(directory.path() / "new" / "m1") ==
         std::string("Received: x\r\n") + binary + large);
   CHECK(names_in(directory.path() / "tmp").empty());
 
@@ -71,7 +64,7 @@ TEST_CASE("durable write_file handles many parts (more than one writev)", "[dura
   for (const auto& part : storage) expected += part;
 
   REQUIRE(durable::write_file(directory.path() / "t", directory.path() / "f", parts));
-  CHECK(read_all(directory.path() / "f") == expected);
+  CHECK(stokend::testing::read_whole_file(directory.path() / "f") == expected);
   CHECK(names_in(directory.path()) == std::vector<std::string>{"f"});
 }
 
@@ -90,7 +83,7 @@ TEST_CASE("durable write_file refuses an existing temporary file and leaves it a
   CHECK_FALSE(result);
   CHECK(result.step == "open");
   CHECK(result.error == std::errc::file_exists);
-  CHECK(read_all(directory.path() / "t") == "someone else's");
+  CHECK(stokend::testing::read_whole_file(directory.path() / "t") == "someone else's");
   CHECK_FALSE(fs::exists(directory.path() / "f"));
 }
 
@@ -120,9 +113,9 @@ TEST_CASE("durable replace_file creates and atomically overwrites", "[durable]")
   const fs::path target = directory.path() / "users";
 
   REQUIRE(durable::replace_file(target, "first version\n"));
-  CHECK(read_all(target) == "first version\n");
+  CHECK(stokend::testing::read_whole_file(target) == "first version\n");
   REQUIRE(durable::replace_file(target, "second\n"));
-  CHECK(read_all(target) == "second\n");
+  CHECK(stokend::testing::read_whole_file(target) == "second\n");
   CHECK(names_in(directory.path()) == std::vector<std::string>{"users"});
 }
 
@@ -137,7 +130,7 @@ TEST_CASE("durable replace_file: readers see the old or the new file, never a mi
   std::atomic<int> torn{0};
   std::thread reader([&] {
     while (!done) {
-      const std::string seen = read_all(target);
+      const std::string seen = stokend::testing::read_whole_file(target);
       if (seen != old_contents && seen != new_contents) ++torn;
     }
   });
@@ -174,7 +167,7 @@ TEST_CASE("durable replace_file from several threads leaves one complete file", 
   }
   for (auto& writer : writers) writer.join();
   CHECK(failures == 0);
-  const std::string contents = read_all(target);
+  const std::string contents = stokend::testing::read_whole_file(target);
   REQUIRE(contents.size() == 1000);
   CHECK(contents == std::string(1000, contents[0]));
   CHECK(names_in(directory.path()) == std::vector<std::string>{"spool-entry"});

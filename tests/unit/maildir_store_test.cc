@@ -25,13 +25,6 @@ using namespace std::string_literals;
 
 namespace {
 
-std::string read_all(const fs::path& path) {
-  std::ifstream input(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << input.rdbuf();
-  return contents.str();
-}
-
 std::vector<std::string> names_in(const fs::path& folder) {
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(folder)) {
@@ -74,7 +67,7 @@ TEST_CASE("maildir: a delivery lands in new/ with the exact bytes", "[maildir]")
   const fs::path maildir = root.path() / "example.org" / "bob";
   CHECK(store.maildir_of(bob()) == maildir);
   REQUIRE(names_in(maildir / "new") == std::vector<std::string>{result.delivery_id});
-  CHECK(read_all(maildir / "new" / result.delivery_id) == message);
+  CHECK(stokend::testing::read_whole_file(maildir / "new" / result.delivery_id) == message);
   CHECK(names_in(maildir / "tmp").empty());
   CHECK(names_in(maildir / "cur").empty());
   CHECK(names_in(maildir) == std::vector<std::string>{"cur", "new", "tmp"});
@@ -106,7 +99,7 @@ TEST_CASE("maildir: chat mail goes to the COI/Chats Maildir++ subfolder", "[mail
   const fs::path mailbox = root.path() / "example.org" / "bob";
   const fs::path chats = mailbox / ".COI.Chats";
   CHECK(store.maildir_of(bob(true)) == chats);
-  CHECK(read_all(chats / "new" / result.delivery_id) == sample_message);
+  CHECK(stokend::testing::read_whole_file(chats / "new" / result.delivery_id) == sample_message);
   CHECK(names_in(chats / "tmp").empty());
   CHECK(fs::is_directory(chats / "cur"));
   REQUIRE(fs::is_regular_file(chats / "maildirfolder"));
@@ -190,7 +183,7 @@ TEST_CASE("maildir: concurrent deliveries get unique files", "[maildir]") {
   CHECK(names_in(mailbox / "tmp").empty());
   CHECK(names_in(mailbox / ".COI.Chats" / "tmp").empty());
   for (const auto& name : inbox) {
-    CHECK(read_all(mailbox / "new" / name).rfind("thread ", 0) == 0);
+    CHECK(stokend::testing::read_whole_file(mailbox / "new" / name).rfind("thread ", 0) == 0);
   }
 }
 
@@ -208,7 +201,7 @@ TEST_CASE("maildir: a root that is a regular file gives a temporary failure", "[
     CHECK(result.detail.find("Not a directory") != std::string::npos);
   }
   CHECK(names_in(parent.path()) == std::vector<std::string>{"not-a-folder"});
-  CHECK(read_all(root) == "x");
+  CHECK(stokend::testing::read_whole_file(root) == "x");
 }
 
 TEST_CASE("maildir: a broken mailbox gives a temporary failure and leaves nothing", "[maildir]") {
@@ -222,7 +215,7 @@ TEST_CASE("maildir: a broken mailbox gives a temporary failure and leaves nothin
   CHECK(result.status == DeliveryResult::Status::temporary_failure);
   CHECK_FALSE(result.detail.empty());
   CHECK(names_in(mailbox / "tmp").empty());
-  CHECK(read_all(mailbox / "new") == "not a folder");
+  CHECK(stokend::testing::read_whole_file(mailbox / "new") == "not a folder");
 }
 
 TEST_CASE("maildir: the hostname is escaped in file names", "[maildir]") {

@@ -13,6 +13,9 @@
 #include <vector>
 
 #include "queue/manual_event_loop.h"
+#include "tests/unit/temporary_directory.h"
+
+using stokend::testing::TemporaryDirectory;
 
 namespace fs = std::filesystem;
 using namespace stokend::queue;
@@ -20,25 +23,6 @@ using namespace std::chrono_literals;
 using Outcome = RecipientResult::Outcome;
 
 namespace {
-
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "stokend-queue-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // Records every delivery; the test answers them (or `respond` does at once).
 class FakeAgent : public DeliveryAgent {

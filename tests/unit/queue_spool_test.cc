@@ -19,30 +19,14 @@
 #include "queue/manual_event_loop.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"
+#include "tests/unit/temporary_directory.h"
+
+using stokend::testing::TemporaryDirectory;
 
 namespace fs = std::filesystem;
 using namespace stokend::queue;
 
 namespace {
-
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "stokend-spool-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string read_all(const fs::path& path) {
   std::ifstream input(path, std::ios::binary);
