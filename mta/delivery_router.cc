@@ -18,13 +18,14 @@ queue::RecipientResult from_store(const store::DeliveryResult& result) {
   using Status = store::DeliveryResult::Status;
   switch (result.status) {
     case Status::delivered:
-      return {queue::RecipientResult::Outcome::delivered, "250 2.0.0 Saved " + result.delivery_id};
+      return {queue::RecipientResult::Outcome::delivered, "250 2.0.0 Saved " + result.delivery_id,
+              result.delivery_id};
     case Status::permanent_failure:
-      return {queue::RecipientResult::Outcome::permanent_failure, "550 5.3.0 " + result.detail};
+      return {queue::RecipientResult::Outcome::permanent_failure, "550 5.3.0 " + result.detail, {}};
     case Status::temporary_failure:
       break;
   }
-  return {queue::RecipientResult::Outcome::temporary_failure, "451 4.3.0 " + result.detail};
+  return {queue::RecipientResult::Outcome::temporary_failure, "451 4.3.0 " + result.detail, {}};
 }
 
 queue::RecipientResult from_client(const client::RecipientResult& result) {
@@ -140,7 +141,7 @@ void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
     const User* user = users_.find(group.addresses[i]);
     if (!user) {
       results[i] = {queue::RecipientResult::Outcome::permanent_failure,
-                    "550 5.1.1 <" + group.addresses[i] + ">: user unknown"};
+                    "550 5.1.1 <" + group.addresses[i] + ">: user unknown", {}};
       continue;
     }
     auto at = user->address.rfind('@');

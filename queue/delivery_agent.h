@@ -31,6 +31,10 @@ struct RecipientResult {
   // user"; for failures without a remote reply, a description such as "connect
   // to mx.example.org: Connection refused". Reported in bounces.
   std::string reply;
+  // The id the mailstore gave the stored copy (Maildir file name, Dovecot's
+  // id), when delivered into a mailstore; empty otherwise. The Token Server
+  // returns it in its 2.1.12 / 2.1.13 replies.
+  std::string delivery_id;
 };
 
 class DeliveryAgent {

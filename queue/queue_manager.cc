@@ -201,7 +201,7 @@ void QueueManager::start_delivery(const std::string& id, Entry& entry, TimePoint
       std::vector<RecipientResult> results(
           indices.size(),
           RecipientResult{RecipientResult::Outcome::temporary_failure,
-                          "451 4.3.0 queue file unreadable: " + loaded.error.message()});
+                          "451 4.3.0 queue file unreadable: " + loaded.error.message(), {}});
       on_delivered(id, indices, std::move(results));
       return;
     }
@@ -240,7 +240,7 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
     RecipientResult result =
         k < results.size() ? std::move(results[k])
                            : RecipientResult{RecipientResult::Outcome::temporary_failure,
-                                             "451 4.3.0 the delivery agent reported no result"};
+                                             "451 4.3.0 the delivery agent reported no result", {}};
     RecipientState& recipient = entry.state.recipients[indices[k]];
     ++recipient.attempts;
     recipient.last_attempt = now;

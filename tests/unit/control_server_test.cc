@@ -52,7 +52,7 @@ class DeferringAgent : public DeliveryAgent {
   void deliver(const QueuedMessage&, std::span<const std::string> recipients, Done done) override {
     ++attempts;
     done(std::vector<RecipientResult>(
-        recipients.size(), RecipientResult{RecipientResult::Outcome::temporary_failure, deferral}));
+        recipients.size(), RecipientResult{RecipientResult::Outcome::temporary_failure, deferral, {}}));
   }
   std::size_t attempts = 0;
 };

@@ -49,19 +49,19 @@ class FakeAgent : public DeliveryAgent {
   }
   void answer_all(std::size_t index, Outcome outcome, const std::string& reply) {
     answer(index, std::vector<RecipientResult>(calls.at(index).recipients.size(),
-                                               RecipientResult{outcome, reply}));
+                                               RecipientResult{outcome, reply, {}}));
   }
 
   std::function<std::vector<RecipientResult>(const Call&)> respond;
   std::vector<Call> calls;
 };
 
-RecipientResult delivered() { return {Outcome::delivered, "250 2.0.0 Ok"}; }
+RecipientResult delivered() { return {Outcome::delivered, "250 2.0.0 Ok", {}}; }
 RecipientResult deferred(std::string reply = "451 4.7.1 Try again later") {
-  return {Outcome::temporary_failure, std::move(reply)};
+  return {Outcome::temporary_failure, std::move(reply), {}};
 }
 RecipientResult rejected(std::string reply = "550 5.1.1 <x>: Recipient address rejected") {
-  return {Outcome::permanent_failure, std::move(reply)};
+  return {Outcome::permanent_failure, std::move(reply), {}};
 }
 
 std::string ordinary_mail(const std::string& subject = "Hello") {
