@@ -200,6 +200,7 @@ class ConfigReader {
   void read_queue(const Field& field, QueueConfig& queue);
   void read_dns(const Field& field, DnsConfig& dns);
   void read_routes(const Field& field, Config& config);
+  void read_tokens(const Field& field, TokenConfig& tokens);
 
   std::string file_name_;
   std::vector<ConfigError> errors_;
@@ -670,6 +671,47 @@ void ConfigReader::read_routes(const Field& field, Config& config) {
   }
 }
 
+void ConfigReader::read_tokens(const Field& field, TokenConfig& tokens) {
+  // Token times are unix seconds, so a duration must be whole seconds.
+  auto seconds = [this](std::chrono::seconds& target, bool may_be_zero,
+                        std::optional<YAML::Mark>& mark) {
+    return [this, &target, may_be_zero, &mark](const Field& key_field) {
+      const auto value = read_duration(key_field, may_be_zero);
+      if (!value) return;
+      if (value->count() % 1000 != 0) {
+        error_at(key_field.value_mark(),
+                 key_field.setting + ": must be whole seconds, got " + describe(key_field.value));
+        return;
+      }
+      target = std::chrono::duration_cast<std::chrono::seconds>(*value);
+      mark = key_field.value_mark();
+    };
+  };
+  // Empty: the default file in spool_directory (set by read_document).
+  auto path = [this](std::filesystem::path& target) {
+    return [this, &target](const Field& key_field) {
+      if (const auto value = read_path(key_field, true)) target = *value;
+    };
+  };
+  std::optional<YAML::Mark> temporary_mark;
+  std::optional<YAML::Mark> permanent_mark;
+  std::optional<YAML::Mark> skew_mark;
+  std::optional<YAML::Mark> renew_mark;
+  read_map(field.value, field.setting, field.value_mark(),
+           {{"store", path(tokens.store)},
+            {"secrets_file", path(tokens.secrets_file)},
+            {"temporary_validity", seconds(tokens.temporary_validity, false, temporary_mark)},
+            {"permanent_validity", seconds(tokens.permanent_validity, false, permanent_mark)},
+            {"clock_skew", seconds(tokens.clock_skew, true, skew_mark)},
+            {"renew_before", seconds(tokens.renew_before, true, renew_mark)}});
+  if (tokens.renew_before >= tokens.permanent_validity) {
+    error_at(renew_mark.value_or(permanent_mark.value_or(field.value_mark())),
+             field.setting + ": renew_before (" + format_duration(tokens.renew_before) +
+                 ") must be shorter than permanent_validity (" +
+                 format_duration(tokens.permanent_validity) + ")");
+  }
+}
+
 void ConfigReader::read_document(const YAML::Node& root, Config& config) {
   // An empty file has no position; point missing keys at its start.
   YAML::Mark start;
@@ -696,6 +738,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
             {"queue", [&](const Field& field) { read_queue(field, config.queue); }},
             {"dns", [&](const Field& field) { read_dns(field, config.dns); }},
             {"routes", [&](const Field& field) { read_routes(field, config); }},
+            {"tokens", [&](const Field& field) { read_tokens(field, config.tokens); }},
             {"delivery",
              [&](const Field& field) {
                read_map(field.value, field.setting, field.value_mark(),
@@ -735,6 +778,13 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
                if (const auto path = read_path(field, true)) config.log_file = *path;
              }}},
            {"local_domains", "listeners"});
+  // After the whole file: spool_directory may come after the tokens section.
+  if (config.tokens.store.empty()) {
+    config.tokens.store = config.spool_directory / defaults::token_store_file_name;
+  }
+  if (config.tokens.secrets_file.empty()) {
+    config.tokens.secrets_file = config.spool_directory / defaults::token_secrets_file_name;
+  }
 }
 
 // The machine's name, for a config that leaves hostname empty.

@@ -74,6 +74,18 @@ struct DnsConfig {
   std::chrono::milliseconds timeout = defaults::dns_timeout;
 };
 
+// Submission tokens: where they are kept and how long they live. The paths
+// are never empty after load_config(): absent, they default to files in
+// spool_directory. Durations are whole seconds.
+struct TokenConfig {
+  std::filesystem::path store;         // the SQLite token store (tokens/sqlite_token_store.h)
+  std::filesystem::path secrets_file;  // the secret rings (tokens/secret_rings.h)
+  std::chrono::seconds temporary_validity = defaults::token_temporary_validity;
+  std::chrono::seconds permanent_validity = defaults::token_permanent_validity;
+  std::chrono::seconds clock_skew = defaults::token_clock_skew;
+  std::chrono::seconds renew_before = defaults::token_renew_before;  // < permanent_validity
+};
+
 struct DeliveryConfig {
   std::uint16_t mx_port = defaults::mx_port;  // where MX hosts are contacted
 };
@@ -93,6 +105,7 @@ struct Config {
   QueueConfig queue;
   DnsConfig dns;
   DeliveryConfig delivery;
+  TokenConfig tokens;
   // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
   std::map<std::string, Route> routes;
   bool normalise_bare_line_endings = defaults::normalise_bare_line_endings;

@@ -27,6 +27,11 @@ inline constexpr const char* control_socket = "var/stokend.sock";
 // Limits
 inline constexpr std::size_t max_message_size = 35 * 1024 * 1024;  // bytes, advertised in SIZE
 inline constexpr std::size_t max_line_length = 1000;  // octets incl. CRLF, RFC 5321 §4.5.3.1.6
+// Command lines of a token session (after LHLO, or in a SYNC transaction):
+// RCPT with STOKEN= and MYSTOKEN= of up to 512 octets each (tokens/
+// token_format.h) and a 256-octet address needs about 1,600 (RFC 5321
+// §4.5.3.1.4 lets an extension raise the command line limit).
+inline constexpr std::size_t token_command_line_length = 2048;
 inline constexpr std::size_t max_recipients = 100;    // per message, RFC 5321 §4.5.3.1.8
 inline constexpr std::size_t max_connections = 2000;
 inline constexpr std::size_t max_connections_per_ip = 50;
@@ -49,6 +54,17 @@ inline constexpr auto dns_timeout = 5s;
 inline constexpr std::uint16_t mx_port = 25;
 
 // The queue's retry schedule and concurrency: queue/queue_defaults.h.
+
+// Submission tokens (tokens/). The token store and the secrets file live in
+// spool_directory unless the tokens section names other paths.
+inline constexpr const char* token_store_file_name = "tokens.db";
+inline constexpr const char* token_secrets_file_name = "token-secrets";
+inline constexpr std::chrono::seconds token_temporary_validity = 7 * 24h;    // draft: one week
+inline constexpr std::chrono::seconds token_permanent_validity = 365 * 24h;  // one year
+// How far in the future a token's created time may be (another node's clock).
+inline constexpr std::chrono::seconds token_clock_skew = 24h;
+// A permanent token used with less than this left is renewed (2.1.13).
+inline constexpr std::chrono::seconds token_renew_before = 30 * 24h;
 
 // Input handling
 inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2

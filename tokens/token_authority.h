@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,7 +78,9 @@ class TokenAuthority {
   // A new temporary token for the pair. Its created time is after the pair's
   // revocation mark, so a token minted right after REVSTOKEN is valid.
   std::string mint_temporary(std::string_view remote_address, std::string_view local_address);
-  // The pair's newest unexpired permanent token, or a new one (stored).
+  // The pair's newest permanent token with more than policy.renew_before
+  // left, or a new one (stored). Used for GENSTOKEN PERM, for the 2.1.13
+  // exchange of a temporary token and for renewing a permanent one.
   std::string permanent_for(std::string_view remote_address, std::string_view local_address);
   // Always a new permanent token (stored); older ones of the pair stay valid
   // until they expire, so a Remote Client in flight is not cut off.
@@ -100,10 +103,20 @@ class TokenAuthority {
   std::int64_t now() const { return clock_(); }
 
  private:
+  // The rings' secrets with their HMAC keys precomputed (token_authority.cc),
+  // rebuilt when the rings' snapshot changes.
+  struct MacKeys;
+  std::shared_ptr<const MacKeys> mac_keys() const;
+  std::string mint(TokenKind kind, std::string_view remote_address, std::string_view local_address,
+                   std::int64_t created) const;
+
   const SecretRings& rings_;
   TokenStore& store_;
   TokenPolicy policy_;
   Clock clock_;
+  // Read and swapped with std::atomic_load/store: verify() runs on several
+  // threads, and the first to see a new snapshot rebuilds the keys.
+  mutable std::shared_ptr<const MacKeys> mac_keys_;
 };
 
 }  // namespace stokend::tokens

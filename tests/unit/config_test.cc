@@ -469,3 +469,70 @@ TEST_CASE("a retry interval shorter than the first retry is refused") {
       loaded.only_error(),
       Catch::Contains("max_retry_interval (300s) must not be shorter than first_retry (600s)"));
 }
+
+TEST_CASE("the tokens section defaults to files in the spool and the draft's lifetimes",
+          "[config][tokens]") {
+  const LoadedText loaded(minimal_config + "spool_directory: /srv/spool\n");
+  INFO(all_errors(loaded.result));
+  REQUIRE(loaded.result.config);
+  const TokenConfig& tokens = loaded.result.config->tokens;
+  CHECK(tokens.store == "/srv/spool/tokens.db");
+  CHECK(tokens.secrets_file == "/srv/spool/token-secrets");
+  CHECK(tokens.temporary_validity == defaults::token_temporary_validity);
+  CHECK(tokens.temporary_validity == std::chrono::hours(24 * 7));
+  CHECK(tokens.permanent_validity == std::chrono::hours(24 * 365));
+  CHECK(tokens.clock_skew == std::chrono::hours(24));
+  CHECK(tokens.renew_before == std::chrono::hours(24 * 30));
+
+  // Empty paths mean the defaults too, wherever spool_directory is set.
+  const LoadedText empty(minimal_config + "tokens: {store: '', secrets_file: ''}\n" +
+                         "spool_directory: /late/spool\n");
+  REQUIRE(empty.result.config);
+  CHECK(empty.result.config->tokens.store == "/late/spool/tokens.db");
+  CHECK(empty.result.config->tokens.secrets_file == "/late/spool/token-secrets");
+}
+
+TEST_CASE("the tokens section loads every key", "[config][tokens]") {
+  const LoadedText loaded(minimal_config +
+                          "tokens:\n"
+                          "  store: /srv/tokens.db\n"
+                          "  secrets_file: /etc/stokend/secrets\n"
+                          "  temporary_validity: 2d\n"
+                          "  permanent_validity: 90d\n"
+                          "  clock_skew: 0\n"
+                          "  renew_before: 3600\n");
+  INFO(all_errors(loaded.result));
+  REQUIRE(loaded.result.config);
+  const TokenConfig& tokens = loaded.result.config->tokens;
+  CHECK(tokens.store == "/srv/tokens.db");
+  CHECK(tokens.secrets_file == "/etc/stokend/secrets");
+  CHECK(tokens.temporary_validity == std::chrono::hours(48));
+  CHECK(tokens.permanent_validity == std::chrono::hours(24 * 90));
+  CHECK(tokens.clock_skew == std::chrono::seconds(0));
+  CHECK(tokens.renew_before == std::chrono::hours(1));
+}
+
+TEST_CASE("bad tokens settings are reported at their place", "[config][tokens]") {
+  // The minimal config has 3 lines, so line 4 is "tokens:", line 5 the key.
+  const auto [text, expected] = GENERATE(table<std::string, std::string>({
+      {"tokens:\n  temporary_validity: 0\n",
+       "5:23: tokens.temporary_validity: expected a duration (seconds, or a number with ms, s, m, "
+       "h or d, e.g. 30s) greater than zero, got '0'"},
+      {"tokens:\n  permanent_validity: 0s\n",
+       "5:23: tokens.permanent_validity: expected a duration (seconds, or a number with ms, s, m, "
+       "h or d, e.g. 30s) greater than zero, got '0s'"},
+      {"tokens:\n  clock_skew: 1500ms\n",
+       "5:15: tokens.clock_skew: must be whole seconds, got '1500ms'"},
+      {"tokens:\n  renew_before: 365d\n",
+       "5:17: tokens: renew_before (31536000s) must be shorter than permanent_validity "
+       "(31536000s)"},
+      {"tokens:\n  permanent_validity: 10d\n",
+       "5:23: tokens: renew_before (2592000s) must be shorter than permanent_validity (864000s)"},
+      {"tokens:\n  validity: 1d\n", "5:3: unknown key 'validity' in tokens"},
+      {"tokens:\n  stor: x\n", "5:3: unknown key 'stor' in tokens (did you mean 'store'?)"},
+      {"tokens:\n  store: [a, b]\n", "5:10: tokens.store: expected a string, got a list"},
+      {"tokens: 7d\n", "4:9: tokens: expected a map of settings, got '7d'"},
+  }));
+  const LoadedText loaded(minimal_config + text);
+  CHECK(loaded.only_error() == expected);
+}
