@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "dns/ares_resolver.h"
@@ -22,6 +23,7 @@
 #include "mta/server/self_signed_certificate.h"
 #include "mta/server/server_context.h"
 #include "mta/server/tls_context.h"
+#include "mta/server/token_delivery.h"
 #include "mta/store/maildir_store.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
@@ -29,6 +31,9 @@
 #include "queue/libevent_loop.h"
 #include "queue/queue_manager.h"
 #include "queue/spool.h"
+#include "tokens/secret_rings.h"
+#include "tokens/sqlite_token_store.h"
+#include "tokens/token_authority.h"
 
 namespace stokend {
 namespace {
@@ -86,6 +91,17 @@ queue::QueueSettings queue_settings(const Config& config) {
   settings.max_concurrent_deliveries = config.queue.max_concurrent_deliveries;
   settings.reporting_host = config.hostname;
   return settings;
+}
+
+tokens::TokenPolicy token_policy(const Config& config) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  tokens::TokenPolicy policy;
+  policy.temporary_validity = duration_cast<seconds>(config.tokens.temporary_validity);
+  policy.permanent_validity = duration_cast<seconds>(config.tokens.permanent_validity);
+  policy.clock_skew = duration_cast<seconds>(config.tokens.clock_skew);
+  policy.renew_before = duration_cast<seconds>(config.tokens.renew_before);
+  return policy;
 }
 
 struct ShutdownState {
@@ -217,9 +233,29 @@ int run_daemon(const Config& config) {
   queue::QueueManager queue(loop, spool, router, queue_settings(config));
   queue.start(std::move(recovery.messages));
 
+  // The Submission Token extension: secrets (created on first start), the
+  // token store, and synchronous delivery through the same mailstores.
+  std::optional<tokens::SecretRings> token_secrets;
+  std::unique_ptr<tokens::SqliteTokenStore> token_store;
+  try {
+    token_secrets.emplace(tokens::SecretRings::load_or_create(
+        config.tokens.secrets_file.string(), tokens::TokenAuthority::system_clock()));
+    token_store = std::make_unique<tokens::SqliteTokenStore>(config.tokens.store.string());
+  } catch (const std::exception& error) {
+    spdlog::critical("{}", error.what());
+    return 1;
+  }
+  tokens::TokenAuthority token_authority(*token_secrets, *token_store, token_policy(config));
+  server::TokenDelivery token_delivery(router, token_authority, *token_store, workers);
+  RouteTable routes(config.routes);
+
   server::SessionRegistry sessions;
   server::ServerContext context{config,  base.get(), users,    queue,
                                 workers, tls.get(),  sessions, hash_password("unknown user")};
+  context.tokens = &token_authority;
+  context.token_secrets = &*token_secrets;
+  context.token_delivery = &token_delivery;
+  context.routes = &routes;
 
   // stokenctl queue ...: the administrator's way into the running queue.
   control::ControlServer control(base.get(), config.control_socket, queue);

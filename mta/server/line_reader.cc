@@ -12,6 +12,10 @@
 
 namespace stokend::server {
 
+void LineReader::set_max_line_length(std::size_t max_line_length) {
+  max_line_length_ = std::max<std::size_t>(max_line_length, std::max<std::size_t>(2, partial_.size() + 1));
+}
+
 LineReader::LineReader(std::size_t max_line_length)
     // The shortest valid line is CRLF alone, so a smaller limit makes no sense.
     : max_line_length_(std::max<std::size_t>(max_line_length, 2)) {}

@@ -33,6 +33,8 @@ class LineReader {
 
   const std::string& line() const { return line_; }
   void reset();  // forget any partial line (e.g. after STARTTLS)
+  // Raises (or lowers) the limit for the lines still to come.
+  void set_max_line_length(std::size_t max_line_length);
   bool has_partial_line() const { return !partial_.empty() || draining_; }
 
  private:

@@ -12,13 +12,16 @@
 #include <string>
 
 #include "mta/config.h"
+#include "mta/routes.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
 #include "queue/queue_manager.h"
+#include "tokens/token_authority.h"
 
 namespace stokend::server {
 
 class Session;
+class TokenDelivery;
 
 // Owns the live sessions and counts them, in total and per client address,
 // for the connection limits.
@@ -51,6 +54,12 @@ struct ServerContext {
   SSL_CTX* tls;  // nullptr when no listener uses TLS
   SessionRegistry& sessions;
   std::string dummy_password_hash;  // checked for unknown logins, so timing does not tell
+  // The Submission Token extension (Token Server, GENSTOKEN, REVSTOKEN);
+  // all null when it is not configured.
+  tokens::TokenAuthority* tokens = nullptr;
+  tokens::SecretRings* token_secrets = nullptr;  // refreshed when stokenctl rotates them
+  TokenDelivery* token_delivery = nullptr;
+  const RouteTable* routes = nullptr;  // which local domains have a mailstore route
 };
 
 }  // namespace stokend::server

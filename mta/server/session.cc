@@ -11,9 +11,13 @@
 
 #include "message/headers.h"
 #include "message/received.h"
+#include "mta/defaults.h"
 #include "mta/message_id.h"
 #include "mta/server/sasl.h"
 #include "mta/server/tls_context.h"
+#include "mta/server/token_commands.h"
+#include "tokens/pair_hash.h"
+#include "tokens/token_format.h"
 
 namespace stokend::server {
 namespace {
@@ -258,9 +262,11 @@ void Session::handle_command(const Command& command) {
       reply(221, "2.0.0", "Bye");
       return close_after_flush();
     case Verb::lhlo:
+      return command_lhlo(command);
     case Verb::genstoken:
+      return command_genstoken(command);
     case Verb::revstoken:
-      return reply_error(502, "5.5.1", command.verb_text + " is not available on this port");
+      return command_revstoken(command);
     case Verb::unknown:
       break;
   }
@@ -279,6 +285,7 @@ void Session::command_helo(const Command& command, bool extended) {
   helo_name_ = command.argument.substr(0, command.argument.find(' '));
   said_helo_ = true;
   extended_ = extended;
+  lmtp_ = false;
   if (!extended) return reply(250, "", context_.config.hostname);
 
   std::vector<std::string> lines{context_.config.hostname,
@@ -292,22 +299,65 @@ void Session::command_helo(const Command& command, bool extended) {
     lines.push_back("STARTTLS");
   }
   // RFC 4954 §4 and RFC 8314 §3: credentials only ever cross an encrypted channel.
-  if (listener_.role == Role::submission && tls_active_ && !authenticated_user_) {
+  if (listener_.role == Role::submission && tls_active_ && !authenticated_user_ &&
+      !token_login_) {
     lines.push_back("AUTH PLAIN LOGIN");
   }
   lines.push_back("HELP");
   reply_lines(250, lines);
 }
 
+void Session::command_lhlo(const Command& command) {
+  // The Token Server speaks LMTP after LHLO (rfcdraft/ §7): submission
+  // listeners only, and only under TLS, where STOKEN may be announced.
+  if (listener_.role != Role::submission || !context_.tokens) {
+    return reply_error(502, "5.5.1", "LHLO is not available on this port");
+  }
+  if (!tls_active_) return reply_error(530, "5.7.0", "Must issue a STARTTLS command first");
+  if (command.argument.empty()) return reply_error(501, "5.5.4", "Syntax: LHLO hostname");
+  reset_transaction();
+  helo_name_ = command.argument.substr(0, command.argument.find(' '));
+  said_helo_ = true;
+  extended_ = true;
+  lmtp_ = true;
+  line_reader_.set_max_line_length(
+      std::max(context_.config.limits.max_line_length, defaults::token_command_line_length));
+  std::vector<std::string> lines{context_.config.hostname,
+                                 "PIPELINING",
+                                 "SIZE " + std::to_string(context_.config.limits.max_message_size),
+                                 "8BITMIME",
+                                 "SMTPUTF8",
+                                 "ENHANCEDSTATUSCODES",
+                                 "CHUNKING"};
+  if (!authenticated_user_ && !token_login_) lines.push_back("AUTH STOKEN");
+  lines.push_back("STOKEN");
+  reply_lines(250, lines);
+}
+
 void Session::command_mail(const Command& command) {
   if (!said_helo_) return reply_error(503, "5.5.1", "Send EHLO/HELO first");
   if (transaction_.active) return reply_error(503, "5.5.1", "Nested MAIL command");
-  if (listener_.role == Role::submission && !authenticated_user_) {
-    return reply_error(530, "5.7.0", "Authentication required");
-  }
   auto parsed = parse_mail_argument(command.argument);
   if (!parsed.argument) {
     return reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
+  }
+  // A token transaction: after LHLO, or Dovecot's variant, EHLO and a
+  // valueless SYNC parameter that asks for per-recipient replies.
+  const EsmtpParameter* sync = find_parameter(parsed.argument->parameters, "SYNC");
+  bool token_transaction = lmtp_ || (sync && context_.tokens &&
+                                     listener_.role == Role::submission && !authenticated_user_);
+  if (sync && !token_transaction) {
+    return reply_error(555, "5.5.4", "Unsupported parameter SYNC");
+  }
+  if (token_transaction) {
+    if (!tls_active_) return reply_error(530, "5.7.0", "Must issue a STARTTLS command first");
+    if (sync && sync->has_value) return reply_error(501, "5.5.4", "SYNC takes no value");
+    if (lmtp_ && !token_login_) return reply_error(530, "5.7.0", "Authentication required");
+  } else if (token_login_) {
+    return reply_error(503, "5.5.1",
+                       "A token session delivers synchronously: send LHLO, or MAIL with SYNC");
+  } else if (listener_.role == Role::submission && !authenticated_user_) {
+    return reply_error(530, "5.7.0", "Authentication required");
   }
   bool utf8 = false;
   for (const auto& parameter : parsed.argument->parameters) {
@@ -327,6 +377,8 @@ void Session::command_mail(const Command& command) {
       utf8 = true;
     } else if (parameter.keyword == "AUTH") {
       // RFC 4954 §5: accepted; we do not relay the identity further.
+    } else if (parameter.keyword == "SYNC" && token_transaction) {
+      // checked above
     } else {
       // RFC 5321 §4.1.1.11: parameter not recognised.
       return reply_error(555, "5.5.4", "Unsupported parameter " + parameter.keyword);
@@ -342,7 +394,28 @@ void Session::command_mail(const Command& command) {
                              " not owned by user " + *authenticated_user_);
     }
   }
+  if (token_transaction) {
+    // A token lets its holder send as the token's remote address, and as
+    // nobody else: the pair hash binds MAIL FROM (rfcdraft/ §7).
+    if (path.is_null) {
+      return reply_error(553, "5.7.1", "A token session cannot use the null sender");
+    }
+    if (token_login_ &&
+        !tokens::TokenAuthority::pair_matches(token_login_->check, path.mailbox.normalized(),
+                                              token_login_->recipient)) {
+      spdlog::info("session {}: MAIL FROM {} is not the remote address of the token", session_id_,
+                   path.mailbox.to_string());
+      return reply_error(553, "5.7.1",
+                         "Sender address " + path.mailbox.to_string() +
+                             " is not the address the token was issued to");
+    }
+  }
   transaction_.active = true;
+  transaction_.token = token_transaction;
+  if (token_transaction) {
+    line_reader_.set_max_line_length(
+        std::max(context_.config.limits.max_line_length, defaults::token_command_line_length));
+  }
   transaction_.sender = path;
   transaction_.utf8 = utf8;
   reply(250, "2.1.0", "Ok");
@@ -359,6 +432,7 @@ void Session::command_rcpt(const Command& command) {
   if (!parsed.argument) {
     return reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
   }
+  if (transaction_.token) return token_recipient(parsed.argument->path, parsed.argument->parameters);
   if (!parsed.argument->parameters.empty()) {
     return reply_error(555, "5.5.4",
                        "Unsupported parameter " + parsed.argument->parameters.front().keyword);
@@ -400,7 +474,7 @@ void Session::command_rcpt(const Command& command) {
   }
   bool duplicate = std::any_of(transaction_.recipients.begin(), transaction_.recipients.end(),
                                [&](const auto& recipient) { return recipient.address == address; });
-  if (!duplicate) transaction_.recipients.push_back({address, local});
+  if (!duplicate) transaction_.recipients.push_back({address, local, std::nullopt});
   reply(250, "2.1.5", "Ok");
 }
 
@@ -537,7 +611,9 @@ void Session::command_auth(const Command& command) {
   if (!tls_active_) {
     return reply_error(538, "5.7.11", "Encryption required for requested authentication mechanism");
   }
-  if (authenticated_user_) return reply_error(503, "5.5.1", "Already authenticated");
+  if (authenticated_user_ || token_login_) {
+    return reply_error(503, "5.5.1", "Already authenticated");
+  }
   if (transaction_.active)
     return reply_error(503, "5.5.1", "AUTH not allowed during a transaction");
   std::string_view argument = command.argument;
@@ -546,6 +622,10 @@ void Session::command_auth(const Command& command) {
   std::string_view initial =
       space == std::string_view::npos ? std::string_view{} : argument.substr(space + 1);
 
+  if (lmtp_ && !iequals(mechanism, "STOKEN")) {
+    // After LHLO the session is a Token Server session: tokens only.
+    return reply_error(504, "5.5.4", "Only AUTH STOKEN is available after LHLO");
+  }
   if (iequals(mechanism, "PLAIN")) {
     auth_mechanism_ = AuthMechanism::plain;
     if (initial.empty()) {
@@ -560,6 +640,14 @@ void Session::command_auth(const Command& command) {
     if (initial.empty()) {
       phase_ = Phase::auth_response;
       return reply(334, "", encode_base64("Username:"));
+    }
+    return auth_continue(std::string(initial));
+  }
+  if (iequals(mechanism, "STOKEN") && context_.tokens) {
+    auth_mechanism_ = AuthMechanism::stoken;
+    if (initial.empty()) {
+      phase_ = Phase::auth_response;
+      return reply(334, "", "");
     }
     return auth_continue(std::string(initial));
   }
@@ -594,6 +682,7 @@ void Session::auth_continue(const std::string& line) {
     }
     return auth_verify(std::exchange(auth_login_, {}), *decoded);
   }
+  if (auth_mechanism_ == AuthMechanism::stoken) return auth_stoken(line);
   reply_error(503, "5.5.1", "No authentication in progress");
 }
 
@@ -672,7 +761,8 @@ void Session::finish_message() {
   trace.helo_name = helo_name_;
   trace.client_address = peer_address_;
   trace.by_host = context_.config.hostname;
-  trace.protocol = received_protocol();
+  // RFC 3848 §4: LMTPSA for token deliveries, as the extension requires.
+  trace.protocol = transaction_.token ? "LMTPSA" : received_protocol();
   trace.id = message_id;
   if (transaction_.recipients.size() == 1) trace.recipient = transaction_.recipients[0].address;
   trace.tls_description = describe_tls(tls_active_ ? tls_ : nullptr);
@@ -680,6 +770,7 @@ void Session::finish_message() {
   std::string message = message::received_header(trace);
   message.reserve(message.size() + body.size());
   message += body;
+  if (transaction_.token) return deliver_with_tokens(std::move(message_id), std::move(message));
   enqueue(std::move(message_id), std::move(message));
 }
 
@@ -763,6 +854,12 @@ void Session::reply_lines(int code, const std::vector<std::string>& lines) {
   bufferevent_write(connection_.get(), out.data(), out.size());
 }
 
+void Session::reply_line(const std::string& line) {
+  if (!connection_) return;
+  std::string out = line + "\r\n";
+  bufferevent_write(connection_.get(), out.data(), out.size());
+}
+
 void Session::reply_error(int code, std::string_view enhanced, std::string_view text) {
   reply(code, enhanced, text);
   if (++error_count_ >= context_.config.limits.error_limit) {
@@ -839,6 +936,7 @@ void Session::reset_session_state() {
   helo_name_.clear();
   said_helo_ = false;
   extended_ = false;
+  lmtp_ = false;
   auth_mechanism_ = AuthMechanism::none;
   auth_login_.clear();
   line_reader_.reset();

@@ -1,6 +1,10 @@
 // One SMTP session on one connection: the RFC 5321 state machine for the MX
 // and submission roles, with STARTTLS (RFC 3207), implicit TLS (RFC 8314),
-// AUTH PLAIN/LOGIN (RFC 4954), PIPELINING (RFC 2920) and CHUNKING (RFC 3030).
+// AUTH PLAIN/LOGIN (RFC 4954), PIPELINING (RFC 2920) and CHUNKING (RFC 3030);
+// on the submission role also the Token Server of the Submission Token
+// extension (rfcdraft/): LHLO (LMTP semantics, RFC 2033), AUTH STOKEN,
+// RCPT ... STOKEN= MYSTOKEN=, the EHLO + MAIL ... SYNC variant, synchronous
+// per-recipient delivery, and GENSTOKEN / REVSTOKEN for logged-in users.
 //
 // Contract:
 // - Input is processed in order; while the session waits for work on another
@@ -8,6 +12,9 @@
 //   pipelined commands are answered in order after it.
 // - "250 ... queued" is sent only once the queue has the message durably
 //   (queue/spool.h: written and synced); delivery follows at once.
+// - A token transaction is never queued: each recipient's reply comes after
+//   the mailstore committed it (token_delivery.h). A token session never
+//   relays, never uses GENSTOKEN, and sends only as the token's remote address.
 // - Every phase has a deadline (idle, command line, DATA, TLS handshake); on
 //   expiry the client gets 421 4.4.2 and the connection closes.
 // - A session is owned by the SessionRegistry; it removes itself from there
@@ -26,6 +33,7 @@
 #include "mta/server/line_reader.h"
 #include "mta/server/server_context.h"
 #include "mta/server/smtp_command.h"
+#include "mta/server/token_delivery.h"
 #include "queue/unique_fd.h"
 
 namespace stokend::server {
@@ -56,16 +64,24 @@ class Session : public std::enable_shared_from_this<Session> {
     tls_handshake,  // TLS handshake in progress
     closing,        // last reply being flushed, then close
   };
-  enum class AuthMechanism { none, plain, login };
+  enum class AuthMechanism { none, plain, login, stoken };
   enum class DeadlineKind { none, command, data };
 
   struct AcceptedRecipient {
     std::string address;  // local: the users-file key; remote: as written
     bool local = false;
+    std::optional<TokenRecipient> token;  // in a token transaction
+  };
+
+  // Who a token session authenticated as with AUTH STOKEN.
+  struct TokenLogin {
+    std::string recipient;  // the local user the token delivers to
+    tokens::TokenCheck check;
   };
 
   struct Transaction {
     bool active = false;  // MAIL accepted
+    bool token = false;   // a token transaction: synchronous, one reply per recipient
     message::Path sender;
     bool utf8 = false;
     std::vector<AcceptedRecipient> recipients;
@@ -95,7 +111,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void command_bdat(const Command& command);
   void command_rset();
   void command_starttls(const Command& command);
+  void command_lhlo(const Command& command);
   void command_auth(const Command& command);
+  void command_genstoken(const Command& command);
+  void command_revstoken(const Command& command);
+  bool may_manage_tokens(const Command& command);
+  void auth_stoken(const std::string& response);
+  // RCPT in a token transaction (STOKEN / MYSTOKEN); replies itself.
+  void token_recipient(const message::Path& path, const std::vector<EsmtpParameter>& parameters);
   void auth_continue(const std::string& line);
   void auth_verify(std::string login, std::string password);
   void auth_finished(bool success, const std::string& login);
@@ -103,12 +126,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void finish_bdat_chunk();
   void finish_message();
   void enqueue(std::string message_id, std::string message);
+  void deliver_with_tokens(std::string message_id, std::string message);
 
   void start_tls();
   void tls_established();
 
   void reply(int code, std::string_view enhanced, std::string_view text);
   void reply_lines(int code, const std::vector<std::string>& lines);
+  void reply_line(const std::string& line);  // a complete reply line, without CRLF
   // A reply that counts towards the error limit; closes the session when the
   // limit is reached (RFC 5321 §4.5.3.1 lets the server protect itself).
   void reply_error(int code, std::string_view enhanced, std::string_view text);
@@ -137,8 +162,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string helo_name_;
   bool said_helo_ = false;
   bool extended_ = false;  // EHLO rather than HELO
+  bool lmtp_ = false;      // LHLO: LMTP semantics, the Token Server
   bool tls_active_ = false;
   std::optional<std::string> authenticated_user_;
+  std::optional<TokenLogin> token_login_;
   AuthMechanism auth_mechanism_ = AuthMechanism::none;
   std::string auth_login_;  // LOGIN mechanism: the user name, between steps
   std::size_t auth_failures_ = 0;

@@ -1,0 +1,164 @@
+// See token_delivery.h.
+#include "mta/server/token_delivery.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+
+namespace stokend::server {
+namespace {
+
+bool is_enhanced_code(const std::string& word) {
+  // RFC 3463: class "." subject "." detail, digits only.
+  int dots = 0;
+  for (char c : word) {
+    if (c == '.') {
+      ++dots;
+    } else if (!std::isdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return dots == 2 && !word.empty() && word.front() != '.' && word.back() != '.';
+}
+
+struct Outcome {
+  queue::RecipientResult result;
+  std::string permanent_token;  // set when a 2.1.13 is due
+};
+
+// The delivery id of a reply: one word of esmtp-value characters, at most
+// 64 octets (rfcdraft/ §9). A Maildir name "T.M1P2Q3.host,S=225" keeps the
+// part before ','; an id with anything else is replaced by our message id.
+std::string reply_delivery_id(const std::string& delivery_id, const std::string& message_id) {
+  std::string id = delivery_id.substr(0, delivery_id.find(','));
+  bool usable = !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return c >= 33 && c <= 126 && c != '=';
+  });
+  return usable ? id : message_id;
+}
+
+// token: the permanent token to show, or a placeholder for the log, where
+// a credential has no business.
+std::string reply_line(const TokenRecipient& recipient, const Outcome& outcome,
+                       const std::string& message_id, const std::string& token) {
+  const std::string shown = "<" + recipient.address + ">";
+  if (outcome.result.outcome == queue::RecipientResult::Outcome::delivered) {
+    std::string id = reply_delivery_id(outcome.result.delivery_id, message_id);
+    if (!outcome.permanent_token.empty()) {
+      return "250 2.1.13 " + shown + " " + token + " " + id + " Delivered; permanent token issued";
+    }
+    return "250 2.1.12 " + shown + " " + id + " Delivered";
+  }
+  bool temporary = outcome.result.outcome == queue::RecipientResult::Outcome::temporary_failure;
+  SplitReply split = split_reply(outcome.result.reply);
+  std::string code = split.code.size() == 3 && split.code[0] == (temporary ? '4' : '5')
+                         ? split.code
+                         : (temporary ? "451" : "550");
+  std::string enhanced = !split.enhanced.empty() && split.enhanced[0] == code[0]
+                             ? split.enhanced
+                             : (temporary ? "4.3.0" : "5.3.0");
+  std::string text = split.text.empty() ? "Mailstore failure" : split.text;
+  return code + " " + enhanced + " " + shown + " " + text;
+}
+
+}  // namespace
+
+SplitReply split_reply(const std::string& reply) {
+  SplitReply split;
+  std::string_view rest = reply;
+  auto take_word = [&rest]() {
+    auto space = rest.find(' ');
+    std::string word(rest.substr(0, space));
+    rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
+    return word;
+  };
+  std::string first = take_word();
+  if (first.size() == 3 && std::isdigit(static_cast<unsigned char>(first[0]))) {
+    split.code = first;
+    std::string_view before = rest;
+    std::string second = take_word();
+    if (is_enhanced_code(second)) {
+      split.enhanced = second;
+    } else {
+      rest = before;
+    }
+    split.text = std::string(rest);
+  } else {
+    split.text = reply;
+  }
+  return split;
+}
+
+TokenDelivery::TokenDelivery(queue::DeliveryAgent& mailstores, tokens::TokenAuthority& authority,
+                             tokens::TokenStore& store, WorkerPool& workers)
+    : mailstores_(mailstores), authority_(authority), store_(store), workers_(workers) {}
+
+void TokenDelivery::deliver(const queue::QueuedMessage& message,
+                            std::vector<TokenRecipient> recipients, Done done) {
+  auto state = std::make_shared<std::vector<TokenRecipient>>(std::move(recipients));
+  std::string sender = message.envelope.sender;
+  std::string message_id = message.id;
+  mailstores_.deliver(
+      message, message.envelope.recipients,
+      [this, state, sender, message_id,
+       done = std::move(done)](std::vector<queue::RecipientResult> results) mutable {
+        // Token bookkeeping may fsync: off the loop thread.
+        workers_.submit([this, state, sender, message_id, results = std::move(results),
+                         done = std::move(done)]() mutable -> WorkerPool::Completion {
+          std::vector<Outcome> outcomes;
+          for (std::size_t i = 0; i < state->size(); ++i) {
+            const TokenRecipient& recipient = (*state)[i];
+            Outcome outcome{i < results.size() ? results[i] : queue::RecipientResult{}, {}};
+            if (outcome.result.outcome == queue::RecipientResult::Outcome::delivered) {
+              try {
+                // A renewal due means the token used is inside its renewal
+                // window, so permanent_for() gives a newer one.
+                if (recipient.token_kind == tokens::TokenKind::temporary || recipient.renew_due) {
+                  outcome.permanent_token = authority_.permanent_for(sender, recipient.address);
+                }
+              } catch (const std::exception& error) {
+                spdlog::error("message {}: cannot issue a permanent token for {} -> {}: {}",
+                              message_id, sender, recipient.address, error.what());
+              }
+              if (!recipient.offered_token.empty()) {
+                tokens::WalletToken wallet;
+                wallet.local_address = recipient.address;
+                wallet.remote_address = sender;
+                wallet.token = recipient.offered_token;
+                wallet.pair_hash = recipient.offered_pair_hash;
+                wallet.created = recipient.offered_created;
+                wallet.expires = recipient.offered_expires;
+                wallet.permanent = true;
+                wallet.source = "MYSTOKEN";
+                try {
+                  store_.put_wallet(wallet);
+                } catch (const std::exception& error) {
+                  spdlog::error("message {}: cannot store the MYSTOKEN of {} for {}: {}",
+                                message_id, sender, recipient.address, error.what());
+                }
+              }
+            }
+            outcomes.push_back(std::move(outcome));
+          }
+          return [state, outcomes = std::move(outcomes), message_id, sender,
+                  done = std::move(done)]() {
+            std::vector<std::string> replies;
+            for (std::size_t i = 0; i < state->size(); ++i) {
+              const auto& recipient = (*state)[i];
+              const auto& outcome = outcomes[i];
+              replies.push_back(reply_line(recipient, outcome, message_id, outcome.permanent_token));
+              spdlog::info("message {} token delivery: from=<{}> to=<{}> token={} mystoken={}: {}",
+                           message_id, sender, recipient.address,
+                           tokens::kind_name(recipient.token_kind),
+                           recipient.offered_token.empty() ? "no" : "offered",
+                           reply_line(recipient, outcome, message_id, "[permanent token]"));
+            }
+            done(std::move(replies));
+          };
+        });
+      });
+}
+
+}  // namespace stokend::server

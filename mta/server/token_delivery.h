@@ -1,0 +1,75 @@
+// Synchronous delivery for the Token Server: a message that arrived with
+// submission tokens goes straight into the mailstore, and each recipient's
+// reply is sent only once the mailstore has committed it (DESIGN.md, "The
+// protocol as stokend implements it"; rfcdraft/ "Delivery").
+//
+// Contract:
+// - deliver() is called on the loop thread and `done` runs on the loop
+//   thread, once, with one reply line (no CRLF) per recipient, in order:
+//     250 2.1.12 <addr> <delivery-id> Delivered
+//     250 2.1.13 <addr> <permanent-token> <delivery-id> Delivered; ...
+//     451 4.x.x <addr> ...   (mailstore temporary failure: nothing is queued)
+//     5xx 5.x.x <addr> ...   (mailstore permanent failure)
+// - 2.1.13 comes when the recipient was accepted with a temporary token, or
+//   with a permanent token due for renewal: it carries the pair's newest
+//   permanent token outside the renewal window, minted if there is none
+//   (TokenAuthority::permanent_for).
+// - A MYSTOKEN offered for a delivered recipient (already checked by the
+//   session: reverse pair, not expired) is stored in that user's wallet.
+// - Token store writes may wait for an fsync, so they run on a worker
+//   thread. If one fails the message is still delivered: the reply is 2.1.12
+//   and the failure is logged.
+// - Only mailstore routes (maildir, lmtp) are given to it; the session
+//   refuses other recipients at RCPT.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mta/worker_pool.h"
+#include "queue/delivery_agent.h"
+#include "tokens/token_authority.h"
+
+namespace stokend::server {
+
+struct TokenRecipient {
+  std::string address;  // the local user's address, normalised
+  tokens::TokenKind token_kind = tokens::TokenKind::temporary;  // of its STOKEN
+  bool renew_due = false;  // a permanent STOKEN near its expiry
+  // MYSTOKEN, when offered and acceptable; empty otherwise.
+  std::string offered_token;
+  std::string offered_pair_hash;
+  std::int64_t offered_created = 0;
+  std::int64_t offered_expires = 0;
+};
+
+class TokenDelivery {
+ public:
+  using Done = std::function<void(std::vector<std::string> replies)>;
+
+  TokenDelivery(queue::DeliveryAgent& mailstores, tokens::TokenAuthority& authority,
+                tokens::TokenStore& store, WorkerPool& workers);
+
+  // message: id, envelope (sender = the token's remote address), chat flag
+  // and data; recipients: the same addresses as message.envelope.recipients.
+  void deliver(const queue::QueuedMessage& message, std::vector<TokenRecipient> recipients,
+               Done done);
+
+ private:
+  queue::DeliveryAgent& mailstores_;
+  tokens::TokenAuthority& authority_;
+  tokens::TokenStore& store_;
+  WorkerPool& workers_;
+};
+
+// "250 2.0.0 Saved x" → {"250", "2.0.0", "Saved x"}; missing parts are empty.
+struct SplitReply {
+  std::string code;
+  std::string enhanced;
+  std::string text;
+};
+SplitReply split_reply(const std::string& reply);
+
+}  // namespace stokend::server
