@@ -28,7 +28,7 @@ class StokendInstance:
                  max_connections_per_ip=50, nofile=None, worker_threads=None,
                  log_level="warn", local_domains=None, users=None,
                  routes=None, dns_servers=None, extra_config=None,
-                 command_prefix=None):
+                 command_prefix=None, submission_port=None):
         self.bin_dir = os.path.abspath(bin_dir)
         self.dir = os.path.abspath(directory)
         self.mx_port = int(mx_port)
@@ -43,6 +43,8 @@ class StokendInstance:
         self.dns_servers = dns_servers  # "127.0.0.1:PORT", or None
         self.extra_config = list(extra_config or [])  # YAML lines
         self.command_prefix = list(command_prefix or [])
+        # An implicit-TLS submission listener (the Token Server), if wanted.
+        self.submission_port = submission_port
         self.config = os.path.join(self.dir, "stokend.yaml")
         self.log_path = os.path.join(self.dir, "stokend.log")
         self.proc = None
@@ -76,6 +78,9 @@ class StokendInstance:
             "listeners:",
             f"  - {{role: mx, address: 127.0.0.1, port: {self.mx_port}, "
             "tls: none}",
+            *([f"  - {{role: submission, address: 127.0.0.1, "
+               f"port: {self.submission_port}, tls: implicit}}"]
+              if self.submission_port else []),
             "tls:",
             '  certificate: ""',
             '  private_key: ""',
