@@ -39,8 +39,9 @@ struct TokenAuthority::MacKeys {
   explicit MacKeys(std::shared_ptr<const SecretRings::Snapshot> source)
       : snapshot(std::move(source)) {
     keys.reserve(snapshot->secrets.size());
-    for (const Secret& secret : snapshot->secrets)
+    for (const Secret& secret : snapshot->secrets) {
       keys.push_back(Key{&secret, HmacSha256Key(secret.key)});
+    }
   }
 
   const Key* find(std::string_view id) const {
@@ -134,7 +135,9 @@ std::string TokenAuthority::permanent_for(std::string_view remote_address,
     // gets one new token, and every later exchange returns that one
     // (rfcdraft/ "Delivery"). A stored token whose secret was removed from
     // the rings by hand would be refused when used; it is replaced too.
-    if (existing->expires - now > policy_.renew_before.count() &&
+    // The same boundary as TokenCheck::renew_due: renewal is due with less
+    // than renew_before left.
+    if (existing->expires - now >= policy_.renew_before.count() &&
         verify_unbound(existing->token).valid()) {
       return existing->token;
     }
@@ -144,7 +147,16 @@ std::string TokenAuthority::permanent_for(std::string_view remote_address,
 
 std::string TokenAuthority::renew_permanent(std::string_view remote_address,
                                             std::string_view local_address) {
-  const std::int64_t created = clock_();
+  // A token's text is a function of (created, validity, hash, keyid): a new
+  // token minted in the same second as a revoked or an older one would be
+  // that same token again. So it takes a second after both the pair's
+  // revocation mark and its newest issued token.
+  const std::string hash = pair_hash_text(remote_address, local_address);
+  std::int64_t created = clock_();
+  if (const auto mark = store_.revocation_mark(hash)) created = std::max(created, *mark + 1);
+  if (const auto newest = store_.newest_issued(hash, 0)) {
+    created = std::max(created, newest->created + 1);
+  }
   std::string token = mint(TokenKind::permanent, remote_address, local_address, created);
   store_.add_issued(IssuedToken{token, normalize_address(local_address),
                                 normalize_address(remote_address),

@@ -78,8 +78,8 @@ class TokenAuthority {
   // A new temporary token for the pair. Its created time is after the pair's
   // revocation mark, so a token minted right after REVSTOKEN is valid.
   std::string mint_temporary(std::string_view remote_address, std::string_view local_address);
-  // The pair's newest permanent token with more than policy.renew_before
-  // left, or a new one (stored). Used for GENSTOKEN PERM, for the 2.1.13
+  // The pair's newest permanent token with at least policy.renew_before
+  // left (not due for renewal), or a new one (stored). Used for GENSTOKEN PERM, for the 2.1.13
   // exchange of a temporary token and for renewing a permanent one.
   std::string permanent_for(std::string_view remote_address, std::string_view local_address);
   // Always a new permanent token (stored); older ones of the pair stay valid

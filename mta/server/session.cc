@@ -308,12 +308,13 @@ void Session::command_helo(const Command& command, bool extended) {
 }
 
 void Session::command_lhlo(const Command& command) {
-  // The Token Server speaks LMTP after LHLO (rfcdraft/ §7): submission
-  // listeners only, and only under TLS, where STOKEN may be announced.
+  // The Token Server speaks LMTP after LHLO (rfcdraft/ §7), on submission
+  // listeners only. STOKEN and AUTH STOKEN are announced only under TLS;
+  // before it, LHLO offers STARTTLS, so an LMTP client can start TLS and
+  // say LHLO again (as `swaks --protocol LMTP --tls` does).
   if (listener_.role != Role::submission || !context_.tokens) {
     return reply_error(502, "5.5.1", "LHLO is not available on this port");
   }
-  if (!tls_active_) return reply_error(530, "5.7.0", "Must issue a STARTTLS command first");
   if (command.argument.empty()) return reply_error(501, "5.5.4", "Syntax: LHLO hostname");
   reset_transaction();
   helo_name_ = command.argument.substr(0, command.argument.find(' '));
@@ -329,8 +330,12 @@ void Session::command_lhlo(const Command& command) {
                                  "SMTPUTF8",
                                  "ENHANCEDSTATUSCODES",
                                  "CHUNKING"};
-  if (!authenticated_user_ && !token_login_) lines.push_back("AUTH STOKEN");
-  lines.push_back("STOKEN");
+  if (!tls_active_) {
+    if (listener_.tls == TlsMode::starttls && context_.tls) lines.push_back("STARTTLS");
+  } else {
+    if (!authenticated_user_ && !token_login_) lines.push_back("AUTH STOKEN");
+    lines.push_back("STOKEN");
+  }
   reply_lines(250, lines);
 }
 
