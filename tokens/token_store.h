@@ -36,7 +36,7 @@ struct IssuedToken {  // TokenIn
   std::int64_t expires = 0;
 };
 
-struct WalletToken {  // TokenOut
+struct WalletToken {           // TokenOut
   std::string local_address;   // our user who may use it
   std::string remote_address;  // the remote user it delivers to
   std::string token;

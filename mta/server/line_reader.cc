@@ -13,7 +13,8 @@
 namespace stokend::server {
 
 void LineReader::set_max_line_length(std::size_t max_line_length) {
-  max_line_length_ = std::max<std::size_t>(max_line_length, std::max<std::size_t>(2, partial_.size() + 1));
+  max_line_length_ =
+      std::max<std::size_t>(max_line_length, std::max<std::size_t>(2, partial_.size() + 1));
 }
 
 LineReader::LineReader(std::size_t max_line_length)

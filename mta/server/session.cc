@@ -299,8 +299,7 @@ void Session::command_helo(const Command& command, bool extended) {
     lines.push_back("STARTTLS");
   }
   // RFC 4954 §4 and RFC 8314 §3: credentials only ever cross an encrypted channel.
-  if (listener_.role == Role::submission && tls_active_ && !authenticated_user_ &&
-      !token_login_) {
+  if (listener_.role == Role::submission && tls_active_ && !authenticated_user_ && !token_login_) {
     lines.push_back("AUTH PLAIN LOGIN");
   }
   lines.push_back("HELP");
@@ -437,7 +436,8 @@ void Session::command_rcpt(const Command& command) {
   if (!parsed.argument) {
     return reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
   }
-  if (transaction_.token) return token_recipient(parsed.argument->path, parsed.argument->parameters);
+  if (transaction_.token)
+    return token_recipient(parsed.argument->path, parsed.argument->parameters);
   if (!parsed.argument->parameters.empty()) {
     return reply_error(555, "5.5.4",
                        "Unsupported parameter " + parsed.argument->parameters.front().keyword);

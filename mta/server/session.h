@@ -33,6 +33,7 @@
 #include "mta/server/line_reader.h"
 #include "mta/server/server_context.h"
 #include "mta/server/smtp_command.h"
+#include "mta/server/token_commands.h"
 #include "mta/server/token_delivery.h"
 #include "queue/unique_fd.h"
 
@@ -115,7 +116,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void command_auth(const Command& command);
   void command_genstoken(const Command& command);
   void command_revstoken(const Command& command);
-  bool may_manage_tokens(const Command& command);
+  // GENSTOKEN / REVSTOKEN: checks who may use them here, parses the
+  // arguments and fills in the login's address; replies itself on failure.
+  std::optional<TokenCommandArguments> token_command_arguments(
+      const Command& command, TokenCommandParseResult (*parse)(std::string_view));
   void auth_stoken(const std::string& response);
   // RCPT in a token transaction (STOKEN / MYSTOKEN); replies itself.
   void token_recipient(const message::Path& path, const std::vector<EsmtpParameter>& parameters);

@@ -52,8 +52,8 @@ void Session::auth_stoken(const std::string& response) {
     }
   }
   if (recipient.empty() || !check.valid()) {
-    spdlog::info("session {}: AUTH STOKEN refused for {}: {}", session_id_,
-                 credentials->recipient, why);
+    spdlog::info("session {}: AUTH STOKEN refused for {}: {}", session_id_, credentials->recipient,
+                 why);
     wait_for_work();
     return auth_finished(false, credentials->recipient);
   }
@@ -79,8 +79,8 @@ void Session::token_recipient(const message::Path& path,
   const message::Mailbox& mailbox = path.mailbox;
   std::string shown = "<" + mailbox.to_string() + ">";
   // A token session never relays: only our own users, by no detour.
-  if (!message::relay_trick(path).empty() || mailbox.domain.empty() ||
-      mailbox.domain_is_literal || !context_.config.is_local_domain(mailbox.domain)) {
+  if (!message::relay_trick(path).empty() || mailbox.domain.empty() || mailbox.domain_is_literal ||
+      !context_.config.is_local_domain(mailbox.domain)) {
     spdlog::info("session {}: token session tried to relay to {}", session_id_, shown);
     return reply_error(550, "5.7.1", shown + ": Relay access denied in a token session");
   }
@@ -181,36 +181,44 @@ void Session::deliver_with_tokens(std::string message_id, std::string message) {
       });
 }
 
-bool Session::may_manage_tokens(const Command& command) {
+std::optional<TokenCommandArguments> Session::token_command_arguments(
+    const Command& command, TokenCommandParseResult (*parse)(std::string_view)) {
   if (listener_.role != Role::submission || !context_.tokens) {
     reply_error(502, "5.5.1", command.verb_text + " is not available on this port");
-    return false;
+    return std::nullopt;
   }
   if (token_login_ || lmtp_) {
     reply_error(550, "5.7.1", command.verb_text + " is not permitted in a token session");
-    return false;
+    return std::nullopt;
   }
   if (!authenticated_user_) {
     reply_error(530, "5.7.0", "Authentication required");
-    return false;
+    return std::nullopt;
   }
-  return true;
+  auto parsed = parse(command.argument);
+  if (!parsed.arguments) {
+    reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
+    return std::nullopt;
+  }
+  // A user manages only pairs whose local address is their own; without
+  // one, the login's address is meant.
+  if (!parsed.arguments->local) {
+    parsed.arguments->local = message::parse_mailbox(*authenticated_user_, true);
+  }
+  if (!parsed.arguments->local || parsed.arguments->local->normalized() != *authenticated_user_) {
+    std::string local = parsed.arguments->local ? parsed.arguments->local->normalized() : "";
+    reply_error(501, "5.1.7", "Local address <" + local + "> is not yours");
+    return std::nullopt;
+  }
+  return parsed.arguments;
 }
 
 void Session::command_genstoken(const Command& command) {
-  if (!may_manage_tokens(command)) return;
-  auto parsed = parse_genstoken_arguments(command.argument);
-  if (!parsed.arguments) {
-    return reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
-  }
-  // A user manages only pairs whose local address is their own.
-  std::string local =
-      parsed.arguments->local ? parsed.arguments->local->normalized() : *authenticated_user_;
-  if (local != *authenticated_user_) {
-    return reply_error(501, "5.1.7", "Local address <" + local + "> is not yours");
-  }
-  std::string remote = parsed.arguments->remote.normalized();
-  tokens::TokenKind kind = parsed.arguments->kind;
+  auto arguments = token_command_arguments(command, parse_genstoken_arguments);
+  if (!arguments) return;
+  std::string local = arguments->local->normalized();
+  std::string remote = arguments->remote.normalized();
+  tokens::TokenKind kind = arguments->kind;
   refresh_secrets(context_);
   wait_for_work();
   std::weak_ptr<Session> weak = weak_from_this();
@@ -234,10 +242,10 @@ void Session::command_genstoken(const Command& command) {
       } else {
         spdlog::info("session {}: GENSTOKEN {} token for {} -> {}", session->session_id_,
                      tokens::kind_name(kind), remote, local);
-        session->reply(250, "2.1.11",
-                       token + (kind == tokens::TokenKind::temporary
-                                    ? " Temporary token generated"
-                                    : " Permanent token generated"));
+        session->reply(
+            250, "2.1.11",
+            token + (kind == tokens::TokenKind::temporary ? " Temporary token generated"
+                                                          : " Permanent token generated"));
       }
       session->resume_reading();
     });
@@ -245,17 +253,10 @@ void Session::command_genstoken(const Command& command) {
 }
 
 void Session::command_revstoken(const Command& command) {
-  if (!may_manage_tokens(command)) return;
-  auto parsed = parse_revstoken_arguments(command.argument);
-  if (!parsed.arguments) {
-    return reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
-  }
-  std::string local =
-      parsed.arguments->local ? parsed.arguments->local->normalized() : *authenticated_user_;
-  if (local != *authenticated_user_) {
-    return reply_error(501, "5.1.7", "Local address <" + local + "> is not yours");
-  }
-  std::string remote = parsed.arguments->remote.normalized();
+  auto arguments = token_command_arguments(command, parse_revstoken_arguments);
+  if (!arguments) return;
+  std::string local = arguments->local->normalized();
+  std::string remote = arguments->remote.normalized();
   wait_for_work();
   std::weak_ptr<Session> weak = weak_from_this();
   tokens::TokenAuthority* authority = context_.tokens;

@@ -95,8 +95,7 @@ TokenCommandParseResult parse_genstoken_arguments(std::string_view argument) {
 }
 
 TokenCommandParseResult parse_revstoken_arguments(std::string_view argument) {
-  return parse_addresses(split_spaces(argument), 0, {},
-                         "REVSTOKEN remote-address [local-address]");
+  return parse_addresses(split_spaces(argument), 0, {}, "REVSTOKEN remote-address [local-address]");
 }
 
 }  // namespace stokend::server

@@ -148,7 +148,8 @@ void TokenDelivery::deliver(const queue::QueuedMessage& message,
             for (std::size_t i = 0; i < state->size(); ++i) {
               const auto& recipient = (*state)[i];
               const auto& outcome = outcomes[i];
-              replies.push_back(reply_line(recipient, outcome, message_id, outcome.permanent_token));
+              replies.push_back(
+                  reply_line(recipient, outcome, message_id, outcome.permanent_token));
               spdlog::info("message {} token delivery: from=<{}> to=<{}> token={} mystoken={}: {}",
                            message_id, sender, recipient.address,
                            tokens::kind_name(recipient.token_kind),

@@ -46,7 +46,7 @@ TEST_CASE("AUTH STOKEN response with draft -00's literal backslash-zero", "[toke
 TEST_CASE("AUTH STOKEN responses that are refused", "[token_commands]") {
   CHECK_FALSE(decode_stoken_response("not base64!"));
   CHECK_FALSE(decode_stoken_response(encode_base64("no separator at all")));
-  CHECK_FALSE(decode_stoken_response(encode_base64(std::string("\0token", 6))));  // no recipient
+  CHECK_FALSE(decode_stoken_response(encode_base64(std::string("\0token", 6))));    // no recipient
   CHECK_FALSE(decode_stoken_response(encode_base64(std::string("alice@x\0", 8))));  // no token
   CHECK_FALSE(decode_stoken_response(encode_base64(std::string("a@x\0t\0u", 7))));  // two NULs
   CHECK_FALSE(decode_stoken_response(""));

@@ -35,8 +35,7 @@ class ScriptedMailstores : public stokend::queue::DeliveryAgent {
  public:
   std::vector<RecipientResult> results;
   std::vector<std::string> delivered_to;
-  void deliver(const QueuedMessage&, std::span<const std::string> recipients,
-               Done done) override {
+  void deliver(const QueuedMessage&, std::span<const std::string> recipients, Done done) override {
     delivered_to.assign(recipients.begin(), recipients.end());
     done(results);
   }
@@ -56,7 +55,8 @@ struct Fixture {
     QueuedMessage message;
     message.id = "m1";
     message.envelope.sender = "bob@remote.example";
-    for (const auto& recipient : recipients) message.envelope.recipients.push_back(recipient.address);
+    for (const auto& recipient : recipients)
+      message.envelope.recipients.push_back(recipient.address);
     message.data = std::make_shared<const std::string>("Subject: x\r\n\r\nhi\r\n");
     std::optional<std::vector<std::string>> replies;
     delivery.deliver(message, std::move(recipients),
@@ -98,7 +98,8 @@ TEST_CASE("split_reply separates code, enhanced code and text", "[token_delivery
 
 TEST_CASE("a temporary token earns a permanent one: 2.1.13", "[token_delivery]") {
   Fixture fixture;
-  fixture.mailstores.results = {{RecipientResult::Outcome::delivered, "250 2.0.0 Saved 17.M1", "17.M1"}};
+  fixture.mailstores.results = {
+      {RecipientResult::Outcome::delivered, "250 2.0.0 Saved 17.M1", "17.M1"}};
   auto replies = fixture.run({recipient("alice@example.test", TokenKind::temporary)});
   REQUIRE(replies.size() == 1);
   INFO(replies[0]);
@@ -131,9 +132,10 @@ TEST_CASE("mailstore failures keep their class and name the recipient", "[token_
   auto replies = fixture.run({recipient("a@example.test", TokenKind::temporary),
                               recipient("b@example.test", TokenKind::permanent),
                               recipient("c@example.test", TokenKind::permanent)});
-  CHECK(replies == std::vector<std::string>{"451 4.2.0 <a@example.test> Mailbox locked",
-                                            "552 5.2.2 <b@example.test> Quota exceeded",
-                                            "451 4.3.0 <c@example.test> connect to socket: refused"});
+  CHECK(replies ==
+        std::vector<std::string>{"451 4.2.0 <a@example.test> Mailbox locked",
+                                 "552 5.2.2 <b@example.test> Quota exceeded",
+                                 "451 4.3.0 <c@example.test> connect to socket: refused"});
   // Nothing was issued for a message that was not delivered.
   CHECK(fixture.store.list_issued("").empty());
 }
