@@ -1,15 +1,20 @@
 // stokenctl: the administration tool. Manages the local users in the users
 // file named by the configuration; a running stokend notices the change and
 // reloads the file by itself. Inspects and changes the running daemon's
-// queue over its control socket (mailq and postsuper in one).
+// queue over its control socket (mailq and postsuper in one). Rotates the
+// token secrets and mints, revokes, inspects and lists submission tokens,
+// on the files directly (mta/token_admin.h).
 //
 // Contract: exit status 0 on success, 1 when the command failed (bad config,
-// unknown user, unwritable file, unknown queue id, daemon not running...),
-// 2 on a usage error. Messages go to standard error; only `user list`,
-// `queue list` and `queue show` write data to standard output. Password
-// hashes are never printed.
+// unknown user, unwritable file, unknown queue id, daemon not running, a
+// token that does not verify...), 2 on a usage error. Messages go to
+// standard error; only the data of `user list`, `queue list`, `queue show`,
+// `secrets rotate|list` and `token new|inspect|list` goes to standard
+// output. Password hashes and token secrets are never printed.
 #include <signal.h>
 #include <sodium.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -26,6 +31,7 @@
 #include "mta/config.h"
 #include "mta/control/control_client.h"
 #include "mta/control/control_protocol.h"
+#include "mta/token_admin.h"
 #include "mta/users.h"
 
 namespace {
@@ -49,11 +55,19 @@ constexpr std::string_view usage_text =
        stokenctl [--config FILE] queue show ID
        stokenctl [--config FILE] queue flush [ID]
        stokenctl [--config FILE] queue hold|release|delete ID
+       stokenctl [--config FILE] secrets rotate [temp|perm]
+       stokenctl [--config FILE] secrets list
+       stokenctl [--config FILE] token new temp|perm REMOTE LOCAL
+       stokenctl [--config FILE] token revoke REMOTE LOCAL
+       stokenctl [--config FILE] token inspect TOKEN [--remote REMOTE --local LOCAL]
+       stokenctl [--config FILE] token list [issued|wallet] [USER]
        stokenctl --help
 
 Manages stokend's local users, kept in the users_file named by the
 configuration. A running stokend picks up changes by itself. The queue
-commands talk to the running stokend over its control_socket.
+commands talk to the running stokend over its control_socket. The secrets
+and token commands work on tokens.secrets_file and tokens.store directly,
+also while stokend runs (it notices their changes by itself).
 
 commands:
   user add ADDRESS    add a user; ADDRESS must be in one of local_domains.
@@ -72,9 +86,28 @@ commands:
   queue hold ID       keep a message from being delivered until released
   queue release ID    let a held message be delivered again
   queue delete ID     delete a message without notifying anyone
+  secrets rotate [temp|perm]
+                      add a new active secret to the ring (both by default)
+                      and print its id; older secrets keep verifying the
+                      tokens they made until those have expired
+  secrets list        list the secrets: id, ring, created, active or retired
+                      (never the keys)
+  token new temp|perm REMOTE LOCAL
+                      print a new token that lets REMOTE deliver to the user
+                      LOCAL (a permanent one is also stored)
+  token revoke REMOTE LOCAL
+                      revoke every token of the pair: delete its permanent
+                      tokens, invalidate the temporary ones made so far
+  token inspect TOKEN [--remote REMOTE --local LOCAL]
+                      decode a token and verify it (for that pair, if given);
+                      exit status 0 only when it is valid
+  token list [issued|wallet] [USER]
+                      list the permanent tokens issued and the tokens other
+                      servers issued to local users (the wallet)
 
 options:
   --config FILE       configuration file (default: etc/stokend.yaml)
+  --remote, --local   the pair to verify a token for (token inspect)
   --help              show this help
 
 exit status: 0 success, 1 failure, 2 usage error
@@ -239,7 +272,8 @@ int set_coi_filter(stokend::UserDirectory& users, const std::string& address, Co
 struct CommandLine {
   std::string config_file = default_config_file;
   bool help = false;
-  std::vector<std::string> words;  // the command and its arguments
+  std::vector<std::string> words;    // the command and its arguments
+  stokend::admin::PairOptions pair;  // --remote, --local
 };
 
 CommandLine parse_command_line(int argc, char** argv) {
@@ -258,6 +292,13 @@ CommandLine parse_command_line(int argc, char** argv) {
       command_line.config_file = argv[i];
     } else if (argument.starts_with("--config=")) {
       command_line.config_file = argument.substr(std::string_view("--config=").size());
+    } else if (argument == "--remote" || argument == "--local") {
+      if (++i == argc) throw UsageError(std::string(argument) + " needs an address");
+      (argument == "--remote" ? command_line.pair.remote : command_line.pair.local) = argv[i];
+    } else if (argument.starts_with("--remote=")) {
+      command_line.pair.remote = argument.substr(std::string_view("--remote=").size());
+    } else if (argument.starts_with("--local=")) {
+      command_line.pair.local = argument.substr(std::string_view("--local=").size());
     } else {
       throw UsageError("unknown option " + std::string(argument));
     }
@@ -313,8 +354,19 @@ stokend::control::Request queue_request(const std::vector<std::string>& words) {
 
 // Checks the shape of the command before anything is loaded, so a usage
 // error never depends on the state of the config or users file.
-void check_command(const std::vector<std::string>& words) {
+void check_command(const CommandLine& command_line) {
+  const std::vector<std::string>& words = command_line.words;
   if (words.empty()) throw UsageError("no command given");
+  if (words[0] != "token" && (command_line.pair.remote || command_line.pair.local)) {
+    throw UsageError("--remote and --local go with token inspect only");
+  }
+  if (words[0] == "secrets" || words[0] == "token") {
+    const auto error = words[0] == "secrets"
+                           ? stokend::admin::check_secrets_command(words)
+                           : stokend::admin::check_token_command(words, command_line.pair);
+    if (error) throw UsageError(*error);
+    return;
+  }
   if (words[0] == "queue") {
     queue_request(words);
     return;
@@ -379,19 +431,31 @@ int run(const CommandLine& command_line) {
   }
   const std::vector<std::string>& words = command_line.words;
   if (words[0] == "queue") return run_queue_command(*loaded.config, words);
+  if (words[0] == "secrets") {
+    return stokend::admin::run_secrets_command(*loaded.config, words, std::cout, std::cerr);
+  }
+  if (words[0] == "token") {
+    return stokend::admin::run_token_command(*loaded.config, words, command_line.pair, std::cout,
+                                             std::cerr);
+  }
   return run_user_command(*loaded.config, words);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The libraries log through spdlog (e.g. "created the token secrets
+  // file"): to standard error, which carries stokenctl's messages, so that
+  // standard output stays data only.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("stokenctl"));
+  spdlog::set_pattern("stokenctl: %v");
   try {
     const CommandLine command_line = parse_command_line(argc, argv);
     if (command_line.help) {
       std::cout << usage_text;
       return exit_success;
     }
-    check_command(command_line.words);
+    check_command(command_line);
     return run(command_line);
   } catch (const UsageError& error) {
     std::cerr << "stokenctl: " << error.message() << "\n\n" << usage_text;

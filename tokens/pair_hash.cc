@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "message/address.h"
+#include "tokens/pair_hash_fast.h"
 
 namespace stokend::tokens {
 
@@ -26,7 +27,8 @@ Sha3Digest sha3_256(std::string_view data) {
 }
 
 Sha3Digest pair_hash(std::string_view remote_address, std::string_view local_address) {
-  return sha3_256(normalize_address(remote_address) + ":" + normalize_address(local_address));
+  // Every token verification hashes a pair: the allocation-free version.
+  return pair_hash_fast(remote_address, local_address);
 }
 
 Sha3Digest coi_from_hash(std::string_view address) { return sha3_256(normalize_address(address)); }

@@ -7,8 +7,8 @@
 // (pair_hash.cc, EVP_Digest with EVP_sha3_256()) looks the algorithm up in
 // OpenSSL's provider tables and allocates a context and two strings on every
 // call, which took about half of a whole verification
-// (bench/token_verify.cc). pair_hash() could call this instead; until then
-// the unit tests check that the two always agree.
+// (bench/token_verify.cc). pair_hash() calls this; the unit tests check it
+// against sha3_256() of the joined string and against fixed vectors.
 //
 // Contract: thread-safe; throws std::runtime_error only if OpenSSL has no
 // SHA3-256 (a broken installation).

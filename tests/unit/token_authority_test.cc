@@ -284,6 +284,23 @@ TEST_CASE("permanent_for reuses the pair's token, renew_permanent always mints",
   CHECK(fixture.authority.verify(later, bob, alice).valid());
 }
 
+TEST_CASE("permanent_for replaces a token inside its renewal window, once",
+          "[tokens][token_authority]") {
+  Fixture fixture;
+  const std::string first = fixture.authority.permanent_for(bob, alice);
+  fixture.clock = now + 365 * day - 30 * day;  // exactly renew_before left: still handed out
+  CHECK(fixture.authority.permanent_for(bob, alice) == first);
+  fixture.clock += 1;
+  const std::string renewed = fixture.authority.permanent_for(bob, alice);
+  CHECK(renewed != first);
+  CHECK(parse_named_token(renewed).token->fields.created == fixture.clock);
+  // Every later exchange gets the renewed one; the first stays valid until it expires.
+  fixture.clock += 60;
+  CHECK(fixture.authority.permanent_for(bob, alice) == renewed);
+  CHECK(fixture.store.list_issued(alice).size() == 2);
+  CHECK(fixture.authority.verify(first, bob, alice).valid());
+}
+
 TEST_CASE("a permanent token near its expiry is due for renewal", "[tokens][token_authority]") {
   Fixture fixture;
   const std::string permanent = fixture.authority.renew_permanent(bob, alice);
@@ -397,7 +414,7 @@ TEST_CASE("HMAC-SHA-256 matches libsodium and a fixed vector", "[tokens][mac]") 
   }
 }
 
-TEST_CASE("the fast pair hash equals pair_hash", "[tokens][mac]") {
+TEST_CASE("the fast pair hash equals SHA3-256 of the joined, lowercased pair", "[tokens][mac]") {
   const std::string long_local = std::string(300, 'X') + "@" + std::string(300, 'y') + ".Test";
   const std::vector<std::pair<std::string, std::string>> pairs = {
       {bob, alice},
@@ -409,6 +426,7 @@ TEST_CASE("the fast pair hash equals pair_hash", "[tokens][mac]") {
   };
   for (const auto& [remote, local] : pairs) {
     INFO(remote << " " << local);
-    CHECK(pair_hash_fast(remote, local) == pair_hash(remote, local));
+    CHECK(pair_hash_fast(remote, local) ==
+          sha3_256(normalize_address(remote) + ":" + normalize_address(local)));
   }
 }
