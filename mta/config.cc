@@ -200,6 +200,7 @@ class ConfigReader {
   void read_queue(const Field& field, QueueConfig& queue);
   void read_dns(const Field& field, DnsConfig& dns);
   void read_routes(const Field& field, Config& config);
+  void read_tls_policies(const Field& field, Config& config);
   void read_tokens(const Field& field, TokenConfig& tokens);
 
   std::string file_name_;
@@ -671,6 +672,36 @@ void ConfigReader::read_routes(const Field& field, Config& config) {
   }
 }
 
+void ConfigReader::read_tls_policies(const Field& field, Config& config) {
+  if (field.value.IsNull()) return;
+  if (!field.value.IsMap()) {
+    error_at(field.value_mark(),
+             field.setting + ": expected a map of domain: policy, got " + describe(field.value));
+    return;
+  }
+  for (const auto& entry : field.value) {
+    const YAML::Node& key = entry.first;
+    const std::string domain = key.IsScalar() ? to_lower(key.Scalar()) : std::string();
+    if (domain != "*" && !is_domain_name(domain)) {
+      error_at(key.Mark(), field.setting + ": '" + (key.IsScalar() ? key.Scalar() : describe(key)) +
+                               "' is not a domain name or '*'");
+      continue;
+    }
+    const Field policy_field{field.setting + "." + domain, entry.second, key.Mark()};
+    const auto text = read_string(policy_field);
+    if (!text) continue;
+    const auto level = parse_tls_policy_level(*text);
+    if (!level) {
+      error_at(policy_field.value_mark(), policy_field.setting + ": unknown policy '" + *text +
+                                              "' (expected " + tls_policy_levels + ")");
+      continue;
+    }
+    if (!config.tls_policies.emplace(domain, *level).second) {
+      error_at(key.Mark(), field.setting + ": duplicate policy for '" + domain + "'");
+    }
+  }
+}
+
 void ConfigReader::read_tokens(const Field& field, TokenConfig& tokens) {
   // Token times are unix seconds, so a duration must be whole seconds.
   auto seconds = [this](std::chrono::seconds& target, bool may_be_zero,
@@ -738,11 +769,13 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
             {"queue", [&](const Field& field) { read_queue(field, config.queue); }},
             {"dns", [&](const Field& field) { read_dns(field, config.dns); }},
             {"routes", [&](const Field& field) { read_routes(field, config); }},
+            {"tls_policies", [&](const Field& field) { read_tls_policies(field, config); }},
             {"tokens", [&](const Field& field) { read_tokens(field, config.tokens); }},
             {"delivery",
              [&](const Field& field) {
                read_map(field.value, field.setting, field.value_mark(),
-                        {{"mx_port", [&](const Field& key_field) {
+                        {{"mx_port",
+                          [&](const Field& key_field) {
                             const auto port = read_positive_integer(key_field);
                             if (!port) return;
                             if (*port > 65535) {
@@ -752,6 +785,19 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
                               return;
                             }
                             config.delivery.mx_port = static_cast<std::uint16_t>(*port);
+                          }},
+                         {"tls_policy_ca_file", [&](const Field& key_field) {
+                            const auto path = read_path(key_field, true);
+                            if (!path || path->empty()) return;
+                            // Checked here, not at the first verified delivery,
+                            // so a typo stops the daemon instead of deferring mail.
+                            if (const auto reason = unreadable_reason(*path)) {
+                              error_at(key_field.value_mark(),
+                                       key_field.setting + ": cannot read '" + path->string() +
+                                           "': " + *reason);
+                              return;
+                            }
+                            config.delivery.tls_policy_ca_file = *path;
                           }}});
              }},
             {"normalise_bare_line_endings",

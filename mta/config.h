@@ -17,6 +17,7 @@
 
 #include "mta/defaults.h"
 #include "mta/routes.h"
+#include "mta/tls_policies.h"
 #include "queue/queue_defaults.h"
 
 namespace stokend {
@@ -88,6 +89,8 @@ struct TokenConfig {
 
 struct DeliveryConfig {
   std::uint16_t mx_port = defaults::mx_port;  // where MX hosts are contacted
+  // PEM trust anchors for the "verify" TLS policy; empty: the system CA store.
+  std::filesystem::path tls_policy_ca_file = defaults::tls_policy_ca_file;
 };
 
 struct Config {
@@ -108,6 +111,8 @@ struct Config {
   TokenConfig tokens;
   // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
   std::map<std::string, Route> routes;
+  // Recipient domain (lowercase) or "*" → outbound TLS policy (mta/tls_policies.h).
+  std::map<std::string, TlsPolicyLevel> tls_policies;
   bool normalise_bare_line_endings = defaults::normalise_bare_line_endings;
   unsigned worker_threads = defaults::worker_threads;
   std::string log_level = defaults::log_level;

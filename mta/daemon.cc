@@ -219,7 +219,16 @@ int run_daemon(const Config& config) {
   resolver_options.timeout = config.dns.timeout;
   dns::AresResolver resolver(base.get(), resolver_options);
   std::string client_tls_error;
-  SslContextPtr client_tls = client::make_client_tls_context({}, client_tls_error);
+  // One context serves every policy: verification is switched on per
+  // connection (client_tls.h), so opportunistic and "require" deliveries
+  // never look at the trust anchors. They matter for "verify" only: the
+  // configured CA file alone when there is one (an operator pinning a
+  // private CA does not want every public CA trusted as well), else the
+  // system store.
+  client::ClientTlsOptions client_tls_options;
+  client_tls_options.ca_file = config.delivery.tls_policy_ca_file.string();
+  client_tls_options.use_system_store = client_tls_options.ca_file.empty();
+  SslContextPtr client_tls = client::make_client_tls_context(client_tls_options, client_tls_error);
   if (!client_tls) {
     spdlog::critical("cannot create the client TLS context: {}", client_tls_error);
     return 1;

@@ -52,6 +52,11 @@ inline constexpr auto dns_timeout = 5s;
 // Outbound SMTP: the port of MX hosts (RFC 5321 §4.5.4.2 and the MX record
 // name port 25; tests point it at a high loopback port).
 inline constexpr std::uint16_t mx_port = 25;
+// Outbound TLS (mta/tls_policies.h) for domains without an entry in
+// tls_policies and without "*": opportunistic, Postfix's "may" (RFC 7435).
+inline constexpr const char* tls_policy = "may";
+// Trust anchors for the "verify" policy; empty: the system CA store.
+inline constexpr const char* tls_policy_ca_file = "";
 
 // The queue's retry schedule and concurrency: queue/queue_defaults.h.
 

@@ -91,6 +91,7 @@ DeliveryRouter::DeliveryRouter(const Config& config, UserDirectory& users,
                                client::ConnectionPool& pool, client::MxDelivery& mx)
     : config_(config),
       routes_(config.routes),
+      tls_policies_(config.tls_policies),
       users_(users),
       maildir_(maildir),
       workers_(workers),
@@ -105,6 +106,13 @@ void DeliveryRouter::deliver(const queue::QueuedMessage& message,
     std::string domain = message::ascii_lowercase(address.substr(address.rfind('@') + 1));
     Route route = routes_.route_for(domain, config_.is_local_domain(domain));
     std::string key = route.transport == Route::Transport::mx ? "mx:" + domain : route.to_string();
+    // Domains that share a fixed next hop share a transaction only when
+    // neither has a TLS policy: a policy is the domain's own, and verify
+    // checks the certificate against the domain's name.
+    if (route.transport == Route::Transport::smtp &&
+        tls_policies_.policy_for(domain) != TlsPolicyLevel::may) {
+      key += ";policy-for=" + domain;
+    }
     Group& group = groups[key];
     group.route = route;
     group.domain = domain;
@@ -192,10 +200,27 @@ void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shar
     for (const auto& recipient : result.recipients) results.push_back(from_client(recipient));
     batch->settle(indices, results);
   };
+  const TlsPolicyLevel level = tls_policies_.policy_for(group.domain);
+  std::string tls_note;
+  if (level != TlsPolicyLevel::may) {
+    tls_note = "TLS required by policy (" + std::string(to_string(level)) + ") for " + group.domain;
+  }
   if (group.route.transport == Route::Transport::smtp) {
-    mx_.deliver_to(group.route.next_hop, std::move(envelope), message.data, std::move(finished));
+    // The next hop is an IP literal, which names nothing a certificate for
+    // the domain's mail would carry: verify checks the recipient domain.
+    client::Destination next_hop = group.route.next_hop;
+    apply_tls_policy(level, group.domain, next_hop);
+    mx_.deliver_to(next_hop, std::move(envelope), message.data, std::move(finished),
+                   std::move(tls_note));
   } else {
-    mx_.deliver_to_domain(group.domain, std::move(envelope), message.data, std::move(finished));
+    client::TlsRequirement tls;
+    if (level != TlsPolicyLevel::may) {
+      tls.policy = client::TlsPolicy::required;
+      tls.verify_certificate = level == TlsPolicyLevel::verify;
+      tls.note = std::move(tls_note);
+    }
+    mx_.deliver_to_domain(group.domain, std::move(envelope), message.data, std::move(finished),
+                          std::move(tls));
   }
 }
 

@@ -8,12 +8,19 @@
 // once and `done` runs when the last has answered. A local recipient who no
 // longer exists (deleted after the message was accepted) fails permanently
 // with 5.1.1.
+//
+// TLS: SMTP deliveries (mx and smtp routes) follow the recipient domain's
+// policy from tls_policies (mta/tls_policies.h): under require or verify a
+// destination that cannot meet it fails temporarily with a reply that names
+// the policy, so the message is retried and finally bounced, never sent in
+// plaintext. Local mailstores (maildir, lmtp routes) are not affected.
 #pragma once
 
 #include "mta/client/connection_pool.h"
 #include "mta/client/mx_delivery.h"
 #include "mta/config.h"
 #include "mta/store/mailstore.h"
+#include "mta/tls_policies.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
 #include "queue/delivery_agent.h"
@@ -40,6 +47,7 @@ class DeliveryRouter final : public queue::DeliveryAgent {
 
   const Config& config_;
   RouteTable routes_;
+  TlsPolicyTable tls_policies_;
   UserDirectory& users_;
   store::Mailstore& maildir_;
   WorkerPool& workers_;

@@ -29,7 +29,9 @@ struct Destination {
 
   TlsPolicy tls_policy = TlsPolicy::opportunistic;
   // Sent as SNI (RFC 6066 §3); with verify_certificate it is also the name
-  // the certificate must carry (RFC 6125).
+  // the certificate must carry (RFC 6125). Set from the recipient domain's
+  // TLS policy (mta/tls_policies.h): the MX host name for MX delivery, the
+  // recipient domain for a fixed next hop given as an IP literal.
   std::string tls_server_name;
   bool verify_certificate = false;
 

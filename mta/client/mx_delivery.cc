@@ -16,7 +16,9 @@ struct MxDelivery::Attempt {
   std::vector<std::string> addresses;  // of the current host
   std::size_t next_address = 0;
   std::string current_host;
+  TlsRequirement tls;
   std::string last_failure = "no mail exchanger could be reached";
+  std::string last_enhanced = "4.4.1";  // RFC 3463: no answer from host
 };
 
 TransactionResult fail_all(const Envelope& envelope, DeliveryStatus status, std::string enhanced,
@@ -28,17 +30,29 @@ TransactionResult fail_all(const Envelope& envelope, DeliveryStatus status, std:
   return result;
 }
 
+bool is_tls_requirement_failure(const Destination& destination, const Failure& failure) {
+  if (destination.tls_policy != TlsPolicy::required) return false;
+  // RFC 3463: 4.7.4 security features not supported, 4.7.5 cryptographic
+  // failure; the client uses them for exactly these cases.
+  return failure.tls_failed || failure.enhanced_code == "4.7.4" || failure.enhanced_code == "4.7.5";
+}
+
 MxDelivery::MxDelivery(ConnectionPool& pool, dns::Resolver& resolver, std::uint16_t smtp_port)
     : pool_(pool), resolver_(resolver), smtp_port_(smtp_port) {}
 
 void MxDelivery::deliver_to(const Destination& destination, Envelope envelope,
-                            std::shared_ptr<const std::string> message, Done done) {
-  pool_.acquire(destination, [this, envelope = std::move(envelope), message,
-                              done = std::move(done)](std::shared_ptr<SmtpClient> connection,
-                                                      std::optional<Failure> failure) mutable {
+                            std::shared_ptr<const std::string> message, Done done,
+                            std::string tls_note) {
+  pool_.acquire(destination, [this, destination, envelope = std::move(envelope), message,
+                              done = std::move(done), tls_note = std::move(tls_note)](
+                                 std::shared_ptr<SmtpClient> connection,
+                                 std::optional<Failure> failure) mutable {
     if (!connection) {
-      return done(
-          fail_all(envelope, DeliveryStatus::temporary, failure->enhanced_code, failure->reason));
+      std::string reason = failure->reason;
+      if (!tls_note.empty() && is_tls_requirement_failure(destination, *failure)) {
+        reason = tls_note + ": " + reason;
+      }
+      return done(fail_all(envelope, DeliveryStatus::temporary, failure->enhanced_code, reason));
     }
     connection->send_transaction(
         std::move(envelope), message,
@@ -50,8 +64,10 @@ void MxDelivery::deliver_to(const Destination& destination, Envelope envelope,
 }
 
 void MxDelivery::deliver_to_domain(const std::string& domain, Envelope envelope,
-                                   std::shared_ptr<const std::string> message, Done done) {
+                                   std::shared_ptr<const std::string> message, Done done,
+                                   TlsRequirement tls) {
   auto attempt = std::make_shared<Attempt>();
+  attempt->tls = std::move(tls);
   attempt->envelope = std::move(envelope);
   attempt->message = std::move(message);
   attempt->done = std::move(done);
@@ -74,14 +90,15 @@ void MxDelivery::deliver_to_domain(const std::string& domain, Envelope envelope,
 
 void MxDelivery::try_next_host(std::shared_ptr<Attempt> attempt) {
   if (attempt->next_host >= attempt->hosts.size()) {
-    return attempt->done(
-        fail_all(attempt->envelope, DeliveryStatus::temporary, "4.4.1", attempt->last_failure));
+    return attempt->done(fail_all(attempt->envelope, DeliveryStatus::temporary,
+                                  attempt->last_enhanced, attempt->last_failure));
   }
   attempt->current_host = attempt->hosts[attempt->next_host++].host;
   resolver_.resolve_addresses(
       attempt->current_host, [this, attempt](dns::Answer<std::string> answer) {
         if (answer.status != dns::Status::ok || answer.records.empty()) {
           attempt->last_failure = attempt->current_host + ": no address (" + answer.error + ")";
+          attempt->last_enhanced = "4.4.1";
           return try_next_host(attempt);
         }
         attempt->addresses = std::move(answer.records);
@@ -94,11 +111,22 @@ void MxDelivery::try_next_address(std::shared_ptr<Attempt> attempt) {
   if (attempt->next_address >= attempt->addresses.size()) return try_next_host(attempt);
   auto destination =
       Destination::tcp(Protocol::smtp, attempt->addresses[attempt->next_address++], smtp_port_);
+  // The MX host name is both the SNI and, under verify, the name the
+  // certificate must carry (RFC 7672 §3.2.2 does the same for DANE).
   destination.tls_server_name = attempt->current_host;
-  pool_.acquire(destination, [this, attempt](std::shared_ptr<SmtpClient> connection,
-                                             std::optional<Failure> failure) {
+  destination.tls_policy = attempt->tls.policy;
+  destination.verify_certificate = attempt->tls.verify_certificate;
+  pool_.acquire(destination, [this, attempt, destination](std::shared_ptr<SmtpClient> connection,
+                                                          std::optional<Failure> failure) {
     if (!connection) {
       attempt->last_failure = attempt->current_host + ": " + failure->reason;
+      attempt->last_enhanced = "4.4.1";
+      if (is_tls_requirement_failure(destination, *failure)) {
+        if (!attempt->tls.note.empty()) {
+          attempt->last_failure = attempt->tls.note + ": " + attempt->last_failure;
+        }
+        attempt->last_enhanced = failure->enhanced_code;
+      }
       spdlog::debug("mx: {}", attempt->last_failure);
       return try_next_address(attempt);
     }
@@ -109,6 +137,7 @@ void MxDelivery::try_next_address(std::shared_ptr<Attempt> attempt) {
             // RFC 5321 §5.1: when a host fails, the next one is tried.
             attempt->last_failure =
                 attempt->current_host + ": " + result.connection_failure->reason;
+            attempt->last_enhanced = "4.4.1";
             return try_next_address(attempt);
           }
           attempt->done(std::move(result));

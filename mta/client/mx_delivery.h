@@ -10,6 +10,13 @@
 // retried on another host within this attempt (the first may have the
 // message). DNS failures: permanent ones fail every recipient permanently
 // (5.1.2), temporary ones defer (4.4.3).
+//
+// TLS: a TlsRequirement makes every host of the domain need STARTTLS (and,
+// if asked, a certificate valid for that host's name). A host that fails it
+// counts as unreachable, so the next host is tried, and the message is never
+// sent in plaintext instead; when the last host failed that way the result
+// keeps the TLS failure's 4.7.x code and the requirement's note, so the
+// queue shows why the message waits.
 #pragma once
 
 #include <functional>
@@ -23,6 +30,16 @@
 
 namespace stokend::client {
 
+// How strictly one delivery must use TLS (mta/tls_policies.h decides it per
+// recipient domain). The default is opportunistic STARTTLS, unverified.
+struct TlsRequirement {
+  TlsPolicy policy = TlsPolicy::opportunistic;  // required: STARTTLS or no delivery
+  bool verify_certificate = false;              // against each MX host's name
+  // Put before the reason of a TLS failure, e.g. "TLS required by policy
+  // (require) for bank.example", so the queue's reply says why.
+  std::string note;
+};
+
 class MxDelivery {
  public:
   using Done = std::function<void(TransactionResult)>;
@@ -31,11 +48,14 @@ class MxDelivery {
   MxDelivery(ConnectionPool& pool, dns::Resolver& resolver, std::uint16_t smtp_port);
 
   // Delivers to a fixed next hop, no DNS (routes like smtp:[10.0.0.5]:25).
+  // The destination carries its own TLS rules; tls_note is put before the
+  // reason when they are not met (see TlsRequirement::note).
   void deliver_to(const Destination& destination, Envelope envelope,
-                  std::shared_ptr<const std::string> message, Done done);
+                  std::shared_ptr<const std::string> message, Done done, std::string tls_note = {});
   // Delivers to the MX hosts of domain.
   void deliver_to_domain(const std::string& domain, Envelope envelope,
-                         std::shared_ptr<const std::string> message, Done done);
+                         std::shared_ptr<const std::string> message, Done done,
+                         TlsRequirement tls = {});
 
  private:
   struct Attempt;
@@ -50,5 +70,10 @@ class MxDelivery {
 // Every recipient gets the same result (a failure before any reply).
 TransactionResult fail_all(const Envelope& envelope, DeliveryStatus status, std::string enhanced,
                            std::string reason);
+
+// Whether a connection to destination failed because its TLS rules were not
+// met (STARTTLS missing or refused, handshake or certificate failure), as
+// opposed to the host being unreachable.
+bool is_tls_requirement_failure(const Destination& destination, const Failure& failure);
 
 }  // namespace stokend::client

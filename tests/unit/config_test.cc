@@ -536,3 +536,58 @@ TEST_CASE("bad tokens settings are reported at their place", "[config][tokens]")
   const LoadedText loaded(minimal_config + text);
   CHECK(loaded.only_error() == expected);
 }
+
+TEST_CASE("tls_policies and the verify CA file load", "[config][tls_policy]") {
+  TemporaryDirectory directory;
+  const fs::path ca_file = directory.path() / "ca.pem";
+  write_file(ca_file, "not parsed at load time\n");
+  const LoadedText loaded(minimal_config +
+                          "tls_policies:\n"
+                          "  bank.example: require\n"
+                          "  Partner.Example: verify\n"
+                          "  \"*\": may\n"
+                          "delivery: {tls_policy_ca_file: \"" +
+                          ca_file.string() + "\"}\n");
+  INFO(all_errors(loaded.result));
+  REQUIRE(loaded.result.config);
+  const Config& config = *loaded.result.config;
+  REQUIRE(config.tls_policies.size() == 3);
+  CHECK(config.tls_policies.at("bank.example") == TlsPolicyLevel::require);
+  CHECK(config.tls_policies.at("partner.example") == TlsPolicyLevel::verify);
+  CHECK(config.tls_policies.at("*") == TlsPolicyLevel::may);
+  CHECK(config.delivery.tls_policy_ca_file == ca_file);
+}
+
+TEST_CASE("without tls_policies every domain is opportunistic", "[config][tls_policy]") {
+  const LoadedText loaded(minimal_config);
+  REQUIRE(loaded.result.config);
+  CHECK(loaded.result.config->tls_policies.empty());
+  CHECK(loaded.result.config->delivery.tls_policy_ca_file.empty());
+  CHECK(TlsPolicyTable(loaded.result.config->tls_policies).policy_for("any.example") ==
+        TlsPolicyLevel::may);
+  const LoadedText empty(minimal_config + "tls_policies:\n");
+  REQUIRE(empty.result.config);
+  CHECK(empty.result.config->tls_policies.empty());
+}
+
+TEST_CASE("bad tls_policies settings are reported at their place", "[config][tls_policy]") {
+  // The minimal config has 3 lines, so line 4 is the section, line 5 the key.
+  const auto [text, expected] = GENERATE(table<std::string, std::string>({
+      {"tls_policies:\n  bank.example: encrypt\n",
+       "5:17: tls_policies.bank.example: unknown policy 'encrypt' (expected may, require or "
+       "verify)"},
+      {"tls_policies:\n  bank.example: [require]\n",
+       "5:17: tls_policies.bank.example: expected a string, got a list"},
+      {"tls_policies:\n  \"bank..example\": require\n",
+       "5:3: tls_policies: 'bank..example' is not a domain name or '*'"},
+      {"tls_policies:\n  a.example: require\n  A.example: verify\n",
+       "6:3: tls_policies: duplicate policy for 'a.example'"},
+      {"tls_policies: require\n",
+       "4:15: tls_policies: expected a map of domain: policy, got 'require'"},
+      {"delivery:\n  tls_policy_ca_file: /nonexistent/ca.pem\n",
+       "5:23: delivery.tls_policy_ca_file: cannot read '/nonexistent/ca.pem': No such file or "
+       "directory"},
+  }));
+  const LoadedText loaded(minimal_config + text);
+  CHECK(loaded.only_error() == expected);
+}
