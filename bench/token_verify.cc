@@ -81,9 +81,6 @@ std::vector<double> per_second(double duration, const std::function<bool()>& bod
   return rates;
 }
 
-// Where results that are not checked go, so that the compiler keeps the work.
-volatile std::uint8_t kept = 0;
-
 void report(const char* name, const std::vector<double>& rates) {
   const double median = rates[rates.size() / 2];
   std::printf("%-58s %10.0f /s (%6.3f us)  best %10.0f /s\n", name, median, 1e6 / median,

@@ -104,6 +104,32 @@ tokens::TokenPolicy token_policy(const Config& config) {
   return policy;
 }
 
+// Expired tokens and revocation marks that can no longer kill anything leave
+// the token store: at start and then every token_store_cleanup_interval, on
+// a worker thread (the store fsyncs).
+struct TokenStoreCleanup {
+  tokens::TokenStore* store = nullptr;
+  WorkerPool* workers = nullptr;
+  std::chrono::seconds oldest_useful_mark_age{};
+  EventPtr timer;
+
+  static void on_timer(evutil_socket_t, short, void* self) {
+    static_cast<TokenStoreCleanup*>(self)->run();
+  }
+  void run() {
+    workers->submit([store = store, mark_age = oldest_useful_mark_age]() {
+      const std::int64_t now = tokens::TokenAuthority::system_clock();
+      try {
+        std::size_t removed = store->remove_expired(now, now - mark_age.count());
+        if (removed > 0) spdlog::info("token store: {} expired entries removed", removed);
+      } catch (const std::exception& error) {
+        spdlog::error("token store cleanup: {}", error.what());
+      }
+      return WorkerPool::Completion{};
+    });
+  }
+};
+
 struct ShutdownState {
   queue::QueueManager* queue = nullptr;
   client::ConnectionPool* pool = nullptr;
@@ -256,6 +282,17 @@ int run_daemon(const Config& config) {
   }
   tokens::TokenAuthority token_authority(*token_secrets, *token_store, token_policy(config));
   server::TokenDelivery token_delivery(router, token_authority, *token_store, workers);
+  // A temporary token created at or before a mark is dead by mark + its
+  // validity; the clock skew allowance keeps a margin.
+  TokenStoreCleanup token_cleanup{token_store.get(), &workers,
+                                  token_policy(config).temporary_validity +
+                                      token_policy(config).clock_skew,
+                                  nullptr};
+  token_cleanup.timer.reset(event_new(base.get(), -1, EV_PERSIST, &TokenStoreCleanup::on_timer,
+                                      &token_cleanup));
+  auto cleanup_interval = to_timeval(defaults::token_store_cleanup_interval);
+  evtimer_add(token_cleanup.timer.get(), &cleanup_interval);
+  token_cleanup.run();
   RouteTable routes(config.routes);
 
   server::SessionRegistry sessions;

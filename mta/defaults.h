@@ -70,6 +70,8 @@ inline constexpr std::chrono::seconds token_permanent_validity = 365 * 24h;  // 
 inline constexpr std::chrono::seconds token_clock_skew = 24h;
 // A permanent token used with less than this left is renewed (2.1.13).
 inline constexpr std::chrono::seconds token_renew_before = 30 * 24h;
+// How often expired tokens and useless revocation marks leave the token store.
+inline constexpr std::chrono::seconds token_store_cleanup_interval = 1h;
 
 // Input handling
 inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2
