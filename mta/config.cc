@@ -199,6 +199,11 @@ class ConfigReader {
   void read_log_level(const Field& field, Config& config);
   void read_queue(const Field& field, QueueConfig& queue);
   void read_dns(const Field& field, DnsConfig& dns);
+  // A map of domain (or "*") to a value: checks the map and its keys, then
+  // hands each entry to read_entry.
+  void read_domain_map(const Field& field, std::string_view what,
+                       const std::function<void(const std::string& domain, const Field& value_field,
+                                                const YAML::Mark& key_mark)>& read_entry);
   void read_routes(const Field& field, Config& config);
   void read_tls_policies(const Field& field, Config& config);
   void read_tokens(const Field& field, TokenConfig& tokens);
@@ -642,11 +647,14 @@ void ConfigReader::read_dns(const Field& field, DnsConfig& dns) {
              }}});
 }
 
-void ConfigReader::read_routes(const Field& field, Config& config) {
+void ConfigReader::read_domain_map(
+    const Field& field, std::string_view what,
+    const std::function<void(const std::string& domain, const Field& value_field,
+                             const YAML::Mark& key_mark)>& read_entry) {
   if (field.value.IsNull()) return;
   if (!field.value.IsMap()) {
-    error_at(field.value_mark(),
-             field.setting + ": expected a map of domain: route, got " + describe(field.value));
+    error_at(field.value_mark(), field.setting + ": expected a map of domain: " +
+                                     std::string(what) + ", got " + describe(field.value));
     return;
   }
   for (const auto& entry : field.value) {
@@ -657,49 +665,44 @@ void ConfigReader::read_routes(const Field& field, Config& config) {
                                "' is not a domain name or '*'");
       continue;
     }
-    const Field route_field{field.setting + "." + domain, entry.second, key.Mark()};
-    const auto text = read_string(route_field);
-    if (!text) continue;
-    std::string error;
-    auto route = parse_route(*text, error);
-    if (!route) {
-      error_at(route_field.value_mark(), route_field.setting + ": " + error);
-      continue;
-    }
-    if (!config.routes.emplace(domain, std::move(*route)).second) {
-      error_at(key.Mark(), field.setting + ": duplicate route for '" + domain + "'");
-    }
+    read_entry(domain, Field{field.setting + "." + domain, entry.second, key.Mark()}, key.Mark());
   }
 }
 
+void ConfigReader::read_routes(const Field& field, Config& config) {
+  read_domain_map(
+      field, "route",
+      [&](const std::string& domain, const Field& route_field, const YAML::Mark& key_mark) {
+        const auto text = read_string(route_field);
+        if (!text) return;
+        std::string error;
+        auto route = parse_route(*text, error);
+        if (!route) {
+          error_at(route_field.value_mark(), route_field.setting + ": " + error);
+          return;
+        }
+        if (!config.routes.emplace(domain, std::move(*route)).second) {
+          error_at(key_mark, field.setting + ": duplicate route for '" + domain + "'");
+        }
+      });
+}
+
 void ConfigReader::read_tls_policies(const Field& field, Config& config) {
-  if (field.value.IsNull()) return;
-  if (!field.value.IsMap()) {
-    error_at(field.value_mark(),
-             field.setting + ": expected a map of domain: policy, got " + describe(field.value));
-    return;
-  }
-  for (const auto& entry : field.value) {
-    const YAML::Node& key = entry.first;
-    const std::string domain = key.IsScalar() ? to_lower(key.Scalar()) : std::string();
-    if (domain != "*" && !is_domain_name(domain)) {
-      error_at(key.Mark(), field.setting + ": '" + (key.IsScalar() ? key.Scalar() : describe(key)) +
-                               "' is not a domain name or '*'");
-      continue;
-    }
-    const Field policy_field{field.setting + "." + domain, entry.second, key.Mark()};
-    const auto text = read_string(policy_field);
-    if (!text) continue;
-    const auto level = parse_tls_policy_level(*text);
-    if (!level) {
-      error_at(policy_field.value_mark(), policy_field.setting + ": unknown policy '" + *text +
-                                              "' (expected " + tls_policy_levels + ")");
-      continue;
-    }
-    if (!config.tls_policies.emplace(domain, *level).second) {
-      error_at(key.Mark(), field.setting + ": duplicate policy for '" + domain + "'");
-    }
-  }
+  read_domain_map(
+      field, "policy",
+      [&](const std::string& domain, const Field& policy_field, const YAML::Mark& key_mark) {
+        const auto text = read_string(policy_field);
+        if (!text) return;
+        const auto level = parse_tls_policy_level(*text);
+        if (!level) {
+          error_at(policy_field.value_mark(), policy_field.setting + ": unknown policy '" + *text +
+                                                  "' (expected " + tls_policy_levels + ")");
+          return;
+        }
+        if (!config.tls_policies.emplace(domain, *level).second) {
+          error_at(key_mark, field.setting + ": duplicate policy for '" + domain + "'");
+        }
+      });
 }
 
 void ConfigReader::read_tokens(const Field& field, TokenConfig& tokens) {

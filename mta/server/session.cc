@@ -288,13 +288,7 @@ void Session::command_helo(const Command& command, bool extended) {
   lmtp_ = false;
   if (!extended) return reply(250, "", context_.config.hostname);
 
-  std::vector<std::string> lines{context_.config.hostname,
-                                 "PIPELINING",
-                                 "SIZE " + std::to_string(context_.config.limits.max_message_size),
-                                 "8BITMIME",
-                                 "SMTPUTF8",
-                                 "ENHANCEDSTATUSCODES",
-                                 "CHUNKING"};
+  std::vector<std::string> lines = greeting_lines();
   if (listener_.tls == TlsMode::starttls && !tls_active_ && context_.tls) {
     lines.push_back("STARTTLS");
   }
@@ -304,6 +298,17 @@ void Session::command_helo(const Command& command, bool extended) {
   }
   lines.push_back("HELP");
   reply_lines(250, lines);
+}
+
+std::vector<std::string> Session::greeting_lines() const {
+  // The extensions EHLO and LHLO share, after the host name.
+  return {context_.config.hostname,
+          "PIPELINING",
+          "SIZE " + std::to_string(context_.config.limits.max_message_size),
+          "8BITMIME",
+          "SMTPUTF8",
+          "ENHANCEDSTATUSCODES",
+          "CHUNKING"};
 }
 
 void Session::command_lhlo(const Command& command) {
@@ -322,13 +327,7 @@ void Session::command_lhlo(const Command& command) {
   lmtp_ = true;
   line_reader_.set_max_line_length(
       std::max(context_.config.limits.max_line_length, defaults::token_command_line_length));
-  std::vector<std::string> lines{context_.config.hostname,
-                                 "PIPELINING",
-                                 "SIZE " + std::to_string(context_.config.limits.max_message_size),
-                                 "8BITMIME",
-                                 "SMTPUTF8",
-                                 "ENHANCEDSTATUSCODES",
-                                 "CHUNKING"};
+  std::vector<std::string> lines = greeting_lines();
   if (!tls_active_) {
     if (listener_.tls == TlsMode::starttls && context_.tls) lines.push_back("STARTTLS");
   } else {

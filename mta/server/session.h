@@ -113,6 +113,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void command_rset();
   void command_starttls(const Command& command);
   void command_lhlo(const Command& command);
+  std::vector<std::string> greeting_lines() const;
   void command_auth(const Command& command);
   void command_genstoken(const Command& command);
   void command_revstoken(const Command& command);
