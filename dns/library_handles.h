@@ -9,15 +9,12 @@
 #include <memory>
 #include <type_traits>
 
+#include "common/call_free.h"
+
 namespace stokend::dns {
 
-template <auto FreeFunction>
-struct CallFree {
-  template <typename T>
-  void operator()(T* pointer) const {
-    if (pointer) FreeFunction(pointer);
-  }
-};
+// Also dns::CallFree, for code that names the dns namespace only.
+using stokend::CallFree;
 
 using EventPtr = std::unique_ptr<event, CallFree<event_free>>;
 

@@ -133,6 +133,42 @@ std::vector<HeaderField> parse_headers(std::string_view message) {
   return fields;
 }
 
+std::string remove_header_fields(std::string_view message, std::string_view name) {
+  std::string kept;
+  std::string_view rest = message;
+  bool removing = false;  // inside a removed field: its continuation lines go too
+  bool removed_any = false;
+  while (!rest.empty()) {
+    const std::size_t newline = rest.find('\n');
+    const std::size_t length = newline == std::string_view::npos ? rest.size() : newline + 1;
+    std::string_view line = rest.substr(0, length);
+    std::string_view content = line;
+    while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) {
+      content.remove_suffix(1);
+    }
+    if (content.empty()) break;  // the end of the header section: the rest is kept as is
+    if (content.front() == ' ' || content.front() == '\t') {
+      if (!removing) kept.append(line);
+    } else {
+      const std::size_t colon = content.find(':');
+      std::string_view field_name = content.substr(0, colon);
+      while (!field_name.empty() && (field_name.back() == ' ' || field_name.back() == '\t')) {
+        field_name.remove_suffix(1);
+      }
+      removing = colon != std::string_view::npos && equals_ignoring_case(field_name, name);
+      if (removing) {
+        removed_any = true;
+      } else {
+        kept.append(line);
+      }
+    }
+    rest.remove_prefix(length);
+  }
+  if (!removed_any) return std::string(message);
+  kept.append(rest);
+  return kept;
+}
+
 std::optional<std::string> find_header(const std::vector<HeaderField>& fields,
                                        std::string_view name) {
   for (const HeaderField& field : fields) {

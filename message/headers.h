@@ -20,6 +20,11 @@ struct HeaderField {
 
 std::vector<HeaderField> parse_headers(std::string_view message);
 
+// The message without any field of this name (case-insensitive), each with
+// its continuation lines; everything else is kept byte for byte, the body
+// untouched. Returns the message unchanged when it has no such field.
+std::string remove_header_fields(std::string_view message, std::string_view name);
+
 // First field with this name (case-insensitive), if any.
 std::optional<std::string> find_header(const std::vector<HeaderField>& fields,
                                        std::string_view name);

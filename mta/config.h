@@ -67,6 +67,12 @@ struct QueueConfig {
   std::chrono::milliseconds lifetime = queue::defaults::message_lifetime;
   std::chrono::milliseconds delay_warning_after = queue::defaults::delay_warning_after;  // 0: never
   std::size_t max_concurrent_deliveries = queue::defaults::max_concurrent_deliveries;
+  double backoff_factor = queue::defaults::backoff_factor;   // >= 1
+  double jitter = queue::defaults::retry_jitter;             // fraction of an interval, 0 .. 1
+  std::size_t segment_size = queue::defaults::segment_size;  // spool segment file, bytes
+  // Fraction of a sealed spool segment still in use at or below which it is
+  // compacted, 0 .. <1 (queue/spool.h).
+  double compaction_threshold = queue::defaults::compaction_threshold;
 };
 
 struct DnsConfig {
@@ -85,6 +91,9 @@ struct TokenConfig {
   std::chrono::seconds permanent_validity = defaults::token_permanent_validity;
   std::chrono::seconds clock_skew = defaults::token_clock_skew;
   std::chrono::seconds renew_before = defaults::token_renew_before;  // < permanent_validity
+  // Drop Submission-Token fields from inbound mail once harvested
+  // (tokens/harvest.h): the tokens are credentials, and the wallet has them.
+  bool remove_submission_token_headers = defaults::remove_submission_token_headers;
 };
 
 struct DeliveryConfig {

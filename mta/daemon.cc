@@ -24,6 +24,7 @@
 #include "mta/server/server_context.h"
 #include "mta/server/tls_context.h"
 #include "mta/server/token_delivery.h"
+#include "mta/store/maildir_cleanup.h"
 #include "mta/store/maildir_store.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
@@ -88,6 +89,8 @@ queue::QueueSettings queue_settings(const Config& config) {
   settings.retry.max_retry_interval = duration_cast<seconds>(config.queue.max_retry_interval);
   settings.retry.lifetime = duration_cast<seconds>(config.queue.lifetime);
   settings.retry.delay_warning_after = duration_cast<seconds>(config.queue.delay_warning_after);
+  settings.retry.backoff_factor = config.queue.backoff_factor;
+  settings.retry.jitter = config.queue.jitter;
   settings.max_concurrent_deliveries = config.queue.max_concurrent_deliveries;
   settings.reporting_host = config.hostname;
   return settings;
@@ -125,6 +128,26 @@ struct TokenStoreCleanup {
       } catch (const std::exception& error) {
         spdlog::error("token store cleanup: {}", error.what());
       }
+      return WorkerPool::Completion{};
+    });
+  }
+};
+
+// Files a crash left in the Maildir store's tmp/ folders
+// (mta/store/maildir_cleanup.h) go at start, before anything delivers, and
+// then every maildir_cleanup_interval on a worker thread: the walk touches
+// every mailbox, which must not stall the loop.
+struct MaildirTmpCleanup {
+  std::filesystem::path root;
+  WorkerPool* workers = nullptr;
+  EventPtr timer;
+
+  static void on_timer(evutil_socket_t, short, void* self) {
+    static_cast<MaildirTmpCleanup*>(self)->run();
+  }
+  void run() {
+    workers->submit([root = root]() {
+      store::remove_stale_maildir_tmp_files(root, defaults::maildir_tmp_max_age);
       return WorkerPool::Completion{};
     });
   }
@@ -202,6 +225,8 @@ int run_daemon(const Config& config) {
       return 1;
     }
   }
+  // On this thread, before anything delivers (see MaildirTmpCleanup).
+  store::remove_stale_maildir_tmp_files(config.maildir_root, defaults::maildir_tmp_max_age);
 
   UserDirectory users(config.users_file);
   if (auto error = users.load()) {
@@ -223,11 +248,18 @@ int run_daemon(const Config& config) {
   }
   store::MaildirStore mailstore(config.maildir_root, config.hostname);
   WorkerPool workers(base.get(), config.worker_threads);
+  MaildirTmpCleanup maildir_cleanup{config.maildir_root, &workers, nullptr};
+  maildir_cleanup.timer.reset(
+      event_new(base.get(), -1, EV_PERSIST, &MaildirTmpCleanup::on_timer, &maildir_cleanup));
+  auto maildir_cleanup_interval = to_timeval(defaults::maildir_cleanup_interval);
+  evtimer_add(maildir_cleanup.timer.get(), &maildir_cleanup_interval);
 
   // The queue: recover what the spool holds before accepting anything new.
   queue::LibeventLoop loop(base.get());
   queue::SpoolOptions spool_options;
   spool_options.directory = config.spool_directory;
+  spool_options.segment_size = config.queue.segment_size;
+  spool_options.compaction_threshold = config.queue.compaction_threshold;
   queue::Spool spool(loop, spool_options);
   auto recovery = spool.open();
   if (recovery.error) {
@@ -284,12 +316,11 @@ int run_daemon(const Config& config) {
   server::TokenDelivery token_delivery(router, token_authority, *token_store, workers);
   // A temporary token created at or before a mark is dead by mark + its
   // validity; the clock skew allowance keeps a margin.
-  TokenStoreCleanup token_cleanup{token_store.get(), &workers,
-                                  token_policy(config).temporary_validity +
-                                      token_policy(config).clock_skew,
-                                  nullptr};
-  token_cleanup.timer.reset(event_new(base.get(), -1, EV_PERSIST, &TokenStoreCleanup::on_timer,
-                                      &token_cleanup));
+  TokenStoreCleanup token_cleanup{
+      token_store.get(), &workers,
+      token_policy(config).temporary_validity + token_policy(config).clock_skew, nullptr};
+  token_cleanup.timer.reset(
+      event_new(base.get(), -1, EV_PERSIST, &TokenStoreCleanup::on_timer, &token_cleanup));
   auto cleanup_interval = to_timeval(defaults::token_store_cleanup_interval);
   evtimer_add(token_cleanup.timer.get(), &cleanup_interval);
   token_cleanup.run();
@@ -300,6 +331,7 @@ int run_daemon(const Config& config) {
                                 workers, tls.get(),  sessions, hash_password("unknown user")};
   context.tokens = &token_authority;
   context.token_secrets = &*token_secrets;
+  context.token_store = token_store.get();
   context.token_delivery = &token_delivery;
   context.routes = &routes;
 

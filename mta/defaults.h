@@ -32,7 +32,7 @@ inline constexpr std::size_t max_line_length = 1000;  // octets incl. CRLF, RFC 
 // token_format.h) and a 256-octet address needs about 1,600 (RFC 5321
 // §4.5.3.1.4 lets an extension raise the command line limit).
 inline constexpr std::size_t token_command_line_length = 2048;
-inline constexpr std::size_t max_recipients = 100;    // per message, RFC 5321 §4.5.3.1.8
+inline constexpr std::size_t max_recipients = 100;  // per message, RFC 5321 §4.5.3.1.8
 inline constexpr std::size_t max_connections = 2000;
 inline constexpr std::size_t max_connections_per_ip = 50;
 inline constexpr std::size_t error_limit = 10;  // protocol errors before 421 and close
@@ -70,8 +70,16 @@ inline constexpr std::chrono::seconds token_permanent_validity = 365 * 24h;  // 
 inline constexpr std::chrono::seconds token_clock_skew = 24h;
 // A permanent token used with less than this left is renewed (2.1.13).
 inline constexpr std::chrono::seconds token_renew_before = 30 * 24h;
+// Inbound Submission-Token fields are removed once harvested into the wallet.
+inline constexpr bool remove_submission_token_headers = true;
 // How often expired tokens and useless revocation marks leave the token store.
 inline constexpr std::chrono::seconds token_store_cleanup_interval = 1h;
+
+// The built-in Maildir store: a file a crash left in a tmp/ folder (written,
+// never renamed into new/) is removed once its mtime is this old, the Maildir
+// convention Dovecot follows; no delivery takes anywhere near as long.
+inline constexpr std::chrono::seconds maildir_tmp_max_age = 36h;
+inline constexpr std::chrono::seconds maildir_cleanup_interval = 24h;
 
 // Input handling
 inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2

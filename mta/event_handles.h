@@ -11,15 +11,9 @@
 #include <chrono>
 #include <memory>
 
-namespace stokend {
+#include "common/call_free.h"
 
-template <auto FreeFunction>
-struct CallFree {
-  template <typename T>
-  void operator()(T* pointer) const {
-    if (pointer) FreeFunction(pointer);
-  }
-};
+namespace stokend {
 
 using EventBasePtr = std::unique_ptr<event_base, CallFree<event_base_free>>;
 using EventPtr = std::unique_ptr<event, CallFree<event_free>>;

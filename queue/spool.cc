@@ -104,41 +104,23 @@ void Spool::store(const QueuedMessage& message, Done done) {
 }
 
 void Spool::record_state(const std::string& id, const MessageState& state, Done done) {
-  auto indexed = messages_.find(id);
-  if (closed_ || indexed == messages_.end()) {
-    post_done(std::move(done),
-              std::make_error_code(closed_ ? std::errc::operation_canceled
-                                           : std::errc::no_such_file_or_directory));
-    return;
-  }
-  ++indexed->second.writes_in_flight;
-  auto encoded = std::make_shared<record::EncodedRecord>(record::encode_state(id, state));
-  auto result = std::make_shared<SegmentAppender::Appended>();
-  std::weak_ptr<char> alive = lifetime_;
-  submit(
-      [this, encoded, result] {
-        const auto parts = encoded->parts();
-        *result = appender_.append(parts, now());
-      },
-      [this, alive, id, result, done = std::move(done)](std::error_code error) {
-        if (alive.expired()) return;
-        if (!error) error = result->error;
-        auto indexed = messages_.find(id);
-        if (indexed != messages_.end()) {
-          --indexed->second.writes_in_flight;
-          if (!error) {
-            note_appended(*result);
-            add_reference(result->location, id);
-            if (indexed->second.state) drop_reference(*indexed->second.state, id);
-            indexed->second.state = result->location;
-          }
-        }
-        if (done) done(error);
-        collect_garbage();
-      });
+  append_message_record(id, record::encode_state(id, state), std::move(done),
+                        [this, id](IndexedMessage& indexed, const RecordLocation& location) {
+                          add_reference(location, id);
+                          if (indexed.state) drop_reference(*indexed.state, id);
+                          indexed.state = location;
+                        });
 }
 
 void Spool::remove(const std::string& id, Done done) {
+  append_message_record(id, record::encode_removal(id), std::move(done),
+                        [this, id](IndexedMessage&, const RecordLocation& location) {
+                          make_tombstone(id, location);
+                        });
+}
+
+void Spool::append_message_record(const std::string& id, record::EncodedRecord record, Done done,
+                                  Applied applied) {
   auto indexed = messages_.find(id);
   if (closed_ || indexed == messages_.end()) {
     post_done(std::move(done),
@@ -146,8 +128,10 @@ void Spool::remove(const std::string& id, Done done) {
                                            : std::errc::no_such_file_or_directory));
     return;
   }
+  // Counted until the record is durable, so that compaction does not copy
+  // the message's records past this newer one (spool.h, space reclaim).
   ++indexed->second.writes_in_flight;
-  auto encoded = std::make_shared<record::EncodedRecord>(record::encode_removal(id));
+  auto encoded = std::make_shared<record::EncodedRecord>(std::move(record));
   auto result = std::make_shared<SegmentAppender::Appended>();
   std::weak_ptr<char> alive = lifetime_;
   submit(
@@ -155,7 +139,8 @@ void Spool::remove(const std::string& id, Done done) {
         const auto parts = encoded->parts();
         *result = appender_.append(parts, now());
       },
-      [this, alive, id, result, done = std::move(done)](std::error_code error) {
+      [this, alive, id, result, done = std::move(done),
+       applied = std::move(applied)](std::error_code error) {
         if (alive.expired()) return;
         if (!error) error = result->error;
         auto indexed = messages_.find(id);
@@ -163,7 +148,7 @@ void Spool::remove(const std::string& id, Done done) {
           --indexed->second.writes_in_flight;
           if (!error) {
             note_appended(*result);
-            make_tombstone(id, result->location);
+            applied(indexed->second, result->location);
           }
         }
         if (done) done(error);

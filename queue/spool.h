@@ -242,6 +242,14 @@ class Spool {
   void salvage_and_quarantine(std::uint64_t sequence, std::string_view reason,
                               std::size_t& quarantined);
 
+  // Appends a record about a live message (a state or its removal) and,
+  // once it is durable and the message still indexed, lets `applied` update
+  // the index with where it landed. Unknown ids and a closed spool fail
+  // through `done` like the public requests.
+  using Applied = std::function<void(IndexedMessage& indexed, const RecordLocation& location)>;
+  void append_message_record(const std::string& id, record::EncodedRecord record, Done done,
+                             Applied applied);
+
   // Hands a request to the writer, counting it until its completion runs.
   void submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete);
 

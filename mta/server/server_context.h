@@ -58,6 +58,7 @@ struct ServerContext {
   // all null when it is not configured.
   tokens::TokenAuthority* tokens = nullptr;
   tokens::SecretRings* token_secrets = nullptr;  // refreshed when stokenctl rotates them
+  tokens::TokenStore* token_store = nullptr;      // wallets, for harvested tokens
   TokenDelivery* token_delivery = nullptr;
   const RouteTable* routes = nullptr;  // which local domains have a mailstore route
 };

@@ -771,6 +771,7 @@ void Session::finish_message() {
   if (transaction_.recipients.size() == 1) trace.recipient = transaction_.recipients[0].address;
   trace.tls_description = describe_tls(tls_active_ ? tls_ : nullptr);
   std::string body = reader.take_message();
+  if (listener_.role == Role::mx) harvest_tokens(body);
   std::string message = message::received_header(trace);
   message.reserve(message.size() + body.size());
   message += body;

@@ -132,6 +132,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void finish_message();
   void enqueue(std::string message_id, std::string message);
   void deliver_with_tokens(std::string message_id, std::string message);
+  // Inbound mail: Submission-Token fields into the recipients' wallets
+  // (tokens/harvest.h), and out of the message when so configured.
+  void harvest_tokens(std::string& body);
 
   void start_tls();
   void tls_established();

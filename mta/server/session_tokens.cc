@@ -8,11 +8,16 @@
 #include "message/headers.h"
 #include "mta/server/session.h"
 #include "mta/server/token_commands.h"
+#include "tokens/harvest.h"
 #include "tokens/pair_hash.h"
 #include "tokens/token_format.h"
 
 namespace stokend::server {
 namespace {
+
+// How far into a message the Submission-Token field is looked for: header
+// sections are a few KiB; the body is never searched.
+constexpr std::size_t max_harvest_header_scan = 256 * 1024;
 
 // `stokenctl secrets rotate` rewrites the secrets file; pick it up (the
 // check itself runs at most once a second).
@@ -147,6 +152,47 @@ void Session::token_recipient(const message::Path& path,
   if (duplicate) return reply_error(503, "5.5.1", shown + ": Duplicate recipient");
   transaction_.recipients.push_back({user->address, true, std::move(token)});
   reply(250, "2.1.5", "Ok");
+}
+
+void Session::harvest_tokens(std::string& body) {
+  if (!context_.token_store || transaction_.sender.is_null) return;
+  // Most mail carries no token: look for the field name in the header
+  // section before parsing it.
+  std::string_view header = body;
+  header = header.substr(0, std::min(header.find("\r\n\r\n"), max_harvest_header_scan));
+  constexpr std::string_view needle = "submission-token";
+  auto found =
+      std::search(header.begin(), header.end(), needle.begin(), needle.end(),
+                  [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+  if (found == header.end()) return;
+
+  std::vector<std::string> recipients;
+  for (const auto& recipient : transaction_.recipients) recipients.push_back(recipient.address);
+  const std::string sender = transaction_.sender.mailbox.normalized();
+  const std::int64_t now = tokens::TokenAuthority::system_clock();
+  auto harvest =
+      tokens::harvest_submission_tokens(message::parse_headers(header), sender, recipients, now);
+  if (harvest.fields == 0) return;
+  for (const auto& reason : harvest.ignored) {
+    spdlog::debug("session {}: Submission-Token from {} ignored: {}", session_id_, sender, reason);
+  }
+  if (!harvest.accepted.empty()) {
+    spdlog::info("session {}: {} Submission-Token(s) from {} for the wallet", session_id_,
+                 harvest.accepted.size(), sender);
+    tokens::TokenStore* store = context_.token_store;
+    // The store fsyncs: a worker thread, and nobody waits for it.
+    context_.workers.submit([store, accepted = std::move(harvest.accepted), now]() {
+      try {
+        tokens::store_harvested(*store, accepted, now);
+      } catch (const std::exception& error) {
+        spdlog::error("harvested tokens not stored: {}", error.what());
+      }
+      return WorkerPool::Completion{};
+    });
+  }
+  if (context_.config.tokens.remove_submission_token_headers) {
+    body = message::remove_header_fields(body, tokens::submission_token_field);
+  }
 }
 
 void Session::deliver_with_tokens(std::string message_id, std::string message) {

@@ -591,3 +591,84 @@ TEST_CASE("bad tls_policies settings are reported at their place", "[config][tls
   const LoadedText loaded(minimal_config + text);
   CHECK(loaded.only_error() == expected);
 }
+
+TEST_CASE("the queue tuning keys load, the ends of their ranges included", "[config][queue]") {
+  struct Case {
+    std::string text;
+    double backoff_factor;
+    double jitter;
+    std::size_t segment_size;
+    double compaction_threshold;
+  };
+  const Case sample = GENERATE(values<Case>({
+      {"queue:\n  backoff_factor: 1.5\n  jitter: 0\n  segment_size: 64M\n"
+       "  compaction_threshold: 0.5\n",
+       1.5, 0.0, std::size_t{64} << 20, 0.5},
+      {"queue: {backoff_factor: 1, jitter: 1, segment_size: 1G, compaction_threshold: 0}\n", 1.0,
+       1.0, std::size_t{1} << 30, 0.0},
+      {"queue: {backoff_factor: 10, jitter: .05, segment_size: 1M, compaction_threshold: 0.99}\n",
+       10.0, 0.05, std::size_t{1} << 20, 0.99},
+  }));
+  const LoadedText loaded(minimal_config + sample.text);
+  INFO(all_errors(loaded.result));
+  REQUIRE(loaded.result.config);
+  const QueueConfig& settings = loaded.result.config->queue;
+  CHECK(settings.backoff_factor == sample.backoff_factor);
+  CHECK(settings.jitter == sample.jitter);
+  CHECK(settings.segment_size == sample.segment_size);
+  CHECK(settings.compaction_threshold == sample.compaction_threshold);
+}
+
+TEST_CASE("the queue tuning keys default to the queue's own defaults", "[config][queue]") {
+  const LoadedText loaded(minimal_config);
+  REQUIRE(loaded.result.config);
+  const QueueConfig& settings = loaded.result.config->queue;
+  CHECK(settings.backoff_factor == queue::defaults::backoff_factor);
+  CHECK(settings.jitter == queue::defaults::retry_jitter);
+  CHECK(settings.segment_size == queue::defaults::segment_size);
+  CHECK(settings.compaction_threshold == queue::defaults::compaction_threshold);
+  // The values etc/stokend.yaml documents.
+  CHECK(settings.backoff_factor == 2.0);
+  CHECK(settings.jitter == 0.2);
+  CHECK(settings.segment_size == 16u * 1024 * 1024);
+  CHECK(settings.compaction_threshold == 0.25);
+}
+
+TEST_CASE("bad queue tuning values are reported at their place", "[config][queue]") {
+  // The minimal config has 3 lines, so line 4 is "queue:", line 5 the key.
+  const auto [text, expected] = GENERATE(table<std::string, std::string>({
+      {"queue:\n  backoff_factor: 0.5\n",
+       "5:19: queue.backoff_factor: expected a number of at least 1 (e.g. 2 or 1.5), got '0.5'"},
+      {"queue:\n  backoff_factor: two\n",
+       "5:19: queue.backoff_factor: expected a number of at least 1 (e.g. 2 or 1.5), got 'two'"},
+      {"queue:\n  backoff_factor: 2e3\n",
+       "5:19: queue.backoff_factor: expected a number of at least 1 (e.g. 2 or 1.5), got '2e3'"},
+      {"queue:\n  backoff_factor: inf\n",
+       "5:19: queue.backoff_factor: expected a number of at least 1 (e.g. 2 or 1.5), got 'inf'"},
+      {"queue:\n  backoff_factor: [2]\n",
+       "5:19: queue.backoff_factor: expected a number of at least 1 (e.g. 2 or 1.5), got a list"},
+      {"queue:\n  jitter: 1.5\n",
+       "5:11: queue.jitter: expected a number from 0 to 1 (e.g. 0.2), got '1.5'"},
+      {"queue:\n  jitter: -0.1\n",
+       "5:11: queue.jitter: expected a number from 0 to 1 (e.g. 0.2), got '-0.1'"},
+      {"queue:\n  jitter: nan\n",
+       "5:11: queue.jitter: expected a number from 0 to 1 (e.g. 0.2), got 'nan'"},
+      {"queue:\n  jitter: 20%\n",
+       "5:11: queue.jitter: expected a number from 0 to 1 (e.g. 0.2), got '20%'"},
+      {"queue:\n  segment_size: 512K\n",
+       "5:17: queue.segment_size: must be from 1M to 1G, got '512K'"},
+      {"queue:\n  segment_size: 2G\n", "5:17: queue.segment_size: must be from 1M to 1G, got '2G'"},
+      {"queue:\n  segment_size: 16T\n",
+       "5:17: queue.segment_size: expected a size in bytes (a number, optionally with K, M or G), "
+       "got '16T'"},
+      {"queue:\n  compaction_threshold: 1\n",
+       "5:25: queue.compaction_threshold: expected a number from 0 up to, not including, 1 (e.g. "
+       "0.25), got '1'"},
+      {"queue:\n  compaction_threshold: -1\n",
+       "5:25: queue.compaction_threshold: expected a number from 0 up to, not including, 1 (e.g. "
+       "0.25), got '-1'"},
+      {"queue:\n  jiter: 0.1\n", "5:3: unknown key 'jiter' in queue (did you mean 'jitter'?)"},
+  }));
+  const LoadedText loaded(minimal_config + text);
+  CHECK(loaded.only_error() == expected);
+}

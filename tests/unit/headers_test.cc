@@ -144,3 +144,30 @@ TEST_CASE("chat detection on parsed fields", "[headers][chat]") {
   CHECK(is_chat_message(std::vector<HeaderField>{{"Message-ID", "<chat$1@x>"}}));
   CHECK_FALSE(is_chat_message(std::vector<HeaderField>{}));
 }
+
+TEST_CASE("headers: remove_header_fields drops every such field with its folds",
+          "[headers]") {
+  const std::string message =
+      "Received: from a\r\n\tby b\r\n"
+      "Submission-Token: 1-created:1-validity:2\r\n\t-hash:x-secret:y\r\n"
+      "From: <bob@remote.example>\r\n"
+      "submission-token : second\r\n"
+      "Subject: Submission-Token: stays\r\n"
+      "\r\n"
+      "Submission-Token: in the body stays\r\n";
+  CHECK(stokend::message::remove_header_fields(message, "Submission-Token") ==
+        "Received: from a\r\n\tby b\r\n"
+        "From: <bob@remote.example>\r\n"
+        "Subject: Submission-Token: stays\r\n"
+        "\r\n"
+        "Submission-Token: in the body stays\r\n");
+}
+
+TEST_CASE("headers: remove_header_fields leaves a message without the field alone",
+          "[headers]") {
+  const std::string message = "From: a\r\nSubject: b\r\n\r\nbody\r\n";
+  CHECK(stokend::message::remove_header_fields(message, "Submission-Token") == message);
+  CHECK(stokend::message::remove_header_fields("", "X") == "");
+  // A message that is all header, no empty line: the field still goes.
+  CHECK(stokend::message::remove_header_fields("X: 1\r\nY: 2\r\n", "x") == "Y: 2\r\n");
+}
