@@ -8,6 +8,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -107,47 +108,25 @@ tokens::TokenPolicy token_policy(const Config& config) {
   return policy;
 }
 
-// Expired tokens and revocation marks that can no longer kill anything leave
-// the token store: at start and then every token_store_cleanup_interval, on
-// a worker thread (the store fsyncs).
-struct TokenStoreCleanup {
-  tokens::TokenStore* store = nullptr;
+// Housekeeping that runs on a worker thread every `interval` (it touches the
+// disk, which must not stall the loop): expired tokens leaving the token
+// store, stale Maildir tmp/ files. The job's own errors are its to log.
+struct PeriodicJob {
   WorkerPool* workers = nullptr;
-  std::chrono::seconds oldest_useful_mark_age{};
+  std::function<void()> work;
   EventPtr timer;
 
+  void start(event_base* base, std::chrono::seconds interval) {
+    timer.reset(event_new(base, -1, EV_PERSIST, &PeriodicJob::on_timer, this));
+    auto when = to_timeval(interval);
+    evtimer_add(timer.get(), &when);
+  }
   static void on_timer(evutil_socket_t, short, void* self) {
-    static_cast<TokenStoreCleanup*>(self)->run();
+    static_cast<PeriodicJob*>(self)->run();
   }
   void run() {
-    workers->submit([store = store, mark_age = oldest_useful_mark_age]() {
-      const std::int64_t now = tokens::TokenAuthority::system_clock();
-      try {
-        std::size_t removed = store->remove_expired(now, now - mark_age.count());
-        if (removed > 0) spdlog::info("token store: {} expired entries removed", removed);
-      } catch (const std::exception& error) {
-        spdlog::error("token store cleanup: {}", error.what());
-      }
-      return WorkerPool::Completion{};
-    });
-  }
-};
-
-// Files a crash left in the Maildir store's tmp/ folders
-// (mta/store/maildir_cleanup.h) go at start, before anything delivers, and
-// then every maildir_cleanup_interval on a worker thread: the walk touches
-// every mailbox, which must not stall the loop.
-struct MaildirTmpCleanup {
-  std::filesystem::path root;
-  WorkerPool* workers = nullptr;
-  EventPtr timer;
-
-  static void on_timer(evutil_socket_t, short, void* self) {
-    static_cast<MaildirTmpCleanup*>(self)->run();
-  }
-  void run() {
-    workers->submit([root = root]() {
-      store::remove_stale_maildir_tmp_files(root, defaults::maildir_tmp_max_age);
+    workers->submit([work = work]() {
+      work();
       return WorkerPool::Completion{};
     });
   }
@@ -225,7 +204,8 @@ int run_daemon(const Config& config) {
       return 1;
     }
   }
-  // On this thread, before anything delivers (see MaildirTmpCleanup).
+  // Files a crash left in tmp/ (mta/store/maildir_cleanup.h): on this
+  // thread, before anything delivers; later daily, on a worker.
   store::remove_stale_maildir_tmp_files(config.maildir_root, defaults::maildir_tmp_max_age);
 
   UserDirectory users(config.users_file);
@@ -248,11 +228,13 @@ int run_daemon(const Config& config) {
   }
   store::MaildirStore mailstore(config.maildir_root, config.hostname);
   WorkerPool workers(base.get(), config.worker_threads);
-  MaildirTmpCleanup maildir_cleanup{config.maildir_root, &workers, nullptr};
-  maildir_cleanup.timer.reset(
-      event_new(base.get(), -1, EV_PERSIST, &MaildirTmpCleanup::on_timer, &maildir_cleanup));
-  auto maildir_cleanup_interval = to_timeval(defaults::maildir_cleanup_interval);
-  evtimer_add(maildir_cleanup.timer.get(), &maildir_cleanup_interval);
+  PeriodicJob maildir_cleanup{&workers,
+                              [root = config.maildir_root] {
+                                store::remove_stale_maildir_tmp_files(
+                                    root, defaults::maildir_tmp_max_age);
+                              },
+                              nullptr};
+  maildir_cleanup.start(base.get(), defaults::maildir_cleanup_interval);
 
   // The queue: recover what the spool holds before accepting anything new.
   queue::LibeventLoop loop(base.get());
@@ -314,15 +296,26 @@ int run_daemon(const Config& config) {
   }
   tokens::TokenAuthority token_authority(*token_secrets, *token_store, token_policy(config));
   server::TokenDelivery token_delivery(router, token_authority, *token_store, workers);
-  // A temporary token created at or before a mark is dead by mark + its
+  // Expired tokens, and revocation marks that can no longer kill anything:
+  // a temporary token created at or before a mark is dead by mark + its
   // validity; the clock skew allowance keeps a margin.
-  TokenStoreCleanup token_cleanup{
-      token_store.get(), &workers,
-      token_policy(config).temporary_validity + token_policy(config).clock_skew, nullptr};
-  token_cleanup.timer.reset(
-      event_new(base.get(), -1, EV_PERSIST, &TokenStoreCleanup::on_timer, &token_cleanup));
-  auto cleanup_interval = to_timeval(defaults::token_store_cleanup_interval);
-  evtimer_add(token_cleanup.timer.get(), &cleanup_interval);
+  const auto mark_age =
+      token_authority.policy().temporary_validity + token_authority.policy().clock_skew;
+  PeriodicJob token_cleanup{&workers,
+                            [store = token_store.get(), mark_age] {
+                              const std::int64_t now = tokens::TokenAuthority::system_clock();
+                              try {
+                                std::size_t removed =
+                                    store->remove_expired(now, now - mark_age.count());
+                                if (removed > 0) {
+                                  spdlog::info("token store: {} expired entries removed", removed);
+                                }
+                              } catch (const std::exception& error) {
+                                spdlog::error("token store cleanup: {}", error.what());
+                              }
+                            },
+                            nullptr};
+  token_cleanup.start(base.get(), defaults::token_store_cleanup_interval);
   token_cleanup.run();
   RouteTable routes(config.routes);
 
