@@ -37,12 +37,8 @@ void Session::auth_stoken(const std::string& response) {
   std::string why = "recipient is not a local user";
   std::string recipient;
   tokens::TokenCheck check;
-  std::string_view written = credentials->recipient;
-  if (written.size() >= 2 && written.front() == '<' && written.back() == '>') {
-    written = written.substr(1, written.size() - 2);
-  }
-  auto mailbox = message::parse_mailbox(written, true);
-  if (mailbox && !mailbox->domain_is_literal && context_.config.is_local_domain(mailbox->domain)) {
+  auto mailbox = parse_token_address(credentials->recipient);
+  if (mailbox && context_.config.is_local_domain(mailbox->domain)) {
     context_.users.refresh_if_changed();
     if (const User* user = context_.users.find(mailbox->normalized())) {
       recipient = user->address;

@@ -24,18 +24,6 @@ std::vector<std::string_view> split_spaces(std::string_view text) {
   return words;
 }
 
-// An address as GENSTOKEN takes it: a mailbox with or without brackets, no
-// source route, a domain that is a name (tokens pair mailboxes, not hosts).
-std::optional<message::Mailbox> parse_token_address(std::string_view word) {
-  if (word.size() >= 2 && word.front() == '<' && word.back() == '>') {
-    word = word.substr(1, word.size() - 2);
-  }
-  if (word.empty() || word.front() == '@') return std::nullopt;
-  auto mailbox = message::parse_mailbox(word, true);
-  if (!mailbox || mailbox->domain.empty() || mailbox->domain_is_literal) return std::nullopt;
-  return mailbox;
-}
-
 TokenCommandParseResult failure(int code, std::string enhanced, std::string text) {
   return {std::nullopt, Reply{code, std::move(enhanced), std::move(text)}};
 }
@@ -58,6 +46,16 @@ TokenCommandParseResult parse_addresses(const std::vector<std::string_view>& wor
 }
 
 }  // namespace
+
+std::optional<message::Mailbox> parse_token_address(std::string_view word) {
+  if (word.size() >= 2 && word.front() == '<' && word.back() == '>') {
+    word = word.substr(1, word.size() - 2);
+  }
+  if (word.empty() || word.front() == '@') return std::nullopt;
+  auto mailbox = message::parse_mailbox(word, true);
+  if (!mailbox || mailbox->domain.empty() || mailbox->domain_is_literal) return std::nullopt;
+  return mailbox;
+}
 
 std::optional<StokenCredentials> decode_stoken_response(std::string_view base64) {
   auto decoded = decode_base64(base64);

@@ -25,6 +25,11 @@ struct StokenCredentials {
 // backslash-zero ("\0"); that spelling is accepted too.
 std::optional<StokenCredentials> decode_stoken_response(std::string_view base64);
 
+// An address as the token commands take it (GENSTOKEN, REVSTOKEN, the
+// recipient of AUTH STOKEN): a mailbox with or without angle brackets, no
+// source route, a domain that is a name (tokens pair mailboxes, not hosts).
+std::optional<message::Mailbox> parse_token_address(std::string_view word);
+
 struct TokenCommandArguments {
   tokens::TokenKind kind = tokens::TokenKind::temporary;  // GENSTOKEN only
   message::Mailbox remote;

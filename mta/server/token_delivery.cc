@@ -7,21 +7,10 @@
 #include <cctype>
 #include <memory>
 
+#include "mta/client/reply.h"
+
 namespace stokend::server {
 namespace {
-
-bool is_enhanced_code(const std::string& word) {
-  // RFC 3463: class "." subject "." detail, digits only.
-  int dots = 0;
-  for (char c : word) {
-    if (c == '.') {
-      ++dots;
-    } else if (!std::isdigit(static_cast<unsigned char>(c))) {
-      return false;
-    }
-  }
-  return dots == 2 && !word.empty() && word.front() != '.' && word.back() != '.';
-}
 
 struct Outcome {
   queue::RecipientResult result;
@@ -67,27 +56,18 @@ std::string reply_line(const TokenRecipient& recipient, const Outcome& outcome,
 
 SplitReply split_reply(const std::string& reply) {
   SplitReply split;
-  std::string_view rest = reply;
-  auto take_word = [&rest]() {
-    auto space = rest.find(' ');
-    std::string word(rest.substr(0, space));
-    rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
-    return word;
-  };
-  std::string first = take_word();
-  if (first.size() == 3 && std::isdigit(static_cast<unsigned char>(first[0]))) {
-    split.code = first;
-    std::string_view before = rest;
-    std::string second = take_word();
-    if (is_enhanced_code(second)) {
-      split.enhanced = second;
-    } else {
-      rest = before;
-    }
-    split.text = std::string(rest);
-  } else {
+  const bool has_code =
+      reply.size() >= 3 &&
+      std::all_of(reply.begin(), reply.begin() + 3,
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
+      (reply.size() == 3 || reply[3] == ' ');
+  if (!has_code) {
     split.text = reply;
+    return split;
   }
+  split.code = reply.substr(0, 3);
+  split.text = reply.size() > 4 ? reply.substr(4) : std::string();
+  split.enhanced = client::take_enhanced_code(std::stoi(split.code), split.text);
   return split;
 }
 
