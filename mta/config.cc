@@ -207,6 +207,11 @@ class ConfigReader {
   void read_routes(const Field& field, Config& config);
   void read_tls_policies(const Field& field, Config& config);
   void read_tokens(const Field& field, TokenConfig& tokens);
+  void read_fast_lane(const Field& field, FastLaneConfig& fast_lane);
+  std::optional<std::uint16_t> read_port(const Field& field);
+  // A PEM file the daemon will read later: checked now, so a typo stops the
+  // daemon instead of deferring mail. Empty: nothing to check.
+  std::optional<std::filesystem::path> read_readable_file(const Field& field);
 
   std::string file_name_;
   std::vector<ConfigError> errors_;
@@ -806,6 +811,68 @@ void ConfigReader::read_tokens(const Field& field, TokenConfig& tokens) {
   }
 }
 
+std::optional<std::uint16_t> ConfigReader::read_port(const Field& field) {
+  const auto port = read_positive_integer(field);
+  if (!port) return std::nullopt;
+  if (*port > 65535) {
+    error_at(field.value_mark(),
+             field.setting + ": port must be 1-65535, got " + std::to_string(*port));
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(*port);
+}
+
+std::optional<std::filesystem::path> ConfigReader::read_readable_file(const Field& field) {
+  const auto path = read_path(field, true);
+  if (!path || path->empty()) return std::nullopt;
+  if (const auto reason = unreadable_reason(*path)) {
+    error_at(field.value_mark(),
+             field.setting + ": cannot read '" + path->string() + "': " + *reason);
+    return std::nullopt;
+  }
+  return path;
+}
+
+void ConfigReader::read_fast_lane(const Field& field, FastLaneConfig& fast_lane) {
+  auto boolean = [this](bool& target) {
+    return [this, &target](const Field& key_field) {
+      if (const auto value = read_boolean(key_field)) target = *value;
+    };
+  };
+  auto duration = [this](std::chrono::milliseconds& target) {
+    return [this, &target](const Field& key_field) {
+      if (const auto value = read_duration(key_field, false)) target = *value;
+    };
+  };
+  read_map(field.value, field.setting, field.value_mark(),
+           {{"enabled", boolean(fast_lane.enabled)},
+            {"ca_file",
+             [&](const Field& key_field) {
+               if (const auto path = read_readable_file(key_field)) fast_lane.ca_file = *path;
+             }},
+            {"mx_fallback", boolean(fast_lane.mx_fallback)},
+            {"mx_fallback_port",
+             [&](const Field& key_field) {
+               if (const auto port = read_port(key_field)) fast_lane.mx_fallback_port = *port;
+             }},
+            {"timeout", duration(fast_lane.timeout)},
+            {"idle_timeout", duration(fast_lane.idle_timeout)},
+            {"distribute_tokens", [&](const Field& key_field) {
+               const auto text = read_string(key_field);
+               if (!text) return;
+               if (*text == "chat") {
+                 fast_lane.distribute_tokens = TokenDistribution::chat;
+               } else if (*text == "all") {
+                 fast_lane.distribute_tokens = TokenDistribution::all;
+               } else if (*text == "off") {
+                 fast_lane.distribute_tokens = TokenDistribution::off;
+               } else {
+                 error_at(key_field.value_mark(), key_field.setting + ": unknown value '" + *text +
+                                                      "' (expected chat, all or off)");
+               }
+             }}});
+}
+
 void ConfigReader::read_document(const YAML::Node& root, Config& config) {
   // An empty file has no position; point missing keys at its start.
   YAML::Mark start;
@@ -839,30 +906,17 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
                read_map(field.value, field.setting, field.value_mark(),
                         {{"mx_port",
                           [&](const Field& key_field) {
-                            const auto port = read_positive_integer(key_field);
-                            if (!port) return;
-                            if (*port > 65535) {
-                              error_at(key_field.value_mark(), key_field.setting +
-                                                                   ": port must be 1-65535, got " +
-                                                                   std::to_string(*port));
-                              return;
+                            if (const auto port = read_port(key_field)) {
+                              config.delivery.mx_port = *port;
                             }
-                            config.delivery.mx_port = static_cast<std::uint16_t>(*port);
                           }},
                          {"tls_policy_ca_file", [&](const Field& key_field) {
-                            const auto path = read_path(key_field, true);
-                            if (!path || path->empty()) return;
-                            // Checked here, not at the first verified delivery,
-                            // so a typo stops the daemon instead of deferring mail.
-                            if (const auto reason = unreadable_reason(*path)) {
-                              error_at(key_field.value_mark(),
-                                       key_field.setting + ": cannot read '" + path->string() +
-                                           "': " + *reason);
-                              return;
+                            if (const auto path = read_readable_file(key_field)) {
+                              config.delivery.tls_policy_ca_file = *path;
                             }
-                            config.delivery.tls_policy_ca_file = *path;
                           }}});
              }},
+            {"fast_lane", [&](const Field& field) { read_fast_lane(field, config.fast_lane); }},
             {"normalise_bare_line_endings",
              [&](const Field& field) {
                if (const auto value = read_boolean(field)) {

@@ -102,6 +102,17 @@ struct DeliveryConfig {
   std::filesystem::path tls_policy_ca_file = defaults::tls_policy_ca_file;
 };
 
+struct FastLaneConfig {
+  bool enabled = defaults::fast_lane_enabled;
+  // PEM trust anchors for Token Server certificates; empty: the system store.
+  std::filesystem::path ca_file = defaults::fast_lane_ca_file;
+  bool mx_fallback = defaults::fast_lane_mx_fallback;
+  std::uint16_t mx_fallback_port = defaults::fast_lane_mx_fallback_port;
+  std::chrono::milliseconds timeout = defaults::fast_lane_timeout;
+  std::chrono::milliseconds idle_timeout = defaults::fast_lane_idle_timeout;
+  TokenDistribution distribute_tokens = defaults::distribute_tokens;
+};
+
 struct Config {
   std::filesystem::path source_file;       // the YAML file this came from
   std::string hostname;                    // never empty after load_config()
@@ -118,6 +129,7 @@ struct Config {
   DnsConfig dns;
   DeliveryConfig delivery;
   TokenConfig tokens;
+  FastLaneConfig fast_lane;
   // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
   std::map<std::string, Route> routes;
   // Recipient domain (lowercase) or "*" → outbound TLS policy (mta/tls_policies.h).

@@ -8,6 +8,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,10 +17,12 @@
 #include "dns/ares_resolver.h"
 #include "mta/client/client_tls.h"
 #include "mta/client/connection_pool.h"
+#include "mta/client/fast_lane.h"
 #include "mta/client/mx_delivery.h"
 #include "mta/control/control_server.h"
 #include "mta/delivery_router.h"
 #include "mta/event_handles.h"
+#include "mta/remote_delivery.h"
 #include "mta/server/listener.h"
 #include "mta/server/self_signed_certificate.h"
 #include "mta/server/server_context.h"
@@ -82,6 +85,26 @@ SslContextPtr load_tls(const Config& config) {
   return context;
 }
 
+// The fast lane's client: every wait at most fast_lane.timeout (a Token
+// Server answers in milliseconds; a slow one must not hold chat mail back
+// from its ordinary path), sessions kept for fast_lane.idle_timeout.
+client::ClientSettings fast_lane_settings(const Config& config, SSL_CTX* tls_context) {
+  client::ClientSettings settings;
+  settings.helo_name = config.hostname;
+  settings.tls_context = tls_context;
+  settings.idle_timeout = config.fast_lane.idle_timeout;
+  auto cap = [limit = config.fast_lane.timeout](std::chrono::milliseconds& timeout) {
+    timeout = std::min(timeout, limit);
+  };
+  client::ClientTimeouts& timeouts = settings.timeouts;
+  for (auto* timeout :
+       {&timeouts.connect, &timeouts.greeting, &timeouts.command, &timeouts.data_initiation,
+        &timeouts.data_block, &timeouts.data_done, &timeouts.tls_handshake, &timeouts.quit}) {
+    cap(*timeout);
+  }
+  return settings;
+}
+
 queue::QueueSettings queue_settings(const Config& config) {
   using std::chrono::duration_cast;
   using std::chrono::seconds;
@@ -134,7 +157,7 @@ struct PeriodicJob {
 
 struct ShutdownState {
   queue::QueueManager* queue = nullptr;
-  client::ConnectionPool* pool = nullptr;
+  std::vector<client::ConnectionPool*> pools;  // MX delivery, the fast lane
   queue::Spool* spool = nullptr;
   WorkerPool* workers = nullptr;
   event_base* base = nullptr;
@@ -149,14 +172,16 @@ struct ShutdownState {
   // before we exit, or a restart would deliver it again.
   bool drained() const {
     return sessions->size() == 0 && queue->statistics().in_flight == 0 &&
-           spool->requests_in_flight() == 0 && workers->pending() == 0 && !pool->quitting();
+           spool->requests_in_flight() == 0 && workers->pending() == 0 &&
+           std::none_of(pools.begin(), pools.end(),
+                        [](const client::ConnectionPool* pool) { return pool->quitting(); });
   }
 };
 
 void on_drain_check(evutil_socket_t, short, void* argument) {
   auto* state = static_cast<ShutdownState*>(argument);
   // Connections released by deliveries that just finished say QUIT too.
-  state->pool->close_idle();
+  for (client::ConnectionPool* pool : state->pools) pool->close_idle();
   if (state->drained()) event_base_loopexit(state->base, nullptr);
 }
 
@@ -273,15 +298,6 @@ int run_daemon(const Config& config) {
     spdlog::critical("cannot create the client TLS context: {}", client_tls_error);
     return 1;
   }
-  client::ClientSettings client_settings;
-  client_settings.helo_name = config.hostname;
-  client_settings.tls_context = client_tls.get();
-  client::ConnectionPool pool(base.get(), client_settings);
-  client::MxDelivery mx(pool, resolver, config.delivery.mx_port);
-  DeliveryRouter router(config, users, mailstore, workers, pool, mx);
-  queue::QueueManager queue(loop, spool, router, queue_settings(config));
-  queue.start(std::move(recovery.messages));
-
   // The Submission Token extension: secrets (created on first start), the
   // token store, and synchronous delivery through the same mailstores.
   std::optional<tokens::SecretRings> token_secrets;
@@ -295,6 +311,34 @@ int run_daemon(const Config& config) {
     return 1;
   }
   tokens::TokenAuthority token_authority(*token_secrets, *token_store, token_policy(config));
+  client::ClientSettings client_settings;
+  client_settings.helo_name = config.hostname;
+  client_settings.tls_context = client_tls.get();
+  client::ConnectionPool pool(base.get(), client_settings);
+  client::MxDelivery mx(pool, resolver, config.delivery.mx_port);
+
+  // The fast lane: its own pool, because its sessions are authenticated per
+  // sender and kept warm longer, and its own trust anchors for Token Server
+  // certificates (the fast lane always verifies).
+  client::ClientTlsOptions fast_lane_tls_options;
+  fast_lane_tls_options.ca_file = config.fast_lane.ca_file.string();
+  fast_lane_tls_options.use_system_store = fast_lane_tls_options.ca_file.empty();
+  SslContextPtr fast_lane_tls =
+      client::make_client_tls_context(fast_lane_tls_options, client_tls_error);
+  if (!fast_lane_tls) {
+    spdlog::critical("cannot create the fast lane's TLS context: {}", client_tls_error);
+    return 1;
+  }
+  client::ConnectionPool fast_lane_pool(base.get(),
+                                        fast_lane_settings(config, fast_lane_tls.get()));
+  client::FastLane fast_lane(fast_lane_pool, resolver,
+                             {config.fast_lane.mx_fallback, config.fast_lane.mx_fallback_port});
+  RemoteDelivery remote_delivery(config.fast_lane, config.fast_lane.enabled ? &fast_lane : nullptr,
+                                 token_authority, *token_store, workers, users);
+  DeliveryRouter router(config, users, mailstore, workers, pool, mx, &remote_delivery);
+  queue::QueueManager queue(loop, spool, router, queue_settings(config));
+  queue.start(std::move(recovery.messages));
+
   server::TokenDelivery token_delivery(router, token_authority, *token_store, workers);
   // Expired tokens, and revocation marks that can no longer kill anything:
   // a temporary token created at or before a mark is dead by mark + its
@@ -345,8 +389,11 @@ int run_daemon(const Config& config) {
     listeners.push_back(std::move(listener));
   }
 
-  ShutdownState shutdown{&queue,    &pool,      &spool,  &workers, base.get(),
-                         &sessions, &listeners, nullptr, nullptr,  false};
+  ShutdownState shutdown{&queue,     {&pool, &fast_lane_pool},
+                         &spool,     &workers,
+                         base.get(), &sessions,
+                         &listeners, nullptr,
+                         nullptr,    false};
   EventPtr terminate(evsignal_new(base.get(), SIGTERM, &on_signal, &shutdown));
   EventPtr interrupt(evsignal_new(base.get(), SIGINT, &on_signal, &shutdown));
   evsignal_add(terminate.get(), nullptr);
@@ -359,8 +406,10 @@ int run_daemon(const Config& config) {
   listeners.clear();
   control.close();
   queue.stop();
-  pool.close_idle();
-  pool.abort_quitting();
+  for (client::ConnectionPool* pool : shutdown.pools) {
+    pool->close_idle();
+    pool->abort_quitting();
+  }
   workers.stop();
   spdlog::info("stokend stopped");
   return 0;

@@ -9,6 +9,14 @@
 #include <cstddef>
 #include <cstdint>
 
+namespace stokend {
+
+// Which outgoing mail carries Submission-Token headers: chat mail only, all
+// mail of local users, or none. (Declared here so its default can be.)
+enum class TokenDistribution { chat, all, off };
+
+}  // namespace stokend
+
 namespace stokend::defaults {
 
 using namespace std::chrono_literals;
@@ -80,6 +88,26 @@ inline constexpr std::chrono::seconds token_store_cleanup_interval = 1h;
 // convention Dovecot follows; no delivery takes anywhere near as long.
 inline constexpr std::chrono::seconds maildir_tmp_max_age = 36h;
 inline constexpr std::chrono::seconds maildir_cleanup_interval = 24h;
+
+// The fast lane (Remote Client): delivery of local users' mail straight to
+// the recipient's Token Server when the wallet holds a token.
+inline constexpr bool fast_lane_enabled = true;
+inline constexpr const char* fast_lane_ca_file = "";  // empty: the system CA store
+// Without an SRV record, try the domain's MX hosts on this port (implicit
+// TLS, RFC 8314) instead. Off by default: an MX host rarely runs a Token
+// Server, and the attempt costs a connection before falling back.
+inline constexpr bool fast_lane_mx_fallback = false;
+inline constexpr std::uint16_t fast_lane_mx_fallback_port = 465;
+// One fast-lane attempt, every step included; on expiry the recipients fall
+// back to the queue. Short: a Token Server answers in milliseconds, and a
+// slow one must not hold chat mail back from its MX path for long.
+inline constexpr std::chrono::milliseconds fast_lane_timeout = 30s;
+// An authenticated connection to a Token Server is kept open this long for
+// the next message (a new TLS session costs a few milliseconds).
+inline constexpr std::chrono::milliseconds fast_lane_idle_timeout = 5min;
+// Which outgoing mail of local users gets a Submission-Token header per
+// remote recipient (DESIGN.md: chat mail).
+inline constexpr TokenDistribution distribute_tokens = TokenDistribution::chat;
 
 // Input handling
 inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2

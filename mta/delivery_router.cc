@@ -88,7 +88,8 @@ struct DeliveryRouter::Group {
 
 DeliveryRouter::DeliveryRouter(const Config& config, UserDirectory& users,
                                store::Mailstore& maildir, WorkerPool& workers,
-                               client::ConnectionPool& pool, client::MxDelivery& mx)
+                               client::ConnectionPool& pool, client::MxDelivery& mx,
+                               RemoteDelivery* remote)
     : config_(config),
       routes_(config.routes),
       tls_policies_(config.tls_policies),
@@ -96,7 +97,8 @@ DeliveryRouter::DeliveryRouter(const Config& config, UserDirectory& users,
       maildir_(maildir),
       workers_(workers),
       pool_(pool),
-      mx_(mx) {}
+      mx_(mx),
+      remote_(remote) {}
 
 void DeliveryRouter::deliver(const queue::QueuedMessage& message,
                              std::span<const std::string> recipients, Done done) {
@@ -112,6 +114,10 @@ void DeliveryRouter::deliver(const queue::QueuedMessage& message,
     if (route.transport == Route::Transport::smtp &&
         tls_policies_.policy_for(domain) != TlsPolicyLevel::may) {
       key += ";policy-for=" + domain;
+    } else if (remote_ && route.transport == Route::Transport::smtp &&
+               !config_.is_local_domain(domain)) {
+      // The fast lane and its fallback work per recipient domain.
+      key += ";domain=" + domain;
     }
     Group& group = groups[key];
     group.route = route;
@@ -149,7 +155,8 @@ void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
     const User* user = users_.find(group.addresses[i]);
     if (!user) {
       results[i] = {queue::RecipientResult::Outcome::permanent_failure,
-                    "550 5.1.1 <" + group.addresses[i] + ">: user unknown", {}};
+                    "550 5.1.1 <" + group.addresses[i] + ">: user unknown",
+                    {}};
       continue;
     }
     auto at = user->address.rfind('@');
@@ -191,37 +198,53 @@ void DeliveryRouter::deliver_lmtp(const queue::QueuedMessage& message, std::shar
 
 void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
                                   const Group& group) {
-  client::Envelope envelope;
-  envelope.sender = message.envelope.sender;
-  envelope.recipients = group.addresses;
-  envelope.eight_bit_body = has_eight_bit_octets(*message.data);
-  auto finished = [batch, indices = group.indices](client::TransactionResult result) {
-    std::vector<queue::RecipientResult> results;
-    for (const auto& recipient : result.recipients) results.push_back(from_client(recipient));
+  // The route's own path, for some of the group's recipients and a message
+  // text (RemoteDelivery may add a header per recipient).
+  RemoteDelivery::OrdinaryPath send =
+      [this, sender = message.envelope.sender, eight_bit = has_eight_bit_octets(*message.data),
+       route = group.route, domain = group.domain](std::vector<std::string> recipients,
+                                                   std::shared_ptr<const std::string> data,
+                                                   RemoteDelivery::Results done) {
+        client::Envelope envelope;
+        envelope.sender = sender;
+        envelope.recipients = std::move(recipients);
+        envelope.eight_bit_body = eight_bit;
+        auto finished = [done = std::move(done)](client::TransactionResult result) {
+          std::vector<queue::RecipientResult> results;
+          for (const auto& recipient : result.recipients) results.push_back(from_client(recipient));
+          done(std::move(results));
+        };
+        const TlsPolicyLevel level = tls_policies_.policy_for(domain);
+        std::string tls_note;
+        if (level != TlsPolicyLevel::may) {
+          tls_note = "TLS required by policy (" + std::string(to_string(level)) + ") for " + domain;
+        }
+        if (route.transport == Route::Transport::smtp) {
+          // The next hop is an IP literal, which names nothing a certificate for
+          // the domain's mail would carry: verify checks the recipient domain.
+          client::Destination next_hop = route.next_hop;
+          apply_tls_policy(level, domain, next_hop);
+          mx_.deliver_to(next_hop, std::move(envelope), std::move(data), std::move(finished),
+                         std::move(tls_note));
+        } else {
+          client::TlsRequirement tls;
+          if (level != TlsPolicyLevel::may) {
+            tls.policy = client::TlsPolicy::required;
+            tls.verify_certificate = level == TlsPolicyLevel::verify;
+            tls.note = std::move(tls_note);
+          }
+          mx_.deliver_to_domain(domain, std::move(envelope), std::move(data), std::move(finished),
+                                std::move(tls));
+        }
+      };
+  auto settle = [batch, indices = group.indices](std::vector<queue::RecipientResult> results) {
     batch->settle(indices, results);
   };
-  const TlsPolicyLevel level = tls_policies_.policy_for(group.domain);
-  std::string tls_note;
-  if (level != TlsPolicyLevel::may) {
-    tls_note = "TLS required by policy (" + std::string(to_string(level)) + ") for " + group.domain;
+  if (remote_ && !config_.is_local_domain(group.domain)) {
+    return remote_->deliver(message, group.domain, group.addresses, std::move(send),
+                            std::move(settle));
   }
-  if (group.route.transport == Route::Transport::smtp) {
-    // The next hop is an IP literal, which names nothing a certificate for
-    // the domain's mail would carry: verify checks the recipient domain.
-    client::Destination next_hop = group.route.next_hop;
-    apply_tls_policy(level, group.domain, next_hop);
-    mx_.deliver_to(next_hop, std::move(envelope), message.data, std::move(finished),
-                   std::move(tls_note));
-  } else {
-    client::TlsRequirement tls;
-    if (level != TlsPolicyLevel::may) {
-      tls.policy = client::TlsPolicy::required;
-      tls.verify_certificate = level == TlsPolicyLevel::verify;
-      tls.note = std::move(tls_note);
-    }
-    mx_.deliver_to_domain(group.domain, std::move(envelope), message.data, std::move(finished),
-                          std::move(tls));
-  }
+  send(group.addresses, message.data, std::move(settle));
 }
 
 }  // namespace stokend

@@ -9,6 +9,10 @@
 // longer exists (deleted after the message was accepted) fails permanently
 // with 5.1.1.
 //
+// Remote domains (not local): mail of local users goes through
+// RemoteDelivery (mta/remote_delivery.h) when one is given — the fast lane
+// first, Submission-Token distribution — with the route as its ordinary path.
+//
 // TLS: SMTP deliveries (mx and smtp routes) follow the recipient domain's
 // policy from tls_policies (mta/tls_policies.h): under require or verify a
 // destination that cannot meet it fails temporarily with a reply that names
@@ -19,6 +23,7 @@
 #include "mta/client/connection_pool.h"
 #include "mta/client/mx_delivery.h"
 #include "mta/config.h"
+#include "mta/remote_delivery.h"
 #include "mta/store/mailstore.h"
 #include "mta/tls_policies.h"
 #include "mta/users.h"
@@ -30,7 +35,8 @@ namespace stokend {
 class DeliveryRouter final : public queue::DeliveryAgent {
  public:
   DeliveryRouter(const Config& config, UserDirectory& users, store::Mailstore& maildir,
-                 WorkerPool& workers, client::ConnectionPool& pool, client::MxDelivery& mx);
+                 WorkerPool& workers, client::ConnectionPool& pool, client::MxDelivery& mx,
+                 RemoteDelivery* remote = nullptr);
 
   void deliver(const queue::QueuedMessage& message, std::span<const std::string> recipients,
                Done done) override;
@@ -53,6 +59,7 @@ class DeliveryRouter final : public queue::DeliveryAgent {
   WorkerPool& workers_;
   client::ConnectionPool& pool_;
   client::MxDelivery& mx_;
+  RemoteDelivery* remote_;
 };
 
 }  // namespace stokend

@@ -42,6 +42,8 @@ std::string Destination::key() const {
     if (verify_certificate) key += ";verify=" + tls_server_name;
   }
   if (!tls_server_name.empty() && !verify_certificate) key += ";sni=" + tls_server_name;
+  if (implicit_tls) key += ";implicit";
+  if (!session_owner.empty()) key += ";owner=" + session_owner;
   return key;
 }
 

@@ -34,13 +34,21 @@ struct Destination {
   // recipient domain for a fixed next hop given as an IP literal.
   std::string tls_server_name;
   bool verify_certificate = false;
+  // TLS from the first byte (RFC 8314 §3.3, submissions on 465) instead of
+  // STARTTLS; tls_policy must then be required.
+  bool implicit_tls = false;
+  // Who the connection is authenticated as once set up (the fast lane's AUTH
+  // STOKEN binds a session to one sender): part of the key, so a connection
+  // is only reused for the same identity. Empty: no authentication.
+  std::string session_owner;
 
   static Destination tcp(Protocol protocol, std::string host, std::uint16_t port);
   static Destination unix_socket(Protocol protocol, std::string path);
 
   bool is_unix_socket() const { return !unix_path.empty(); }
   // "smtp:[127.0.0.1]:2525", "lmtp:unix:/run/dovecot/lmtp", with
-  // ";tls=required;verify=mx.example" appended when TLS rules are not default.
+  // ";tls=required;verify=mx.example" appended when TLS rules are not default
+  // (";implicit" for implicit TLS) and ";owner=ADDRESS" for a session owner.
   std::string key() const;
   // "[127.0.0.1]:2525" or "unix:/run/dovecot/lmtp", for messages.
   std::string describe() const;

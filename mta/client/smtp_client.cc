@@ -177,8 +177,10 @@ void SmtpClient::on_event(bufferevent*, short events, void* self) {
       client->deadline_.cancel();
       client->phase_ = Phase::setting_up;
       spdlog::debug("client {}: connected", peer);
-      client->expect("greeting", client->settings_.timeouts.greeting,
-                     [client = client.get()](const Reply& reply) { client->on_greeting(reply); });
+      // RFC 8314 §3.3: implicit TLS starts the handshake at once; the
+      // greeting comes through TLS.
+      if (client->destination_.implicit_tls) return client->start_tls();
+      client->expect_greeting();
     } else if (client->phase_ == Phase::tls_handshake) {
       client->tls_established();
     }
@@ -310,7 +312,13 @@ void SmtpClient::expect(const char* command, std::chrono::milliseconds timeout,
 
 // ---- session setup -----------------------------------------------------
 
+void SmtpClient::expect_greeting() {
+  expect("greeting", settings_.timeouts.greeting,
+         [this](const Reply& reply) { on_greeting(reply); });
+}
+
 void SmtpClient::on_greeting(const Reply& reply) {
+  greeted_ = true;
   if (reply.code != 220) {
     return fail({as_temporary(reply.enhanced_code, "4.3.0"),
                  "host " + peer_ + " refused to talk to us: " + reply.to_string(), reply.code});
@@ -388,7 +396,10 @@ void SmtpClient::on_starttls(const Reply& reply) {
 void SmtpClient::start_tls() {
   // RFC 3207 §4.2 and CVE-2011-0411, from the client side: replies that
   // arrived in plaintext after the 220 must not be read as if they came
-  // through TLS. Dropping the plaintext bufferevent discards them.
+  // through TLS. Dropping the plaintext bufferevent discards them. (With
+  // implicit TLS nothing can have arrived yet.)
+  if (!settings_.tls_context)
+    return fail({"4.7.5", "TLS is required, but no client TLS context is configured"});
   if (std::size_t injected = evbuffer_get_length(bufferevent_get_input(connection_.get()))) {
     spdlog::warn("client {}: discarded {} octets sent after the STARTTLS reply", peer_, injected);
   }
@@ -414,6 +425,7 @@ void SmtpClient::tls_established() {
   tls_active_ = true;
   phase_ = Phase::setting_up;
   spdlog::debug("client {}: TLS established: {}", peer_, server::describe_tls(tls_));
+  if (!greeted_) return expect_greeting();  // implicit TLS
   // RFC 3207 §4.2: forget what the server said in plaintext and ask again.
   capabilities_ = Capabilities{};
   tried_helo_ = false;

@@ -93,6 +93,11 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   bool tls_active() const { return tls_active_; }
   std::string tls_description() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384", empty without TLS
   std::size_t transactions_completed() const { return transactions_completed_; }
+  // Set by whoever authenticated the session (destination().session_owner
+  // says who it should be): a pooled connection that is not yet
+  // authenticated needs AUTH before its first transaction.
+  bool authenticated() const { return authenticated_; }
+  void set_authenticated() { authenticated_ = true; }
 
  private:
   enum class Phase {
@@ -147,6 +152,7 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
               std::function<void(const Reply&)> handler);
 
   // Session setup
+  void expect_greeting();
   void on_greeting(const Reply& reply);
   void send_hello();
   void on_hello(const Reply& reply);
@@ -193,6 +199,8 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   SSL* tls_ = nullptr;  // owned by connection_ once TLS starts
   bool tls_active_ = false;
   bool tried_helo_ = false;
+  bool greeted_ = false;  // the 220 greeting arrived (implicit TLS: after the handshake)
+  bool authenticated_ = false;
   Capabilities capabilities_;
   ReplyParser parser_;
   std::deque<AwaitedReply> awaited_;

@@ -282,12 +282,14 @@ DNS_A = 1
 
 class Dnsmasq(Peer):
     """dnsmasq on 127.0.0.1:port: mx = [(domain, host, preference)],
-    hosts = [(name, ipv4)]; every other name under .test is NXDOMAIN; no
-    upstream servers, no /etc/hosts, no resolv.conf."""
+    hosts = [(name, ipv4)], srv = [(service name, target, port)] (priority
+    0, weight 1); every other name under .test is NXDOMAIN; no upstream
+    servers, no /etc/hosts, no resolv.conf."""
 
     name = "dnsmasq"
 
-    def __init__(self, mx: list[tuple[str, str, int]], hosts: list[tuple[str, str]]) -> None:
+    def __init__(self, mx: list[tuple[str, str, int]], hosts: list[tuple[str, str]],
+                 srv: list[tuple[str, str, int]] = ()) -> None:
         require(DNSMASQ)
         super().__init__()
         self.port = _free_port(udp_too=True)
@@ -296,6 +298,7 @@ class Dnsmasq(Peer):
                 "--local=/test/", "--log-queries", "--log-facility=-", "--conf-file=/dev/null"]
         argv += [f"--mx-host={domain},{host},{preference}" for domain, host, preference in mx]
         argv += [f"--host-record={name},{address}" for name, address in hosts]
+        argv += [f"--srv-host={name},{target},{port},0,1" for name, target, port in srv]
         self.probe = mx[0][0] if mx else hosts[0][0]
         self._spawn(argv)
         self._wait_ready()
@@ -319,6 +322,35 @@ class Dnsmasq(Peer):
     def close(self) -> None:
         self.stop()
         self.remove_folder()
+
+
+def private_ca(folder: Path, names: list[str]) -> tuple[Path, dict[str, tuple[Path, Path]]]:
+    """A private certificate authority in folder and, for each name, a
+    certificate it signed (subjectAltName DNS:name) and its key. Returns
+    (CA certificate file, {name: (certificate file, key file)})."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        result = subprocess.run(["openssl", *args], cwd=folder, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, f"openssl {' '.join(args)}:\n{result.stderr}"
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=stokend test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    issued = {}
+    for name in names:
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        (folder / f"{name}.ext").write_text(
+            f"subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"
+            "extendedKeyUsage=serverAuth\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-out", f"{name}.pem",
+                "-extfile", f"{name}.ext")
+        issued[name] = (folder / f"{name}.pem", folder / f"{name}.key")
+    return folder / "ca.pem", issued
 
 
 class Dovecot(Peer):
@@ -451,8 +483,9 @@ class PeerSet:
         self.started.append(peer)
         return peer
 
-    def dnsmasq(self, mx: list[tuple[str, str, int]], hosts: list[tuple[str, str]]) -> Dnsmasq:
-        peer = Dnsmasq(mx, hosts)
+    def dnsmasq(self, mx: list[tuple[str, str, int]], hosts: list[tuple[str, str]],
+                srv: list[tuple[str, str, int]] = ()) -> Dnsmasq:
+        peer = Dnsmasq(mx, hosts, srv)
         self.started.append(peer)
         return peer
 

@@ -1,0 +1,276 @@
+// See fast_lane.h.
+#include "mta/client/fast_lane.h"
+
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+#include "dns/mail_exchangers.h"
+#include "dns/submission_servers.h"
+#include "mta/server/sasl.h"
+
+namespace stokend::client {
+
+struct FastLane::Attempt {
+  std::string domain;
+  std::string sender;
+  std::vector<FastLaneRecipient> recipients;
+  std::shared_ptr<const std::string> message;
+  Done done;
+
+  std::vector<FastLaneResult> results;
+  std::vector<bool> settled;  // per recipient: its result is final
+
+  std::vector<dns::SubmissionServer> servers;
+  std::size_t next_server = 0;
+  dns::SubmissionServer server;        // the one being tried
+  std::vector<std::string> addresses;  // of that server
+  std::size_t next_address = 0;
+  std::string server_text;         // "host[address]:port"
+  std::string last_failure;        // why the last server could not be used
+  std::size_t auth_candidate = 0;  // the recipient whose token AUTH STOKEN tries
+
+  // Settles every recipient not yet settled as a fall back, with reason.
+  void fall_back_all(const std::string& reason) {
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (settled[i]) continue;
+      results[i].outcome = FastLaneResult::Outcome::fall_back;
+      results[i].reply = reason;
+      results[i].server = server_text;
+      settled[i] = true;
+    }
+  }
+};
+
+namespace {
+
+// AUTH STOKEN's initial response (rfcdraft/ §4): base64 of the recipient the
+// token was issued for, NUL, and the token.
+std::string auth_stoken_line(const FastLaneRecipient& recipient) {
+  std::string response = recipient.address;
+  response.push_back('\0');
+  response += recipient.token;
+  return "AUTH STOKEN " + server::encode_base64(response);
+}
+
+bool is_token_refusal(int code, const std::string& enhanced_code) {
+  return code == 535 || (code == 550 && enhanced_code == "5.7.30");
+}
+
+}  // namespace
+
+TokenReplyFields parse_token_reply(const std::string& enhanced_code, const std::string& text) {
+  TokenReplyFields fields;
+  std::istringstream words(text);
+  std::string address, first, second;
+  words >> address >> first >> second;
+  if (address.size() < 2 || address.front() != '<' || address.back() != '>') return fields;
+  if (enhanced_code == "2.1.12") {
+    fields.delivery_id = first;
+  } else if (enhanced_code == "2.1.13" && !second.empty()) {
+    fields.permanent_token = first;
+    fields.delivery_id = second;
+  }
+  return fields;
+}
+
+FastLane::FastLane(ConnectionPool& pool, dns::Resolver& resolver, FastLaneSettings settings)
+    : pool_(pool), resolver_(resolver), settings_(settings) {}
+
+void FastLane::deliver(const std::string& domain, const std::string& sender,
+                       std::vector<FastLaneRecipient> recipients,
+                       std::shared_ptr<const std::string> message, Done done) {
+  auto attempt = std::make_shared<Attempt>();
+  attempt->domain = domain;
+  attempt->sender = sender;
+  attempt->recipients = std::move(recipients);
+  attempt->message = std::move(message);
+  attempt->done = std::move(done);
+  attempt->results.resize(attempt->recipients.size());
+  attempt->settled.assign(attempt->recipients.size(), false);
+  dns::find_submission_servers(resolver_, domain, [this, attempt](dns::SubmissionServers found) {
+    if (found.result == dns::SubmissionServers::ok) {
+      attempt->servers = std::move(found.servers);
+      return servers_found(attempt);
+    }
+    if (found.result == dns::SubmissionServers::temporary_failure || !settings_.mx_fallback) {
+      attempt->fall_back_all(found.result == dns::SubmissionServers::not_available
+                                 ? "no submission SRV record for " + attempt->domain
+                                 : "SRV lookup for " + attempt->domain + ": " + found.error);
+      return finish(attempt);
+    }
+    // DESIGN.md: a client MAY try the MX host when no SRV is published.
+    dns::find_mail_exchangers(
+        resolver_, attempt->domain, [this, attempt](dns::MailExchangers exchangers) {
+          if (exchangers.result != dns::MailExchangers::ok) {
+            attempt->fall_back_all("no submission SRV record for " + attempt->domain +
+                                   ", and no MX host to try: " + exchangers.error);
+            return finish(attempt);
+          }
+          for (const auto& exchanger : exchangers.hosts) {
+            attempt->servers.push_back({exchanger.host, settings_.mx_fallback_port, true});
+          }
+          servers_found(attempt);
+        });
+  });
+}
+
+void FastLane::servers_found(std::shared_ptr<Attempt> attempt) {
+  attempt->next_server = 0;
+  try_next_server(std::move(attempt));
+}
+
+void FastLane::try_next_server(std::shared_ptr<Attempt> attempt) {
+  if (attempt->next_server >= attempt->servers.size()) {
+    attempt->fall_back_all(attempt->last_failure.empty()
+                               ? "no usable Token Server for " + attempt->domain
+                               : attempt->last_failure);
+    return finish(attempt);
+  }
+  attempt->server = attempt->servers[attempt->next_server++];
+  resolver_.resolve_addresses(
+      attempt->server.host, [this, attempt](dns::Answer<std::string> answer) {
+        if (answer.status != dns::Status::ok) {
+          attempt->last_failure =
+              "cannot resolve Token Server " + attempt->server.host + ": " + answer.error;
+          return try_next_server(attempt);
+        }
+        attempt->addresses = std::move(answer.records);
+        attempt->next_address = 0;
+        try_next_address(attempt);
+      });
+}
+
+void FastLane::try_next_address(std::shared_ptr<Attempt> attempt) {
+  if (attempt->next_address >= attempt->addresses.size()) return try_next_server(attempt);
+  const std::string& address = attempt->addresses[attempt->next_address++];
+  Destination destination = Destination::tcp(Protocol::lmtp, address, attempt->server.port);
+  // rfcdraft/ §7.2: TLS always, the certificate checked against the SRV
+  // target (RFC 6186 §6), never plaintext.
+  destination.tls_policy = TlsPolicy::required;
+  destination.verify_certificate = true;
+  destination.tls_server_name = attempt->server.host;
+  destination.implicit_tls = attempt->server.implicit_tls;
+  destination.session_owner = attempt->sender;
+  attempt->server_text =
+      attempt->server.host + "[" + address + "]:" + std::to_string(attempt->server.port);
+  pool_.acquire(destination, [this, attempt](std::shared_ptr<SmtpClient> connection,
+                                             std::optional<Failure> failure) {
+    if (failure) {
+      attempt->last_failure = "Token Server " + attempt->server_text + ": " + failure->reason;
+      return try_next_address(attempt);
+    }
+    connected(attempt, std::move(connection));
+  });
+}
+
+void FastLane::connected(std::shared_ptr<Attempt> attempt, std::shared_ptr<SmtpClient> connection) {
+  // rfcdraft/ §7.2: a server that does not announce STOKEN after LHLO
+  // under TLS is not a Token Server; fall back at once.
+  if (!connection->capabilities().has("STOKEN")) {
+    pool_.release(connection, true);
+    attempt->fall_back_all("Token Server " + attempt->server_text + " does not announce STOKEN");
+    return finish(attempt);
+  }
+  if (connection->authenticated()) return send_message(attempt, std::move(connection));
+  attempt->auth_candidate = 0;
+  authenticate(attempt, std::move(connection));
+}
+
+void FastLane::authenticate(std::shared_ptr<Attempt> attempt,
+                            std::shared_ptr<SmtpClient> connection) {
+  std::size_t& candidate = attempt->auth_candidate;
+  while (candidate < attempt->recipients.size() && attempt->settled[candidate]) ++candidate;
+  if (candidate >= attempt->recipients.size()) {
+    pool_.release(connection, true);
+    return finish(attempt);
+  }
+  const FastLaneRecipient& recipient = attempt->recipients[candidate];
+  connection->send_command(
+      auth_stoken_line(recipient), [this, attempt, connection](CommandResult result) mutable {
+        std::size_t index = attempt->auth_candidate;
+        if (!result.reply) {
+          pool_.release(connection, false);
+          attempt->fall_back_all("AUTH STOKEN at " + attempt->server_text + ": " +
+                                 (result.failure ? result.failure->reason : "no reply"));
+          return finish(attempt);
+        }
+        const Reply& reply = *result.reply;
+        if (reply.code == 235) {
+          connection->set_authenticated();
+          return send_message(attempt, std::move(connection));
+        }
+        if (is_token_refusal(reply.code, reply.enhanced_code)) {
+          // This token is no good; another recipient's may be.
+          FastLaneResult& refused = attempt->results[index];
+          refused.outcome = FastLaneResult::Outcome::fall_back;
+          refused.token_refused = true;
+          refused.reply = reply.to_string();
+          refused.server = attempt->server_text;
+          attempt->settled[index] = true;
+          return authenticate(attempt, std::move(connection));
+        }
+        pool_.release(connection, !reply.is_permanent_failure() || reply.code != 421);
+        attempt->fall_back_all("AUTH STOKEN at " + attempt->server_text + ": " + reply.to_string());
+        finish(attempt);
+      });
+}
+
+void FastLane::send_message(std::shared_ptr<Attempt> attempt,
+                            std::shared_ptr<SmtpClient> connection) {
+  Envelope envelope;
+  envelope.sender = attempt->sender;
+  std::vector<std::size_t> sent;  // recipient indices, in envelope order
+  for (std::size_t i = 0; i < attempt->recipients.size(); ++i) {
+    if (attempt->settled[i]) continue;
+    const FastLaneRecipient& recipient = attempt->recipients[i];
+    envelope.recipients.push_back(recipient.address);
+    std::string parameters = "STOKEN=" + recipient.token;
+    if (!recipient.my_token.empty()) parameters += " MYSTOKEN=" + recipient.my_token;
+    envelope.recipient_parameters.push_back(std::move(parameters));
+    sent.push_back(i);
+  }
+  if (sent.empty()) {
+    pool_.release(connection, true);
+    return finish(attempt);
+  }
+  envelope.eight_bit_body = true;  // asked for only when the server offers 8BITMIME
+  connection->send_transaction(
+      std::move(envelope), attempt->message,
+      [this, attempt, connection, sent = std::move(sent)](TransactionResult result) {
+        for (std::size_t position = 0; position < sent.size(); ++position) {
+          const RecipientResult& answer = result.recipients[position];
+          FastLaneResult& outcome = attempt->results[sent[position]];
+          outcome.server = attempt->server_text;
+          outcome.reply =
+              answer.reply_code != 0
+                  ? std::to_string(answer.reply_code) + " " +
+                        (answer.enhanced_code.empty() ? "" : answer.enhanced_code + " ") +
+                        answer.text
+                  : answer.enhanced_code + " " + answer.text;
+          if (answer.status == DeliveryStatus::delivered) {
+            outcome.outcome = FastLaneResult::Outcome::delivered;
+            TokenReplyFields fields = parse_token_reply(answer.enhanced_code, answer.text);
+            outcome.delivery_id = std::move(fields.delivery_id);
+            outcome.permanent_token = std::move(fields.permanent_token);
+          } else {
+            outcome.outcome = FastLaneResult::Outcome::fall_back;
+            outcome.token_refused = is_token_refusal(answer.reply_code, answer.enhanced_code);
+            if (result.connection_failure && result.message_sent) {
+              outcome.reply += " (the connection was lost after the message was sent)";
+            }
+          }
+          attempt->settled[sent[position]] = true;
+        }
+        pool_.release(connection, !result.connection_failure);
+        finish(attempt);
+      });
+}
+
+void FastLane::finish(std::shared_ptr<Attempt> attempt) {
+  attempt->fall_back_all("fast lane attempt ended without a result");  // none expected left
+  auto done = std::move(attempt->done);
+  done(std::move(attempt->results));
+}
+
+}  // namespace stokend::client
