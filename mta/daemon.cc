@@ -17,8 +17,8 @@
 #include "dns/ares_resolver.h"
 #include "mta/client/client_tls.h"
 #include "mta/client/connection_pool.h"
-#include "mta/client/fast_lane.h"
 #include "mta/client/mx_delivery.h"
+#include "mta/client/remote_client.h"
 #include "mta/control/control_server.h"
 #include "mta/delivery_router.h"
 #include "mta/event_handles.h"
@@ -331,8 +331,8 @@ int run_daemon(const Config& config) {
   }
   client::ConnectionPool fast_lane_pool(base.get(),
                                         fast_lane_settings(config, fast_lane_tls.get()));
-  client::FastLane fast_lane(fast_lane_pool, resolver,
-                             {config.fast_lane.mx_fallback, config.fast_lane.mx_fallback_port});
+  client::RemoteClient fast_lane(fast_lane_pool, resolver,
+                                 {config.fast_lane.mx_fallback, config.fast_lane.mx_fallback_port});
   RemoteDelivery remote_delivery(config.fast_lane, config.fast_lane.enabled ? &fast_lane : nullptr,
                                  token_authority, *token_store, workers, users);
   DeliveryRouter router(config, users, mailstore, workers, pool, mx, &remote_delivery);

@@ -672,3 +672,49 @@ TEST_CASE("bad queue tuning values are reported at their place", "[config][queue
   const LoadedText loaded(minimal_config + text);
   CHECK(loaded.only_error() == expected);
 }
+
+TEST_CASE("the fast_lane section loads, and has working defaults", "[config][fast_lane]") {
+  const LoadedText defaults(minimal_config);
+  REQUIRE(defaults.result.config);
+  const FastLaneConfig& standard = defaults.result.config->fast_lane;
+  CHECK(standard.enabled);
+  CHECK(standard.ca_file.empty());
+  CHECK_FALSE(standard.mx_fallback);
+  CHECK(standard.mx_fallback_port == 465);
+  CHECK(standard.distribute_tokens == TokenDistribution::chat);
+
+  TemporaryDirectory directory;
+  const fs::path ca_file = directory.path() / "ca.pem";
+  write_file(ca_file, "not parsed at load time\n");
+  const LoadedText loaded(minimal_config + "fast_lane:\n  enabled: false\n  ca_file: \"" +
+                          ca_file.string() +
+                          "\"\n  mx_fallback: true\n  mx_fallback_port: 10465\n"
+                          "  timeout: 2s\n  idle_timeout: 1m\n  distribute_tokens: all\n");
+  INFO(all_errors(loaded.result));
+  REQUIRE(loaded.result.config);
+  const FastLaneConfig& set = loaded.result.config->fast_lane;
+  CHECK_FALSE(set.enabled);
+  CHECK(set.ca_file == ca_file);
+  CHECK(set.mx_fallback);
+  CHECK(set.mx_fallback_port == 10465);
+  CHECK(set.timeout == std::chrono::seconds(2));
+  CHECK(set.idle_timeout == std::chrono::minutes(1));
+  CHECK(set.distribute_tokens == TokenDistribution::all);
+}
+
+TEST_CASE("bad fast_lane settings are reported at their place", "[config][fast_lane]") {
+  const auto [text, expected] = GENERATE(table<std::string, std::string>({
+      {"fast_lane:\n  distribute_tokens: chats\n",
+       "5:22: fast_lane.distribute_tokens: unknown value 'chats' (expected chat, all or off)"},
+      {"fast_lane:\n  mx_fallback_port: 70000\n",
+       "5:21: fast_lane.mx_fallback_port: port must be 1-65535, got 70000"},
+      {"fast_lane:\n  ca_file: /nonexistent/ca.pem\n",
+       "5:12: fast_lane.ca_file: cannot read '/nonexistent/ca.pem': No such file or directory"},
+      {"fast_lane:\n  timeout: 0\n",
+       "5:12: fast_lane.timeout: expected a duration (seconds, or a number with ms, s, m, h or d, "
+       "e.g. 30s) greater than zero, got '0'"},
+      {"fast_lane:\n  speed: high\n", "5:3: unknown key 'speed' in fast_lane"},
+  }));
+  const LoadedText loaded(minimal_config + text);
+  CHECK(loaded.only_error() == expected);
+}

@@ -1,5 +1,5 @@
-// See fast_lane.h.
-#include "mta/client/fast_lane.h"
+// See remote_client.h.
+#include "mta/client/remote_client.h"
 
 #include <spdlog/spdlog.h>
 
@@ -11,7 +11,7 @@
 
 namespace stokend::client {
 
-struct FastLane::Attempt {
+struct RemoteClient::Attempt {
   std::string domain;
   std::string sender;
   std::vector<FastLaneRecipient> recipients;
@@ -74,12 +74,12 @@ TokenReplyFields parse_token_reply(const std::string& enhanced_code, const std::
   return fields;
 }
 
-FastLane::FastLane(ConnectionPool& pool, dns::Resolver& resolver, FastLaneSettings settings)
+RemoteClient::RemoteClient(ConnectionPool& pool, dns::Resolver& resolver, FastLaneSettings settings)
     : pool_(pool), resolver_(resolver), settings_(settings) {}
 
-void FastLane::deliver(const std::string& domain, const std::string& sender,
-                       std::vector<FastLaneRecipient> recipients,
-                       std::shared_ptr<const std::string> message, Done done) {
+void RemoteClient::deliver(const std::string& domain, const std::string& sender,
+                           std::vector<FastLaneRecipient> recipients,
+                           std::shared_ptr<const std::string> message, Done done) {
   auto attempt = std::make_shared<Attempt>();
   attempt->domain = domain;
   attempt->sender = sender;
@@ -115,12 +115,12 @@ void FastLane::deliver(const std::string& domain, const std::string& sender,
   });
 }
 
-void FastLane::servers_found(std::shared_ptr<Attempt> attempt) {
+void RemoteClient::servers_found(std::shared_ptr<Attempt> attempt) {
   attempt->next_server = 0;
   try_next_server(std::move(attempt));
 }
 
-void FastLane::try_next_server(std::shared_ptr<Attempt> attempt) {
+void RemoteClient::try_next_server(std::shared_ptr<Attempt> attempt) {
   if (attempt->next_server >= attempt->servers.size()) {
     attempt->fall_back_all(attempt->last_failure.empty()
                                ? "no usable Token Server for " + attempt->domain
@@ -141,7 +141,7 @@ void FastLane::try_next_server(std::shared_ptr<Attempt> attempt) {
       });
 }
 
-void FastLane::try_next_address(std::shared_ptr<Attempt> attempt) {
+void RemoteClient::try_next_address(std::shared_ptr<Attempt> attempt) {
   if (attempt->next_address >= attempt->addresses.size()) return try_next_server(attempt);
   const std::string& address = attempt->addresses[attempt->next_address++];
   Destination destination = Destination::tcp(Protocol::lmtp, address, attempt->server.port);
@@ -164,7 +164,8 @@ void FastLane::try_next_address(std::shared_ptr<Attempt> attempt) {
   });
 }
 
-void FastLane::connected(std::shared_ptr<Attempt> attempt, std::shared_ptr<SmtpClient> connection) {
+void RemoteClient::connected(std::shared_ptr<Attempt> attempt,
+                             std::shared_ptr<SmtpClient> connection) {
   // rfcdraft/ §7.2: a server that does not announce STOKEN after LHLO
   // under TLS is not a Token Server; fall back at once.
   if (!connection->capabilities().has("STOKEN")) {
@@ -177,8 +178,8 @@ void FastLane::connected(std::shared_ptr<Attempt> attempt, std::shared_ptr<SmtpC
   authenticate(attempt, std::move(connection));
 }
 
-void FastLane::authenticate(std::shared_ptr<Attempt> attempt,
-                            std::shared_ptr<SmtpClient> connection) {
+void RemoteClient::authenticate(std::shared_ptr<Attempt> attempt,
+                                std::shared_ptr<SmtpClient> connection) {
   std::size_t& candidate = attempt->auth_candidate;
   while (candidate < attempt->recipients.size() && attempt->settled[candidate]) ++candidate;
   if (candidate >= attempt->recipients.size()) {
@@ -216,8 +217,8 @@ void FastLane::authenticate(std::shared_ptr<Attempt> attempt,
       });
 }
 
-void FastLane::send_message(std::shared_ptr<Attempt> attempt,
-                            std::shared_ptr<SmtpClient> connection) {
+void RemoteClient::send_message(std::shared_ptr<Attempt> attempt,
+                                std::shared_ptr<SmtpClient> connection) {
   Envelope envelope;
   envelope.sender = attempt->sender;
   std::vector<std::size_t> sent;  // recipient indices, in envelope order
@@ -267,7 +268,7 @@ void FastLane::send_message(std::shared_ptr<Attempt> attempt,
       });
 }
 
-void FastLane::finish(std::shared_ptr<Attempt> attempt) {
+void RemoteClient::finish(std::shared_ptr<Attempt> attempt) {
   attempt->fall_back_all("fast lane attempt ended without a result");  // none expected left
   auto done = std::move(attempt->done);
   done(std::move(attempt->results));
