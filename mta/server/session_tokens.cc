@@ -11,6 +11,7 @@
 #include "tokens/harvest.h"
 #include "tokens/pair_hash.h"
 #include "tokens/token_format.h"
+#include "tokens/wallet_entry.h"
 
 namespace stokend::server {
 namespace {
@@ -123,23 +124,17 @@ void Session::token_recipient(const message::Path& path,
   token.renew_due = check.renew_due;
   if (mystoken && mystoken->has_value) {
     // The Remote Client's own token for the way back: the issuer's pair is
-    // (remote = our user, local = the sender), so its hash must be
-    // SHA3-256(norm(our user) ":" norm(sender)). An offer, never an error.
-    auto lifetime = tokens::token_lifetime(mystoken->value);
-    std::string expected = tokens::base64_unpadded(tokens::pair_hash(user->address, sender));
-    std::int64_t now = context_.tokens->now();
-    if (!lifetime || !lifetime->hash || *lifetime->hash != expected) {
-      spdlog::debug("session {}: MYSTOKEN for {} ignored: not for the reverse pair", session_id_,
-                    user->address);
-    } else if (lifetime->created + lifetime->validity <= now) {
-      spdlog::debug("session {}: MYSTOKEN for {} ignored: expired", session_id_, user->address);
+    // (remote = our user, local = the sender). An offer, never an error.
+    auto offered = tokens::wallet_entry_for(mystoken->value, user->address, sender,
+                                            context_.tokens->now(), true, "MYSTOKEN");
+    if (offered.entry) {
+      token.offered = std::move(offered.entry);
     } else {
-      token.offered_token = mystoken->value;
-      token.offered_pair_hash = expected;
-      token.offered_created = lifetime->created;
-      token.offered_expires = lifetime->created + lifetime->validity;
+      spdlog::debug("session {}: MYSTOKEN for {} ignored: {}", session_id_, user->address,
+                    offered.reason);
     }
   }
+
   bool duplicate =
       std::any_of(transaction_.recipients.begin(), transaction_.recipients.end(),
                   [&](const auto& recipient) { return recipient.address == user->address; });

@@ -102,18 +102,9 @@ void TokenDelivery::deliver(const queue::QueuedMessage& message,
                 spdlog::error("message {}: cannot issue a permanent token for {} -> {}: {}",
                               message_id, sender, recipient.address, error.what());
               }
-              if (!recipient.offered_token.empty()) {
-                tokens::WalletToken wallet;
-                wallet.local_address = recipient.address;
-                wallet.remote_address = sender;
-                wallet.token = recipient.offered_token;
-                wallet.pair_hash = recipient.offered_pair_hash;
-                wallet.created = recipient.offered_created;
-                wallet.expires = recipient.offered_expires;
-                wallet.permanent = true;
-                wallet.source = "MYSTOKEN";
+              if (recipient.offered) {
                 try {
-                  store_.put_wallet(wallet);
+                  store_.put_wallet(*recipient.offered);
                 } catch (const std::exception& error) {
                   spdlog::error("message {}: cannot store the MYSTOKEN of {} for {}: {}",
                                 message_id, sender, recipient.address, error.what());
@@ -133,7 +124,7 @@ void TokenDelivery::deliver(const queue::QueuedMessage& message,
               spdlog::info("message {} token delivery: from=<{}> to=<{}> token={} mystoken={}: {}",
                            message_id, sender, recipient.address,
                            tokens::kind_name(recipient.token_kind),
-                           recipient.offered_token.empty() ? "no" : "offered",
+                           recipient.offered ? "offered" : "no",
                            reply_line(recipient, outcome, message_id, "[permanent token]"));
             }
             done(std::move(replies));

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,11 +39,8 @@ struct TokenRecipient {
   std::string address;  // the local user's address, normalised
   tokens::TokenKind token_kind = tokens::TokenKind::temporary;  // of its STOKEN
   bool renew_due = false;  // a permanent STOKEN near its expiry
-  // MYSTOKEN, when offered and acceptable; empty otherwise.
-  std::string offered_token;
-  std::string offered_pair_hash;
-  std::int64_t offered_created = 0;
-  std::int64_t offered_expires = 0;
+  // MYSTOKEN as a wallet entry for our user, when offered and acceptable.
+  std::optional<tokens::WalletToken> offered;
 };
 
 class TokenDelivery {

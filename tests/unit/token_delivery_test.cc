@@ -145,16 +145,24 @@ TEST_CASE("MYSTOKEN of a delivered recipient goes into the wallet", "[token_deli
   fixture.mailstores.results = {{RecipientResult::Outcome::delivered, "250 ok", "id1"},
                                 {RecipientResult::Outcome::temporary_failure, "451 4.3.0 x", {}}};
   TokenRecipient delivered = recipient("alice@example.test", TokenKind::permanent);
-  delivered.offered_token = "1-created:1799999000-validity:31536000-hash:h-keyid:r1-secret:s";
-  delivered.offered_pair_hash = "h";
-  delivered.offered_created = 1'799'999'000;
-  delivered.offered_expires = 1'799'999'000 + 31'536'000;
+  WalletToken offered;
+  offered.local_address = "alice@example.test";
+  offered.remote_address = "bob@remote.example";
+  offered.token = "1-created:1799999000-validity:31536000-hash:h-keyid:r1-secret:s";
+  offered.pair_hash = "h";
+  offered.created = 1'799'999'000;
+  offered.expires = 1'799'999'000 + 31'536'000;
+  offered.permanent = true;
+  offered.source = "MYSTOKEN";
+  delivered.offered = offered;
   TokenRecipient failed = recipient("carol@example.test", TokenKind::permanent);
-  failed.offered_token = "1-created:1799999000-validity:31536000-hash:g-keyid:r1-secret:t";
+  offered.local_address = "carol@example.test";
+  offered.token = "1-created:1799999000-validity:31536000-hash:g-keyid:r1-secret:t";
+  failed.offered = offered;
   fixture.run({delivered, failed});
   auto wallet = fixture.store.find_wallet("alice@example.test", "bob@remote.example");
   REQUIRE(wallet);
-  CHECK(wallet->token == delivered.offered_token);
+  CHECK(wallet->token == delivered.offered->token);
   CHECK(wallet->source == "MYSTOKEN");
   CHECK_FALSE(fixture.store.find_wallet("carol@example.test", "bob@remote.example"));
 }
