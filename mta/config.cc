@@ -208,6 +208,9 @@ class ConfigReader {
   void read_tls_policies(const Field& field, Config& config);
   void read_tokens(const Field& field, TokenConfig& tokens);
   void read_fast_lane(const Field& field, FastLaneConfig& fast_lane);
+  void read_recipient_probe(const Field& field, Config& config);
+  void check_recipient_probe_domains(Config& config);
+  std::vector<YAML::Mark> probe_domain_marks_;
   std::optional<std::uint16_t> read_port(const Field& field);
   // A PEM file the daemon will read later: checked now, so a typo stops the
   // daemon instead of deferring mail. Empty: nothing to check.
@@ -873,6 +876,57 @@ void ConfigReader::read_fast_lane(const Field& field, FastLaneConfig& fast_lane)
              }}});
 }
 
+void ConfigReader::read_recipient_probe(const Field& field, Config& config) {
+  RecipientProbeConfig& probe = config.recipient_probe;
+  auto duration = [this](std::chrono::milliseconds& target) {
+    return [this, &target](const Field& key_field) {
+      if (const auto value = read_duration(key_field, false)) target = *value;
+    };
+  };
+  // The domains are checked against local_domains and routes once the whole
+  // file is read (either may come later); their places are kept for that.
+  read_map(field.value, field.setting, field.value_mark(),
+           {{"domains",
+             [&](const Field& key_field) {
+               if (!key_field.value.IsSequence()) {
+                 error_at(key_field.value_mark(), key_field.setting + ": expected a list of "
+                                                                      "domains, got " +
+                                                      describe(key_field.value));
+                 return;
+               }
+               for (std::size_t index = 0; index < key_field.value.size(); ++index) {
+                 const YAML::Node node = key_field.value[index];
+                 if (!node.IsScalar()) {
+                   error_at(node.Mark(), key_field.setting + "[" + std::to_string(index) +
+                                             "]: expected a domain, got " + describe(node));
+                   continue;
+                 }
+                 probe.domains.push_back(to_lower(node.Scalar()));
+                 probe_domain_marks_.push_back(node.Mark());
+               }
+             }},
+            {"positive_ttl", duration(probe.positive_ttl)},
+            {"negative_ttl", duration(probe.negative_ttl)}});
+}
+
+void ConfigReader::check_recipient_probe_domains(Config& config) {
+  RouteTable routes(config.routes);
+  for (std::size_t i = 0; i < config.recipient_probe.domains.size(); ++i) {
+    const std::string& domain = config.recipient_probe.domains[i];
+    const std::string setting = "recipient_probe.domains[" + std::to_string(i) + "]";
+    if (!config.is_local_domain(domain)) {
+      error_at(probe_domain_marks_[i], setting + ": '" + domain + "' is not a local domain");
+      continue;
+    }
+    const Route::Transport transport = routes.route_for(domain, true).transport;
+    if (transport != Route::Transport::smtp && transport != Route::Transport::lmtp) {
+      error_at(probe_domain_marks_[i],
+               setting + ": '" + domain +
+                   "' has no smtp or lmtp route, so there is no next hop to ask");
+    }
+  }
+}
+
 void ConfigReader::read_document(const YAML::Node& root, Config& config) {
   // An empty file has no position; point missing keys at its start.
   YAML::Mark start;
@@ -917,6 +971,8 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
                           }}});
              }},
             {"fast_lane", [&](const Field& field) { read_fast_lane(field, config.fast_lane); }},
+            {"recipient_probe",
+             [&](const Field& field) { read_recipient_probe(field, config); }},
             {"normalise_bare_line_endings",
              [&](const Field& field) {
                if (const auto value = read_boolean(field)) {
@@ -941,6 +997,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
                if (const auto path = read_path(field, true)) config.log_file = *path;
              }}},
            {"local_domains", "listeners"});
+  check_recipient_probe_domains(config);
   // After the whole file: spool_directory may come after the tokens section.
   if (config.tokens.store.empty()) {
     config.tokens.store = config.spool_directory / defaults::token_store_file_name;
@@ -962,6 +1019,11 @@ std::optional<std::string> system_hostname() {
 bool Config::is_local_domain(std::string_view domain) const {
   const std::string lowered = to_lower(domain);
   return std::find(local_domains.begin(), local_domains.end(), lowered) != local_domains.end();
+}
+
+bool RecipientProbeConfig::probes(std::string_view domain) const {
+  const std::string lowered = to_lower(domain);
+  return std::find(domains.begin(), domains.end(), lowered) != domains.end();
 }
 
 std::string ConfigError::to_string() const {

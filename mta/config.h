@@ -113,6 +113,16 @@ struct FastLaneConfig {
   TokenDistribution distribute_tokens = defaults::distribute_tokens;
 };
 
+// Local domains relayed to a next hop (smtp or lmtp route) whose
+// recipients are checked there at RCPT time (mta/recipient_probe.h).
+struct RecipientProbeConfig {
+  std::vector<std::string> domains;  // lowercase, each local with an smtp or lmtp route
+  std::chrono::milliseconds positive_ttl = defaults::recipient_probe_positive_ttl;
+  std::chrono::milliseconds negative_ttl = defaults::recipient_probe_negative_ttl;
+
+  bool probes(std::string_view domain) const;  // case-insensitive
+};
+
 struct Config {
   std::filesystem::path source_file;       // the YAML file this came from
   std::string hostname;                    // never empty after load_config()
@@ -130,6 +140,7 @@ struct Config {
   DeliveryConfig delivery;
   TokenConfig tokens;
   FastLaneConfig fast_lane;
+  RecipientProbeConfig recipient_probe;
   // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
   std::map<std::string, Route> routes;
   // Recipient domain (lowercase) or "*" → outbound TLS policy (mta/tls_policies.h).

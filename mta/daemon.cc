@@ -22,6 +22,7 @@
 #include "mta/control/control_server.h"
 #include "mta/delivery_router.h"
 #include "mta/event_handles.h"
+#include "mta/recipient_probe.h"
 #include "mta/remote_delivery.h"
 #include "mta/server/listener.h"
 #include "mta/server/self_signed_certificate.h"
@@ -371,6 +372,12 @@ int run_daemon(const Config& config) {
   context.token_store = token_store.get();
   context.token_delivery = &token_delivery;
   context.routes = &routes;
+  // Recipients of domains relayed to the MX behind stokend, checked there.
+  RecipientProbe recipient_probe(
+      base.get(), pool,
+      {config.recipient_probe.positive_ttl, config.recipient_probe.negative_ttl,
+       defaults::recipient_probe_cache_entries});
+  context.recipient_verifier = &recipient_probe;
 
   // stokenctl queue ...: the administrator's way into the running queue.
   control::ControlServer control(base.get(), config.control_socket, queue);

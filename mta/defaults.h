@@ -109,6 +109,13 @@ inline constexpr std::chrono::milliseconds fast_lane_idle_timeout = 5min;
 // remote recipient (DESIGN.md: chat mail).
 inline constexpr TokenDistribution distribute_tokens = TokenDistribution::chat;
 
+// Recipient verification at the next hop (recipient_probe): how long an
+// answer is believed. Postfix keeps its verify answers for days; a shorter
+// time notices a mailbox created or deleted behind stokend the same day.
+inline constexpr std::chrono::milliseconds recipient_probe_positive_ttl = 1h;
+inline constexpr std::chrono::milliseconds recipient_probe_negative_ttl = 10min;
+inline constexpr std::size_t recipient_probe_cache_entries = 100000;
+
 // Input handling
 inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2
 

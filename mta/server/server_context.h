@@ -12,6 +12,7 @@
 #include <string>
 
 #include "mta/config.h"
+#include "mta/recipient_probe.h"
 #include "mta/routes.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
@@ -61,6 +62,8 @@ struct ServerContext {
   tokens::TokenStore* token_store = nullptr;      // wallets, for harvested tokens
   TokenDelivery* token_delivery = nullptr;
   const RouteTable* routes = nullptr;  // which local domains have a mailstore route
+  // Asks the next hop whether a recipient of a recipient_probe domain exists.
+  RecipientVerifier* recipient_verifier = nullptr;
 };
 
 }  // namespace stokend::server

@@ -469,6 +469,12 @@ void Session::command_rcpt(const Command& command) {
     context_.users.refresh_if_changed();
     const User* user = context_.users.find(mailbox.normalized());
     if (!user) {
+      // Users of the MX behind stokend need not be in the users file: ask
+      // the MX (Postfix's reject_unverified_recipient).
+      if (context_.recipient_verifier && context_.routes &&
+          context_.config.recipient_probe.probes(mailbox.domain)) {
+        return verify_recipient_at_next_hop(mailbox, shown);
+      }
       return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
     }
     address = user->address;
@@ -476,10 +482,49 @@ void Session::command_rcpt(const Command& command) {
     // Authenticated submission to another domain: queued for remote delivery.
     address = mailbox.to_string();
   }
+  add_recipient(address, local);
+  reply(250, "2.1.5", "Ok");
+}
+
+void Session::add_recipient(const std::string& address, bool local) {
   bool duplicate = std::any_of(transaction_.recipients.begin(), transaction_.recipients.end(),
                                [&](const auto& recipient) { return recipient.address == address; });
   if (!duplicate) transaction_.recipients.push_back({address, local, std::nullopt});
-  reply(250, "2.1.5", "Ok");
+}
+
+void Session::verify_recipient_at_next_hop(const message::Mailbox& mailbox,
+                                           const std::string& shown) {
+  const Route route = context_.routes->route_for(mailbox.domain, true);
+  std::string address = mailbox.to_string();
+  wait_for_work();
+  std::weak_ptr<Session> weak = weak_from_this();
+  context_.recipient_verifier->verify(
+      address, route.next_hop, [weak, address, shown](RecipientCheck check) {
+        if (auto session = weak.lock()) session->recipient_verified(address, shown, check);
+      });
+}
+
+void Session::recipient_verified(const std::string& address, const std::string& shown,
+                                 const RecipientCheck& check) {
+  switch (check.verdict) {
+    case RecipientCheck::Verdict::exists:
+      add_recipient(address, true);
+      reply(250, "2.1.5", "Ok");
+      break;
+    case RecipientCheck::Verdict::unknown:
+      spdlog::info("session {}: {} refused by the next hop: {}", session_id_, shown, check.reply);
+      reply_error(550, "5.1.1",
+                  shown + ": Recipient address rejected: undeliverable address: " + check.reply);
+      break;
+    case RecipientCheck::Verdict::unverifiable:
+      // Try later rather than accept what may bounce (Postfix's
+      // unverified_recipient_tempfail_action default).
+      spdlog::info("session {}: {} not verified: {}", session_id_, shown, check.reply);
+      reply_error(450, "4.1.1",
+                  shown + ": Recipient address rejected: unverified address: " + check.reply);
+      break;
+  }
+  resume_reading();
 }
 
 void Session::command_data(const Command& command) {

@@ -108,6 +108,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void command_helo(const Command& command, bool extended);
   void command_mail(const Command& command);
   void command_rcpt(const Command& command);
+  void add_recipient(const std::string& address, bool local);
+  void verify_recipient_at_next_hop(const message::Mailbox& mailbox, const std::string& shown);
+  void recipient_verified(const std::string& address, const std::string& shown,
+                          const RecipientCheck& check);
   void command_data(const Command& command);
   void command_bdat(const Command& command);
   void command_rset();

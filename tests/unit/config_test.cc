@@ -718,3 +718,29 @@ TEST_CASE("bad fast_lane settings are reported at their place", "[config][fast_l
   const LoadedText loaded(minimal_config + text);
   CHECK(loaded.only_error() == expected);
 }
+
+TEST_CASE("recipient_probe names local domains with a next hop", "[config][recipient_probe]") {
+  const LoadedText loaded(minimal_config +
+                          "routes: {example.test: \"smtp:[127.0.0.1]:2526\"}\n"
+                          "recipient_probe:\n  domains: [Example.TEST]\n"
+                          "  positive_ttl: 2h\n  negative_ttl: 5m\n");
+  INFO(all_errors(loaded.result));
+  REQUIRE(loaded.result.config);
+  const RecipientProbeConfig& probe = loaded.result.config->recipient_probe;
+  CHECK(probe.domains == std::vector<std::string>{"example.test"});
+  CHECK(probe.probes("EXAMPLE.test"));
+  CHECK_FALSE(probe.probes("other.test"));
+  CHECK(probe.positive_ttl == std::chrono::hours(2));
+  CHECK(probe.negative_ttl == std::chrono::minutes(5));
+
+  const LoadedText none(minimal_config);
+  REQUIRE(none.result.config);
+  CHECK(none.result.config->recipient_probe.domains.empty());
+}
+
+TEST_CASE("a recipient_probe domain without a next hop is refused", "[config][recipient_probe]") {
+  const LoadedText loaded(minimal_config + "recipient_probe:\n  domains: [example.test]\n");
+  CHECK(loaded.only_error() ==
+        "5:13: recipient_probe.domains[0]: 'example.test' has no smtp or lmtp route, so there "
+        "is no next hop to ask");
+}

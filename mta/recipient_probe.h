@@ -1,0 +1,84 @@
+// Recipient verification at the next hop: for a local domain that stokend
+// relays to the MX behind it (an smtp or lmtp route), an unknown recipient is
+// refused at RCPT instead of being accepted and bounced later, by asking the
+// next hop itself — MAIL FROM:<>, RCPT TO:<address>, RSET on a pooled
+// connection — like Postfix's reject_unverified_recipient.
+//
+// Contract:
+// - verify() answers once, later, on the loop thread (a cached answer too,
+//   so a session never gets its answer inside its own RCPT handler). exists: the next hop accepted
+//   the RCPT (2xx); unknown: it refused it permanently (5xx; reply is its reply, for ours);
+//   unverifiable: a 4xx, or no answer (connection, TLS, timeout).
+// - Answers are cached per address (lowercase): exists for positive_ttl,
+//   unknown for negative_ttl; unverifiable is never cached. Concurrent
+//   checks of one address share one probe. The cache holds at most
+//   max_entries addresses; when full, expired entries go first, then the
+//   whole cache (a simple bound: a flood of made-up addresses must not grow
+//   memory).
+// - No message is ever sent: the probe ends with RSET before any DATA.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dns/deferred_calls.h"
+#include "mta/client/connection_pool.h"
+#include "mta/client/destination.h"
+
+namespace stokend {
+
+struct RecipientCheck {
+  enum class Verdict { exists, unknown, unverifiable };
+  Verdict verdict = Verdict::unverifiable;
+  std::string reply;  // the next hop's reply or why there was none
+};
+
+class RecipientVerifier {
+ public:
+  using Done = std::function<void(RecipientCheck)>;
+  virtual ~RecipientVerifier() = default;
+  // next_hop: where the address's domain is relayed to.
+  virtual void verify(const std::string& address, const client::Destination& next_hop,
+                      Done done) = 0;
+};
+
+struct RecipientProbeSettings {
+  std::chrono::milliseconds positive_ttl{std::chrono::hours(1)};
+  std::chrono::milliseconds negative_ttl{std::chrono::minutes(10)};
+  std::size_t max_entries = 100000;
+};
+
+class RecipientProbe final : public RecipientVerifier {
+ public:
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+
+  RecipientProbe(event_base* base, client::ConnectionPool& pool, RecipientProbeSettings settings,
+                 Clock clock = std::chrono::steady_clock::now);
+
+  void verify(const std::string& address, const client::Destination& next_hop, Done done) override;
+
+  std::size_t cached() const { return cache_.size(); }
+
+ private:
+  struct Entry {
+    RecipientCheck check;
+    std::chrono::steady_clock::time_point expires;
+  };
+  void probe(const std::string& key, const std::string& address,
+             const client::Destination& next_hop);
+  void settle(const std::string& key, RecipientCheck check);
+  void make_room();
+
+  dns::DeferredCalls deferred_;
+  client::ConnectionPool& pool_;
+  RecipientProbeSettings settings_;
+  Clock clock_;
+  std::map<std::string, Entry> cache_;
+  std::map<std::string, std::vector<Done>> in_flight_;
+};
+
+}  // namespace stokend
