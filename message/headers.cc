@@ -11,10 +11,6 @@
 namespace stokend::message {
 namespace {
 
-// is_chat_message(string_view) never looks further than this into a message:
-// real header sections are a few KiB, and the body is never scanned.
-constexpr std::size_t max_header_section_scanned = 256 * 1024;
-
 constexpr std::string_view chat_id_prefix = "chat$";
 
 bool is_whitespace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
@@ -188,7 +184,21 @@ bool is_chat_message(const std::vector<HeaderField>& fields) {
 }
 
 bool is_chat_message(std::string_view message) {
-  return is_chat_message(parse_headers(message.substr(0, max_header_section_scanned)));
+  return is_chat_message(parse_headers(header_section(message)));
+}
+
+std::string_view header_section(std::string_view message) {
+  message = message.substr(0, max_header_section_scanned);
+  return message.substr(0, message.find("\r\n\r\n"));
+}
+
+std::vector<std::string> find_all_headers(const std::vector<HeaderField>& fields,
+                                          std::string_view name) {
+  std::vector<std::string> values;
+  for (const HeaderField& field : fields) {
+    if (equals_ignoring_case(field.name, name)) values.push_back(field.value);
+  }
+  return values;
 }
 
 }  // namespace stokend::message

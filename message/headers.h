@@ -6,6 +6,7 @@
 // case-insensitively.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,9 +26,19 @@ std::vector<HeaderField> parse_headers(std::string_view message);
 // untouched. Returns the message unchanged when it has no such field.
 std::string remove_header_fields(std::string_view message, std::string_view name);
 
+// The header section of a message: up to its first empty line (CRLF CRLF),
+// and never more than max_header_section_scanned octets, so that a body
+// is never searched and a message without an empty line costs a bounded
+// scan. Real header sections are a few KiB.
+inline constexpr std::size_t max_header_section_scanned = 256 * 1024;
+std::string_view header_section(std::string_view message);
+
 // First field with this name (case-insensitive), if any.
 std::optional<std::string> find_header(const std::vector<HeaderField>& fields,
                                        std::string_view name);
+// Every field with this name (case-insensitive), in order.
+std::vector<std::string> find_all_headers(const std::vector<HeaderField>& fields,
+                                          std::string_view name);
 
 // Chat mail (DESIGN.md "Chat detection"): a Chat-Version header, or a
 // Message-ID starting with "chat$" (inside the angle brackets), or a References

@@ -3,6 +3,7 @@
 
 #include "tokens/pair_hash.h"
 #include "tokens/token_format.h"
+#include "tokens/wallet_entry.h"
 
 namespace stokend::tokens {
 
@@ -11,49 +12,27 @@ HarvestResult harvest_submission_tokens(const std::vector<message::HeaderField>&
                                         const std::vector<std::string>& local_recipients,
                                         std::int64_t now) {
   HarvestResult result;
-  const std::string remote = normalize_address(sender);
-  std::vector<std::string> expected_hashes;
-  for (const auto& recipient : local_recipients) {
-    expected_hashes.push_back(base64_unpadded(pair_hash(recipient, remote)));
-  }
-  for (const auto& field : fields) {
-    if (field.name.size() != submission_token_field.size() ||
-        normalize_address(field.name) != normalize_address(submission_token_field)) {
-      continue;
-    }
+  for (const std::string& value : message::find_all_headers(fields, submission_token_field)) {
     ++result.fields;
     // The value is the token, possibly in angle brackets as the draft's
     // example writes it.
-    std::string_view text = field.value;
+    std::string_view text = value;
     if (text.size() >= 2 && text.front() == '<' && text.back() == '>') {
       text = text.substr(1, text.size() - 2);
     }
-    const auto parsed = parse_named_token(text);
-    if (!parsed.token) {
-      result.ignored.push_back("not a token in the named format: " + parsed.error);
-      continue;
-    }
-    const TokenFields& token = parsed.token->fields;
-    if (token.created + token.validity <= now) {
-      result.ignored.push_back("expired");
-      continue;
-    }
+    // The issuer's pair is (remote = our recipient, local = the sender).
+    std::string reason = "hash matches no recipient with this sender";
     bool matched = false;
-    for (std::size_t i = 0; i < local_recipients.size(); ++i) {
-      if (token.hash != expected_hashes[i]) continue;
-      matched = true;
-      WalletToken wallet;
-      wallet.local_address = normalize_address(local_recipients[i]);
-      wallet.remote_address = remote;
-      wallet.token = std::string(text);
-      wallet.pair_hash = token.hash;
-      wallet.created = token.created;
-      wallet.expires = token.created + token.validity;
-      wallet.permanent = false;
-      wallet.source = "header";
-      result.accepted.push_back(std::move(wallet));
+    for (const auto& recipient : local_recipients) {
+      auto check = wallet_entry_for(text, recipient, sender, now, false, "header");
+      if (check.entry) {
+        result.accepted.push_back(std::move(*check.entry));
+        matched = true;
+      } else if (check.reason != wallet_entry_wrong_pair) {
+        reason = check.reason;  // the same for every recipient: not a token, or expired
+      }
     }
-    if (!matched) result.ignored.push_back("hash matches no recipient with this sender");
+    if (!matched) result.ignored.push_back(reason);
   }
   return result;
 }

@@ -17,7 +17,7 @@ WalletEntryCheck wallet_entry_for(std::string_view token, std::string_view local
   }
   const std::string expected = base64_unpadded(pair_hash(local_address, remote_address));
   if (*lifetime->hash != expected) {
-    check.reason = "its pair hash is not that of the two addresses";
+    check.reason = wallet_entry_wrong_pair;
     return check;
   }
   if (lifetime->created + lifetime->validity <= now) {

@@ -18,6 +18,10 @@
 
 namespace stokend::tokens {
 
+// The reason wallet_entry_for() gives for a token of another pair.
+inline constexpr std::string_view wallet_entry_wrong_pair =
+    "its pair hash is not that of the two addresses";
+
 struct WalletEntryCheck {
   std::optional<WalletToken> entry;
   std::string reason;  // why not, when entry is empty

@@ -16,10 +16,6 @@
 namespace stokend::server {
 namespace {
 
-// How far into a message the Submission-Token field is looked for: header
-// sections are a few KiB; the body is never searched.
-constexpr std::size_t max_harvest_header_scan = 256 * 1024;
-
 // `stokenctl secrets rotate` rewrites the secrets file; pick it up (the
 // check itself runs at most once a second).
 void refresh_secrets(ServerContext& context) {
@@ -149,8 +145,7 @@ void Session::harvest_tokens(std::string& body) {
   if (!context_.token_store || transaction_.sender.is_null) return;
   // Most mail carries no token: look for the field name in the header
   // section before parsing it.
-  std::string_view header = body;
-  header = header.substr(0, std::min(header.find("\r\n\r\n"), max_harvest_header_scan));
+  const std::string_view header = message::header_section(body);
   constexpr std::string_view needle = "submission-token";
   auto found =
       std::search(header.begin(), header.end(), needle.begin(), needle.end(),
