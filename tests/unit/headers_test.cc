@@ -145,8 +145,7 @@ TEST_CASE("chat detection on parsed fields", "[headers][chat]") {
   CHECK_FALSE(is_chat_message(std::vector<HeaderField>{}));
 }
 
-TEST_CASE("headers: remove_header_fields drops every such field with its folds",
-          "[headers]") {
+TEST_CASE("headers: remove_header_fields drops every such field with its folds", "[headers]") {
   const std::string message =
       "Received: from a\r\n\tby b\r\n"
       "Submission-Token: 1-created:1-validity:2\r\n\t-hash:x-secret:y\r\n"
@@ -163,11 +162,27 @@ TEST_CASE("headers: remove_header_fields drops every such field with its folds",
         "Submission-Token: in the body stays\r\n");
 }
 
-TEST_CASE("headers: remove_header_fields leaves a message without the field alone",
-          "[headers]") {
+TEST_CASE("headers: remove_header_fields leaves a message without the field alone", "[headers]") {
   const std::string message = "From: a\r\nSubject: b\r\n\r\nbody\r\n";
   CHECK(stokend::message::remove_header_fields(message, "Submission-Token") == message);
   CHECK(stokend::message::remove_header_fields("", "X") == "");
   // A message that is all header, no empty line: the field still goes.
   CHECK(stokend::message::remove_header_fields("X: 1\r\nY: 2\r\n", "x") == "Y: 2\r\n");
+}
+
+TEST_CASE("header_section stops at the empty line and at the scan bound", "[headers]") {
+  using stokend::message::header_section;
+  using stokend::message::max_header_section_scanned;
+  CHECK(header_section("A: 1\r\nB: 2\r\n\r\nbody\r\n\r\nmore") == "A: 1\r\nB: 2");
+  CHECK(header_section("A: 1\r\n") == "A: 1\r\n");
+  const std::string endless(max_header_section_scanned + 10, 'x');
+  CHECK(header_section(endless).size() == max_header_section_scanned);
+}
+
+TEST_CASE("find_all_headers returns every field of a name, in order", "[headers]") {
+  using stokend::message::find_all_headers;
+  using stokend::message::parse_headers;
+  auto fields = parse_headers("Received: one\r\nsubject: s\r\nRECEIVED: two\r\n\r\n");
+  CHECK(find_all_headers(fields, "received") == std::vector<std::string>{"one", "two"});
+  CHECK(find_all_headers(fields, "X-None").empty());
 }
