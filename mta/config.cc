@@ -188,6 +188,16 @@ class ConfigReader {
   std::optional<std::size_t> read_size(const Field& field);
   std::optional<std::chrono::milliseconds> read_duration(const Field& field, bool may_be_zero);
   std::optional<bool> read_boolean(const Field& field);
+  // One of a fixed set of words, e.g. tls: none | starttls | implicit; an
+  // unknown word is "unknown WHAT 'x' (expected a, b or c)".
+  template <class Value>
+  std::optional<Value> read_choice(
+      const Field& field, std::string_view what,
+      std::initializer_list<std::pair<std::string_view, Value>> choices);
+
+  // Readers that store a setting's value into target (read_map entries).
+  FieldReader duration_into(std::chrono::milliseconds& target, bool may_be_zero = false);
+  FieldReader boolean_into(bool& target);
 
   void read_hostname(const Field& field, Config& config);
   void read_local_domains(const Field& field, Config& config);
@@ -387,6 +397,36 @@ std::optional<bool> ConfigReader::read_boolean(const Field& field) {
   return value;
 }
 
+template <class Value>
+std::optional<Value> ConfigReader::read_choice(
+    const Field& field, std::string_view what,
+    std::initializer_list<std::pair<std::string_view, Value>> choices) {
+  const auto word = read_string(field);
+  if (!word) return std::nullopt;
+  std::string expected;
+  std::size_t index = 0;
+  for (const auto& [name, value] : choices) {
+    if (*word == name) return value;
+    expected += (index == 0 ? "" : index + 1 == choices.size() ? " or " : ", ") + std::string(name);
+    ++index;
+  }
+  error_at(field.value_mark(), field.setting + ": unknown " + std::string(what) + " '" + *word +
+                                   "' (expected " + expected + ")");
+  return std::nullopt;
+}
+
+FieldReader ConfigReader::duration_into(std::chrono::milliseconds& target, bool may_be_zero) {
+  return [this, &target, may_be_zero](const Field& field) {
+    if (const auto value = read_duration(field, may_be_zero)) target = *value;
+  };
+}
+
+FieldReader ConfigReader::boolean_into(bool& target) {
+  return [this, &target](const Field& field) {
+    if (const auto value = read_boolean(field)) target = *value;
+  };
+}
+
 void ConfigReader::read_hostname(const Field& field, Config& config) {
   const auto name = read_string(field);
   if (!name) return;
@@ -448,60 +488,48 @@ void ConfigReader::read_listener(const YAML::Node& node, const std::string& sett
   ListenerConfig listener;
   std::optional<std::string> canonical_address = canonical_ip_address(listener.address);
   const std::size_t errors_before = errors_.size();
-  read_map(
-      node, setting, node.Mark(),
-      {{"role",
-        [&](const Field& field) {
-          const auto role = read_string(field);
-          if (!role) return;
-          if (*role == "mx") {
-            listener.role = Role::mx;
-          } else if (*role == "submission") {
-            listener.role = Role::submission;
-          } else {
-            error_at(field.value_mark(),
-                     field.setting + ": unknown role '" + *role + "' (expected mx or submission)");
-          }
-        }},
-       {"address",
-        [&](const Field& field) {
-          const auto address = read_string(field);
-          if (!address) return;
-          canonical_address = canonical_ip_address(*address);
-          if (!canonical_address) {
-            error_at(field.value_mark(),
-                     field.setting + ": '" + *address + "' is not an IPv4 or IPv6 address");
-            return;
-          }
-          listener.address = *address;
-        }},
-       {"port",
-        [&](const Field& field) {
-          const auto port =
-              field.value.IsScalar() ? parse_decimal(field.value.Scalar()) : std::nullopt;
-          if (!port || *port < 1 || *port > 65535) {
-            error_at(field.value_mark(), field.setting + ": expected a port number 1-65535, got " +
-                                             describe(field.value));
-            return;
-          }
-          listener.port = static_cast<std::uint16_t>(*port);
-        }},
-       {"tls",
-        [&](const Field& field) {
-          const auto mode = read_string(field);
-          if (!mode) return;
-          if (*mode == "none") {
-            listener.tls = TlsMode::none;
-          } else if (*mode == "starttls") {
-            listener.tls = TlsMode::starttls;
-          } else if (*mode == "implicit") {
-            listener.tls = TlsMode::implicit;
-          } else {
-            error_at(field.value_mark(), field.setting + ": unknown tls mode '" + *mode +
-                                             "' (expected none, starttls or implicit)");
-          }
-        }}},
-      {"role", "port"});
+  read_map(node, setting, node.Mark(),
+           {{"role",
+             [&](const Field& field) {
+               if (const auto role = read_choice<Role>(
+                       field, "role", {{"mx", Role::mx}, {"submission", Role::submission}})) {
+                 listener.role = *role;
+               }
+             }},
+            {"address",
+             [&](const Field& field) {
+               const auto address = read_string(field);
+               if (!address) return;
+               canonical_address = canonical_ip_address(*address);
+               if (!canonical_address) {
+                 error_at(field.value_mark(),
+                          field.setting + ": '" + *address + "' is not an IPv4 or IPv6 address");
+                 return;
+               }
+               listener.address = *address;
+             }},
+            {"port",
+             [&](const Field& field) {
+               const auto port =
+                   field.value.IsScalar() ? parse_decimal(field.value.Scalar()) : std::nullopt;
+               if (!port || *port < 1 || *port > 65535) {
+                 error_at(field.value_mark(), field.setting +
+                                                  ": expected a port number 1-65535, got " +
+                                                  describe(field.value));
+                 return;
+               }
+               listener.port = static_cast<std::uint16_t>(*port);
+             }},
+            {"tls",
+             [&](const Field& field) {
+               if (const auto mode = read_choice<TlsMode>(field, "tls mode",
+                                                          {{"none", TlsMode::none},
+                                                           {"starttls", TlsMode::starttls},
+                                                           {"implicit", TlsMode::implicit}})) {
+                 listener.tls = *mode;
+               }
+             }}},
+           {"role", "port"});
   // A listener with any error of its own is not checked for duplicates: its
   // address or port may not be what the operator meant.
   if (errors_.size() != errors_before || !canonical_address) return;
@@ -578,23 +606,18 @@ void ConfigReader::read_limits(const Field& field, LimitsConfig& limits) {
 void ConfigReader::read_timeouts(const Field& field, TimeoutsConfig& timeouts) {
   // A deadline of zero would cut every session at once; a delay of zero
   // (no back-off after a failed AUTH) is a legitimate choice, e.g. in tests.
-  auto duration = [this](std::chrono::milliseconds& target, bool may_be_zero) {
-    return [this, &target, may_be_zero](const Field& key_field) {
-      if (const auto value = read_duration(key_field, may_be_zero)) target = *value;
-    };
-  };
   std::optional<YAML::Mark> delay_mark;  // where to point if the two delays disagree
   auto delay = [&](std::chrono::milliseconds& target) {
-    return [&, reader = duration(target, true)](const Field& key_field) {
+    return [&, reader = duration_into(target, true)](const Field& key_field) {
       delay_mark = key_field.value_mark();
       reader(key_field);
     };
   };
   read_map(field.value, field.setting, field.value_mark(),
-           {{"idle", duration(timeouts.idle, false)},
-            {"command", duration(timeouts.command, false)},
-            {"data", duration(timeouts.data, false)},
-            {"tls_handshake", duration(timeouts.tls_handshake, false)},
+           {{"idle", duration_into(timeouts.idle, false)},
+            {"command", duration_into(timeouts.command, false)},
+            {"data", duration_into(timeouts.data, false)},
+            {"tls_handshake", duration_into(timeouts.tls_handshake, false)},
             {"auth_failure_base_delay", delay(timeouts.auth_failure_base_delay)},
             {"auth_failure_max_delay", delay(timeouts.auth_failure_max_delay)}});
   if (timeouts.auth_failure_max_delay < timeouts.auth_failure_base_delay) {
@@ -621,11 +644,6 @@ void ConfigReader::read_log_level(const Field& field, Config& config) {
 }
 
 void ConfigReader::read_queue(const Field& field, QueueConfig& queue) {
-  auto duration = [this](std::chrono::milliseconds& target, bool may_be_zero) {
-    return [this, &target, may_be_zero](const Field& key_field) {
-      if (const auto value = read_duration(key_field, may_be_zero)) target = *value;
-    };
-  };
   // A plain decimal number (2, 1.5, 0.25) from minimum to maximum, the
   // maximum itself included or not. No exponent, inf or nan: what the
   // operator reads back should look like what it means.
@@ -659,10 +677,10 @@ void ConfigReader::read_queue(const Field& field, QueueConfig& queue) {
   constexpr std::size_t min_segment_size = std::size_t{1} << 20;
   constexpr std::size_t max_segment_size = std::size_t{1} << 30;
   read_map(field.value, field.setting, field.value_mark(),
-           {{"first_retry", duration(queue.first_retry, false)},
-            {"max_retry_interval", duration(queue.max_retry_interval, false)},
-            {"lifetime", duration(queue.lifetime, false)},
-            {"delay_warning_after", duration(queue.delay_warning_after, true)},
+           {{"first_retry", duration_into(queue.first_retry, false)},
+            {"max_retry_interval", duration_into(queue.max_retry_interval, false)},
+            {"lifetime", duration_into(queue.lifetime, false)},
+            {"delay_warning_after", duration_into(queue.delay_warning_after, true)},
             {"max_concurrent_deliveries",
              [&](const Field& key_field) {
                if (const auto number = read_positive_integer(key_field)) {
@@ -801,7 +819,8 @@ void ConfigReader::read_tokens(const Field& field, TokenConfig& tokens) {
             {"permanent_validity", seconds(tokens.permanent_validity, false, permanent_mark)},
             {"clock_skew", seconds(tokens.clock_skew, true, skew_mark)},
             {"renew_before", seconds(tokens.renew_before, true, renew_mark)},
-            {"remove_submission_token_headers", [&](const Field& key_field) {
+            {"remove_submission_token_headers",
+             [&](const Field& key_field) {
                if (const auto value = read_boolean(key_field)) {
                  tokens.remove_submission_token_headers = *value;
                }
@@ -837,60 +856,41 @@ std::optional<std::filesystem::path> ConfigReader::read_readable_file(const Fiel
 }
 
 void ConfigReader::read_fast_lane(const Field& field, FastLaneConfig& fast_lane) {
-  auto boolean = [this](bool& target) {
-    return [this, &target](const Field& key_field) {
-      if (const auto value = read_boolean(key_field)) target = *value;
-    };
-  };
-  auto duration = [this](std::chrono::milliseconds& target) {
-    return [this, &target](const Field& key_field) {
-      if (const auto value = read_duration(key_field, false)) target = *value;
-    };
-  };
-  read_map(field.value, field.setting, field.value_mark(),
-           {{"enabled", boolean(fast_lane.enabled)},
-            {"ca_file",
-             [&](const Field& key_field) {
-               if (const auto path = read_readable_file(key_field)) fast_lane.ca_file = *path;
-             }},
-            {"mx_fallback", boolean(fast_lane.mx_fallback)},
-            {"mx_fallback_port",
-             [&](const Field& key_field) {
-               if (const auto port = read_port(key_field)) fast_lane.mx_fallback_port = *port;
-             }},
-            {"timeout", duration(fast_lane.timeout)},
-            {"idle_timeout", duration(fast_lane.idle_timeout)},
-            {"distribute_tokens", [&](const Field& key_field) {
-               const auto text = read_string(key_field);
-               if (!text) return;
-               if (*text == "chat") {
-                 fast_lane.distribute_tokens = TokenDistribution::chat;
-               } else if (*text == "all") {
-                 fast_lane.distribute_tokens = TokenDistribution::all;
-               } else if (*text == "off") {
-                 fast_lane.distribute_tokens = TokenDistribution::off;
-               } else {
-                 error_at(key_field.value_mark(), key_field.setting + ": unknown value '" + *text +
-                                                      "' (expected chat, all or off)");
-               }
-             }}});
+  read_map(
+      field.value, field.setting, field.value_mark(),
+      {{"enabled", boolean_into(fast_lane.enabled)},
+       {"ca_file",
+        [&](const Field& key_field) {
+          if (const auto path = read_readable_file(key_field)) fast_lane.ca_file = *path;
+        }},
+       {"mx_fallback", boolean_into(fast_lane.mx_fallback)},
+       {"mx_fallback_port",
+        [&](const Field& key_field) {
+          if (const auto port = read_port(key_field)) fast_lane.mx_fallback_port = *port;
+        }},
+       {"timeout", duration_into(fast_lane.timeout)},
+       {"idle_timeout", duration_into(fast_lane.idle_timeout)},
+       {"distribute_tokens", [&](const Field& key_field) {
+          if (const auto mode = read_choice<TokenDistribution>(key_field, "value",
+                                                               {{"chat", TokenDistribution::chat},
+                                                                {"all", TokenDistribution::all},
+                                                                {"off", TokenDistribution::off}})) {
+            fast_lane.distribute_tokens = *mode;
+          }
+        }}});
 }
 
 void ConfigReader::read_recipient_probe(const Field& field, Config& config) {
   RecipientProbeConfig& probe = config.recipient_probe;
-  auto duration = [this](std::chrono::milliseconds& target) {
-    return [this, &target](const Field& key_field) {
-      if (const auto value = read_duration(key_field, false)) target = *value;
-    };
-  };
   // The domains are checked against local_domains and routes once the whole
   // file is read (either may come later); their places are kept for that.
   read_map(field.value, field.setting, field.value_mark(),
            {{"domains",
              [&](const Field& key_field) {
                if (!key_field.value.IsSequence()) {
-                 error_at(key_field.value_mark(), key_field.setting + ": expected a list of "
-                                                                      "domains, got " +
+                 error_at(key_field.value_mark(), key_field.setting +
+                                                      ": expected a list of "
+                                                      "domains, got " +
                                                       describe(key_field.value));
                  return;
                }
@@ -905,8 +905,8 @@ void ConfigReader::read_recipient_probe(const Field& field, Config& config) {
                  probe_domain_marks_.push_back(node.Mark());
                }
              }},
-            {"positive_ttl", duration(probe.positive_ttl)},
-            {"negative_ttl", duration(probe.negative_ttl)}});
+            {"positive_ttl", duration_into(probe.positive_ttl)},
+            {"negative_ttl", duration_into(probe.negative_ttl)}});
 }
 
 void ConfigReader::check_recipient_probe_domains(Config& config) {
@@ -920,9 +920,9 @@ void ConfigReader::check_recipient_probe_domains(Config& config) {
     }
     const Route::Transport transport = routes.route_for(domain, true).transport;
     if (transport != Route::Transport::smtp && transport != Route::Transport::lmtp) {
-      error_at(probe_domain_marks_[i],
-               setting + ": '" + domain +
-                   "' has no smtp or lmtp route, so there is no next hop to ask");
+      error_at(
+          probe_domain_marks_[i],
+          setting + ": '" + domain + "' has no smtp or lmtp route, so there is no next hop to ask");
     }
   }
 }
@@ -971,8 +971,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
                           }}});
              }},
             {"fast_lane", [&](const Field& field) { read_fast_lane(field, config.fast_lane); }},
-            {"recipient_probe",
-             [&](const Field& field) { read_recipient_probe(field, config); }},
+            {"recipient_probe", [&](const Field& field) { read_recipient_probe(field, config); }},
             {"normalise_bare_line_endings",
              [&](const Field& field) {
                if (const auto value = read_boolean(field)) {
