@@ -211,7 +211,7 @@ void RemoteClient::authenticate(std::shared_ptr<Attempt> attempt,
           attempt->settled[index] = true;
           return authenticate(attempt, std::move(connection));
         }
-        pool_.release(connection, !reply.is_permanent_failure() || reply.code != 421);
+        pool_.release(connection, reply.code != 421);  // 421: the server is closing
         attempt->fall_back_all("AUTH STOKEN at " + attempt->server_text + ": " + reply.to_string());
         finish(attempt);
       });
