@@ -140,6 +140,19 @@ void SmtpClient::connect(ConnectCallback done) {
   deadline_.arm(settings_.timeouts.connect);
 }
 
+void SmtpClient::release_bufferevent() {
+  if (!connection_) return;
+  // Inside one of its own callbacks, libevent frees a bufferevent only once
+  // the callback returns, and only then takes its events off the socket.
+  // The socket may be closed before that (teardown), and its number reused
+  // at once — c-ares opens sockets on the same loop — so the events must go
+  // now: epoll would otherwise keep the closed file's registration and never
+  // watch the new one.
+  bufferevent_disable(connection_.get(), EV_READ | EV_WRITE);
+  bufferevent_setcb(connection_.get(), nullptr, nullptr, nullptr, nullptr);
+  connection_.reset();
+}
+
 void SmtpClient::install_bufferevent(bufferevent* raw) {
   connection_.reset(raw);
   bufferevent_setcb(raw, &SmtpClient::on_read, &SmtpClient::on_write, &SmtpClient::on_event, this);
@@ -403,7 +416,7 @@ void SmtpClient::start_tls() {
   if (std::size_t injected = evbuffer_get_length(bufferevent_get_input(connection_.get()))) {
     spdlog::warn("client {}: discarded {} octets sent after the STARTTLS reply", peer_, injected);
   }
-  connection_.reset();
+  release_bufferevent();
   std::string error;
   SslPtr ssl = new_client_tls(settings_.tls_context, destination_.tls_server_name,
                               destination_.verify_certificate, error);
@@ -755,7 +768,7 @@ void SmtpClient::on_quit_reply() {
 void SmtpClient::teardown() {
   deadline_.cancel();
   awaited_.clear();
-  connection_.reset();
+  release_bufferevent();
   socket_.reset();
   tls_ = nullptr;
   phase_ = Phase::closed;

@@ -145,6 +145,7 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   void on_deadline();
 
   void install_bufferevent(bufferevent* raw);
+  void release_bufferevent();
   void process_input();
   void handle_reply(Reply reply);
   void write_line(const std::string& line);

@@ -2,9 +2,11 @@
 mail, then deliver chat mail to each other through the fast lane.
 
 Node A serves a.test (built-in Maildir); node B serves b.test (a real
-Dovecot over LMTP) and, for the failure cases, d.test (its SRV record points
-at a port where no Token Server listens) and e.test (no SRV record at all),
-both on B's built-in Maildir. A private dnsmasq publishes MX, SRV and
+Dovecot over LMTP) and, on B's built-in Maildir, f.test (found by the
+STARTTLS SRV record, _submission._tcp) and, for the failure cases, d.test
+(its SRV record points at a port where no Token Server listens), e.test (no
+SRV record at all) and g.test (its SRV record points at B's MX port, which
+is no Token Server). A private dnsmasq publishes MX, SRV and
 address records; a private CA certifies each node's Token Server name
 (tokens.a.test, tokens.b.test), and each node trusts only that CA for the
 fast lane. Both nodes run on 127.0.0.1: each one's delivery.mx_port is the
@@ -38,6 +40,8 @@ PASSWORDS = {
     "bob@b.test": "Bob-pw-0815",
     "dave@d.test": "Dave-pw-2323",
     "erin@e.test": "Erin-pw-4242",
+    "frank@f.test": "Frank-pw-1717",
+    "gina@g.test": "Gina-pw-5353",
 }
 
 
@@ -54,12 +58,17 @@ class Nodes:
         self.dead_port = free_port()  # d.test's Token Server: nobody listens
         self.dns = Dnsmasq(
             mx=[("a.test", "mx.a.test", 10), ("b.test", "mx.b.test", 10),
-                ("d.test", "mx.b.test", 10), ("e.test", "mx.b.test", 10)],
+                ("d.test", "mx.b.test", 10), ("e.test", "mx.b.test", 10),
+                ("f.test", "mx.b.test", 10), ("g.test", "mx.b.test", 10)],
             hosts=[("mx.a.test", "127.0.0.1"), ("mx.b.test", "127.0.0.1"),
                    ("tokens.a.test", "127.0.0.1"), ("tokens.b.test", "127.0.0.1")],
             srv=[("_submissions._tcp.a.test", "tokens.a.test", self.a.submissions_port),
                  ("_submissions._tcp.b.test", "tokens.b.test", self.b.submissions_port),
-                 ("_submissions._tcp.d.test", "tokens.b.test", self.dead_port)])
+                 ("_submissions._tcp.d.test", "tokens.b.test", self.dead_port),
+                 # STARTTLS discovery (RFC 6186): B's submission port...
+                 ("_submission._tcp.f.test", "tokens.b.test", self.b.submission_port),
+                 # ...and a server that is no Token Server: B's MX port.
+                 ("_submission._tcp.g.test", "tokens.b.test", self.b.mx_port)])
         self.started.append(self.dns)
         common = {
             "log_level": "debug",
@@ -68,7 +77,7 @@ class Nodes:
         }
         self._configure(self.a, "a.test", ["a.test"], issued["tokens.a.test"], self.b.mx_port,
                         common, {})
-        self._configure(self.b, "b.test", ["b.test", "d.test", "e.test"],
+        self._configure(self.b, "b.test", ["b.test", "d.test", "e.test", "f.test", "g.test"],
                         issued["tokens.b.test"], self.a.mx_port, common,
                         {"b.test": self.dovecot.unix_route})
         for node in (self.a, self.b):
@@ -259,6 +268,31 @@ def test_missing_srv_record_falls_back_to_mx(nodes):
     assert [(r, o, a) for r, o, a, _ in result] == [("erin@e.test", "delivered", 1)]
     stored = wait_single_copy(lambda m: stored_in_maildir(nodes.b, "erin@e.test", m), marker, "erin")
     assert b"with ESMTPS" in stored
+
+
+def test_starttls_discovery_reaches_the_token_server(nodes):
+    harvest_token_for_alice(nodes, "frank@f.test")
+    qid, marker = send(nodes.a, "alice@a.test", "frank@f.test")
+    line = fast_lane_line(nodes.a, qid, "frank@f.test")
+    assert line.group(2) == f"tokens.b.test[127.0.0.1]:{nodes.b.submission_port}", line.group(0)
+    assert line.group(3) == "250 2.1.13"
+    wait_removed(nodes.a, qid)
+    stored = wait_single_copy(lambda m: stored_in_maildir(nodes.b, "frank@f.test", m), marker,
+                              "frank")
+    assert b"with LMTPSA" in stored
+
+
+def test_a_server_without_stoken_is_left_at_once(nodes):
+    harvest_token_for_alice(nodes, "gina@g.test")
+    qid, marker = send(nodes.a, "alice@a.test", "gina@g.test")
+    line = fast_lane_line(nodes.a, qid, "gina@g.test")
+    # B's MX role answers LHLO with 502: not a Token Server.
+    assert line.group(4) and "LHLO" in line.group(4) and "502" in line.group(4), line.group(0)
+    result = outcomes(wait_removed(nodes.a, qid, 15.0), qid)
+    assert [(r, o, a) for r, o, a, _ in result] == [("gina@g.test", "delivered", 1)]
+    stored = wait_single_copy(lambda m: stored_in_maildir(nodes.b, "gina@g.test", m), marker, "gina")
+    assert b"with ESMTPS" in stored
+    assert re.search(r"alice@a\.test\s+gina@g\.test", wallet(nodes.a, "alice@a.test"))
 
 
 def test_revoked_token_is_dropped_and_mail_goes_by_mx(nodes):
