@@ -19,15 +19,18 @@ DEFAULT_BIN_DIR = os.path.join(REPO_ROOT, "build")
 PORT_RANGE = (20000, 29999)
 
 
-def free_port(tries=200):
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def free_port(tries=200, hosts=("127.0.0.1",)):
+    """A TCP port that nothing listens on right now, on 127.0.0.1 or on
+    every one of the given (loopback) addresses."""
     for _ in range(tries):
         port = random.randint(*PORT_RANGE)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        for host in hosts:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    break
+        else:
             return port
     raise RuntimeError("no free port found")
 

@@ -44,6 +44,16 @@ class DovecotPeer:
     def maildir_new(self, user):
         return os.path.join(self.homes, user, "Maildir", "new")
 
+    def create_maildir(self, user):
+        """Creates the user's Maildir (cur, new, tmp) before the first
+        delivery, owned by the user, so new/ can be watched from the start."""
+        maildir = os.path.dirname(self.maildir_new(user))
+        for path in (maildir, *(os.path.join(maildir, d) for d in ("cur", "new", "tmp"))):
+            os.makedirs(path, exist_ok=True)
+            os.chown(path, NOBODY_UID, NOBODY_GID)
+            os.chmod(path, 0o700)
+        return self.maildir_new(user)
+
     def count_delivered(self, user):
         try:
             return len(os.listdir(self.maildir_new(user)))

@@ -6,13 +6,18 @@ Everything lives in one folder of the caller's choosing: the configuration
 in mailbox mode, the Maildir tree. Postfix listens on 127.0.0.1 only, on the
 given high port, and never looks anything up in DNS.
 
-Two modes:
+Three modes:
 
   mailbox  final delivery: mail for alice@example.test goes through the
            virtual(8) delivery agent into DIR/mail/example.test/alice/
            (a Maildir, fsynced by Postfix). The closest peer to stokend's
            built-in Maildir delivery.
   relay    everything from 127.0.0.0/8 is relayed to [127.0.0.1]:RELAY_PORT.
+  custom   neither: the caller gives the routing (transport_maps,
+           virtual_transport...) in extra_main. As a module only.
+
+extra_master adds lines to master.cf (further smtpd listeners with their
+own -o overrides, say); they are written as given.
 
 Postfix's own syncing (queue files fsynced before the 250, Maildir files
 fsynced before the delivery is logged) is left at its default, which is on.
@@ -60,8 +65,8 @@ def _all_pids():
 
 class PostfixPeer:
     def __init__(self, directory, port, mode="mailbox", relay_port=None,
-                 process_limit=None, extra_main=None):
-        if mode not in ("mailbox", "relay"):
+                 process_limit=None, extra_main=None, extra_master=None):
+        if mode not in ("mailbox", "relay", "custom"):
             raise ValueError(f"unknown mode {mode!r}")
         if mode == "relay" and not relay_port:
             raise ValueError("relay mode needs relay_port")
@@ -71,6 +76,7 @@ class PostfixPeer:
         self.relay_port = relay_port
         self.process_limit = process_limit
         self.extra_main = dict(extra_main or {})
+        self.extra_master = list(extra_master or [])
         self.config_dir = os.path.join(self.dir, "etc")
         self.queue_dir = os.path.join(self.dir, "queue")
         self.data_dir = os.path.join(self.dir, "data")
@@ -126,7 +132,7 @@ class PostfixPeer:
                 "virtual_minimum_uid": "100",
                 "relayhost": "",
             })
-        else:
+        elif self.mode == "relay":
             settings.update({
                 "relayhost": f"[127.0.0.1]:{self.relay_port}",
                 "relay_domains": MAILBOX_DOMAIN,
@@ -154,6 +160,7 @@ class PostfixPeer:
                 out.append(" ".join(fields[:8]) +
                            ("" if len(fields) == 8
                             else " " + " ".join(fields[8:])) + "\n")
+        out.extend(line.rstrip("\n") + "\n" for line in self.extra_master)
         return "".join(out)
 
     def prepare(self):

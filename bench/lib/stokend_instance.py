@@ -8,7 +8,9 @@ that folder as its working directory.
 Optional, for other set-ups: other local domains and users, routes
 (`routes: {domain: "smtp:[127.0.0.1]:PORT"}`), the DNS servers, extra
 top-level configuration lines, and a command prefix to run the daemon under
-(a profiler, say).
+(a profiler, say); the listeners' address (another loopback address such as
+127.0.0.10, so that two nodes can use the same port numbers), the host
+name, STARTTLS on the MX listener, and a certificate and key of its own.
 """
 
 import os
@@ -28,7 +30,9 @@ class StokendInstance:
                  max_connections_per_ip=50, nofile=None, worker_threads=None,
                  log_level="warn", local_domains=None, users=None,
                  routes=None, dns_servers=None, extra_config=None,
-                 command_prefix=None, submission_port=None):
+                 command_prefix=None, submission_port=None, address="127.0.0.1",
+                 hostname="mx.example.test", mx_tls="none", certificate=None,
+                 private_key=None):
         self.bin_dir = os.path.abspath(bin_dir)
         self.dir = os.path.abspath(directory)
         self.mx_port = int(mx_port)
@@ -45,6 +49,11 @@ class StokendInstance:
         self.command_prefix = list(command_prefix or [])
         # An implicit-TLS submission listener (the Token Server), if wanted.
         self.submission_port = submission_port
+        self.address = address
+        self.hostname = hostname
+        self.mx_tls = mx_tls  # none, starttls or implicit
+        self.certificate = certificate  # PEM files; None: self-signed
+        self.private_key = private_key
         self.config = os.path.join(self.dir, "stokend.yaml")
         self.log_path = os.path.join(self.dir, "stokend.log")
         self.proc = None
@@ -69,21 +78,21 @@ class StokendInstance:
 
     def write_config(self):
         lines = [
-            "hostname: mx.example.test",
+            f"hostname: {self.hostname}",
             "local_domains:",
             *(f"  - {domain}" for domain in self.local_domains),
             "users_file: var/users",
             "spool_directory: var/spool",
             "maildir_root: var/mail",
             "listeners:",
-            f"  - {{role: mx, address: 127.0.0.1, port: {self.mx_port}, "
-            "tls: none}",
-            *([f"  - {{role: submission, address: 127.0.0.1, "
+            f"  - {{role: mx, address: {self.address}, port: {self.mx_port}, "
+            f"tls: {self.mx_tls}}}",
+            *([f"  - {{role: submission, address: {self.address}, "
                f"port: {self.submission_port}, tls: implicit}}"]
               if self.submission_port else []),
             "tls:",
-            '  certificate: ""',
-            '  private_key: ""',
+            f'  certificate: "{self.certificate or ""}"',
+            f'  private_key: "{self.private_key or ""}"',
             "  generated_directory: var/tls",
             "limits:",
             f"  max_connections: {self.max_connections}",
@@ -105,10 +114,10 @@ class StokendInstance:
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
-    def add_user(self, address=USER):
+    def add_user(self, address=USER, password=PASSWORD):
         r = subprocess.run([self.stokenctl, "--config", self.config, "user",
                             "add", address], cwd=self.dir,
-                           input=PASSWORD + "\n", text=True,
+                           input=password + "\n", text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=60)
         if r.returncode != 0:
@@ -135,7 +144,7 @@ class StokendInstance:
                                      cwd=self.dir, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log,
                                      preexec_fn=self._preexec)
-        if not wait_for_port(self.mx_port, timeout,
+        if not wait_for_port(self.mx_port, timeout, host=self.address,
                              alive=lambda: self.proc.poll() is None):
             code = self.proc.poll()
             self.stop()
