@@ -277,7 +277,8 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
                   [](const RecipientState& recipient) {
                     return recipient.status == RecipientStatus::delivered;
                   });
-  if (all_delivered && entry.state_writes == 0) {
+  // Stopping, advance() removes nothing: then the state record must carry it.
+  if (all_delivered && entry.state_writes == 0 && !stopped_) {
     // Nothing is left to report or retry: the removal record alone makes
     // "done" durable, so the state record before it would be one more sync
     // for nothing (a crash before either is synced redelivers, with or
