@@ -824,6 +824,11 @@ void ConfigReader::read_tokens(const Field& field, TokenConfig& tokens) {
                if (const auto value = read_boolean(key_field)) {
                  tokens.remove_submission_token_headers = *value;
                }
+             }},
+            {"sync_contacts_folder", [&](const Field& key_field) {
+               if (const auto value = read_boolean(key_field)) {
+                 tokens.sync_contacts_folder = *value;
+               }
              }}});
   if (tokens.renew_before >= tokens.permanent_validity) {
     error_at(renew_mark.value_or(permanent_mark.value_or(field.value_mark())),

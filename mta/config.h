@@ -94,6 +94,9 @@ struct TokenConfig {
   // Drop Submission-Token fields from inbound mail once harvested
   // (tokens/harvest.h): the tokens are credentials, and the wallet has them.
   bool remove_submission_token_headers = defaults::remove_submission_token_headers;
+  // Mirror each user's tokens into the COI/Contacts folder of the built-in
+  // Maildir store (mta/store/contacts_folder_sync.h).
+  bool sync_contacts_folder = defaults::sync_contacts_folder;
 };
 
 struct DeliveryConfig {

@@ -31,6 +31,7 @@
 #include "mta/server/token_delivery.h"
 #include "mta/store/maildir_cleanup.h"
 #include "mta/store/maildir_store.h"
+#include "mta/token_store_setup.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
 #include "queue/durable_file.h"
@@ -119,17 +120,6 @@ queue::QueueSettings queue_settings(const Config& config) {
   settings.max_concurrent_deliveries = config.queue.max_concurrent_deliveries;
   settings.reporting_host = config.hostname;
   return settings;
-}
-
-tokens::TokenPolicy token_policy(const Config& config) {
-  using std::chrono::duration_cast;
-  using std::chrono::seconds;
-  tokens::TokenPolicy policy;
-  policy.temporary_validity = duration_cast<seconds>(config.tokens.temporary_validity);
-  policy.permanent_validity = duration_cast<seconds>(config.tokens.permanent_validity);
-  policy.clock_skew = duration_cast<seconds>(config.tokens.clock_skew);
-  policy.renew_before = duration_cast<seconds>(config.tokens.renew_before);
-  return policy;
 }
 
 // Housekeeping that runs on a worker thread every `interval` (it touches the
@@ -302,16 +292,17 @@ int run_daemon(const Config& config) {
   // The Submission Token extension: secrets (created on first start), the
   // token store, and synchronous delivery through the same mailstores.
   std::optional<tokens::SecretRings> token_secrets;
-  std::unique_ptr<tokens::SqliteTokenStore> token_store;
+  std::unique_ptr<tokens::TokenStore> token_store;
   try {
     token_secrets.emplace(tokens::SecretRings::load_or_create(
         config.tokens.secrets_file.string(), tokens::TokenAuthority::system_clock()));
-    token_store = std::make_unique<tokens::SqliteTokenStore>(config.tokens.store.string());
+    // SQLite, mirrored into users' COI/Contacts folders (token_store_setup.h).
+    token_store = open_token_store(config);
   } catch (const std::exception& error) {
     spdlog::critical("{}", error.what());
     return 1;
   }
-  tokens::TokenAuthority token_authority(*token_secrets, *token_store, token_policy(config));
+  tokens::TokenAuthority token_authority(*token_secrets, *token_store, token_policy_of(config));
   client::ClientSettings client_settings;
   client_settings.helo_name = config.hostname;
   client_settings.tls_context = client_tls.get();

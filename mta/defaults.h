@@ -80,6 +80,9 @@ inline constexpr std::chrono::seconds token_clock_skew = 24h;
 inline constexpr std::chrono::seconds token_renew_before = 30 * 24h;
 // Inbound Submission-Token fields are removed once harvested into the wallet.
 inline constexpr bool remove_submission_token_headers = true;
+// Each Maildir user's COI/Contacts folder mirrors their tokens (COI contact
+// storage messages), so that the user's COI clients see them.
+inline constexpr bool sync_contacts_folder = true;
 // How often expired tokens and useless revocation marks leave the token store.
 inline constexpr std::chrono::seconds token_store_cleanup_interval = 1h;
 

@@ -3,14 +3,16 @@
 // reloads the file by itself. Inspects and changes the running daemon's
 // queue over its control socket (mailq and postsuper in one). Rotates the
 // token secrets and mints, revokes, inspects and lists submission tokens,
-// on the files directly (mta/token_admin.h).
+// on the files directly (mta/token_admin.h); imports and exports COI
+// contact storage messages and syncs COI/Contacts folders
+// (mta/contacts_admin.h).
 //
 // Contract: exit status 0 on success, 1 when the command failed (bad config,
 // unknown user, unwritable file, unknown queue id, daemon not running, a
 // token that does not verify...), 2 on a usage error. Messages go to
 // standard error; only the data of `user list`, `queue list`, `queue show`,
-// `secrets rotate|list` and `token new|inspect|list` goes to standard
-// output. Password hashes and token secrets are never printed.
+// `secrets rotate|list`, `token new|inspect|list` and `contacts
+// import|export` goes to standard output. Password hashes and token secrets are never printed.
 #include <signal.h>
 #include <sodium.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -29,6 +31,7 @@
 #include <vector>
 
 #include "mta/config.h"
+#include "mta/contacts_admin.h"
 #include "mta/control/control_client.h"
 #include "mta/control/control_protocol.h"
 #include "mta/token_admin.h"
@@ -61,13 +64,17 @@ constexpr std::string_view usage_text =
        stokenctl [--config FILE] token revoke REMOTE LOCAL
        stokenctl [--config FILE] token inspect TOKEN [--remote REMOTE --local LOCAL]
        stokenctl [--config FILE] token list [issued|wallet] [USER]
+       stokenctl [--config FILE] contacts import FILE|MAILDIR-FOLDER [--user ADDRESS]
+                                                 [--restore-issued]
+       stokenctl [--config FILE] contacts export USER
+       stokenctl [--config FILE] contacts sync [USER]
        stokenctl --help
 
 Manages stokend's local users, kept in the users_file named by the
 configuration. A running stokend picks up changes by itself. The queue
-commands talk to the running stokend over its control_socket. The secrets
-and token commands work on tokens.secrets_file and tokens.store directly,
-also while stokend runs (it notices their changes by itself).
+commands talk to the running stokend over its control_socket. The secrets,
+token and contacts commands work on tokens.secrets_file and tokens.store
+directly, also while stokend runs (it notices their changes by itself).
 
 commands:
   user add ADDRESS    add a user; ADDRESS must be in one of local_domains.
@@ -104,10 +111,27 @@ commands:
   token list [issued|wallet] [USER]
                       list the permanent tokens issued and the tokens other
                       servers issued to local users (the wallet)
+  contacts import FILE|MAILDIR-FOLDER
+                      read COI contact storage messages (one message, an
+                      mbox file, or a Maildir folder such as a user's
+                      .COI.Contacts), check their tokens and merge the valid
+                      ones: COI-TokenOut into the user's wallet; print what
+                      was imported, unchanged or skipped, and why
+  contacts export USER
+                      print the user's contacts as COI contact storage
+                      messages (mbox), rendered from the token store
+  contacts sync [USER]
+                      bring the COI/Contacts folder of USER (default: every
+                      user) in line with the token store
 
 options:
   --config FILE       configuration file (default: etc/stokend.yaml)
   --remote, --local   the pair to verify a token for (token inspect)
+  --user ADDRESS      the user the imported contacts belong to (contacts
+                      import; default: each message's To, else From)
+  --restore-issued    also restore permanent COI-TokenIn tokens this server
+                      issued that are missing from the token store (contacts
+                      import; only if no revocation mark covers them)
   --help              show this help
 
 exit status: 0 success, 1 failure, 2 usage error
@@ -272,8 +296,9 @@ int set_coi_filter(stokend::UserDirectory& users, const std::string& address, Co
 struct CommandLine {
   std::string config_file = default_config_file;
   bool help = false;
-  std::vector<std::string> words;    // the command and its arguments
-  stokend::admin::PairOptions pair;  // --remote, --local
+  std::vector<std::string> words;            // the command and its arguments
+  stokend::admin::PairOptions pair;          // --remote, --local
+  stokend::admin::ContactsOptions contacts;  // --user, --restore-issued
 };
 
 CommandLine parse_command_line(int argc, char** argv) {
@@ -299,6 +324,13 @@ CommandLine parse_command_line(int argc, char** argv) {
       command_line.pair.remote = argument.substr(std::string_view("--remote=").size());
     } else if (argument.starts_with("--local=")) {
       command_line.pair.local = argument.substr(std::string_view("--local=").size());
+    } else if (argument == "--user") {
+      if (++i == argc) throw UsageError("--user needs an address");
+      command_line.contacts.user = argv[i];
+    } else if (argument.starts_with("--user=")) {
+      command_line.contacts.user = argument.substr(std::string_view("--user=").size());
+    } else if (argument == "--restore-issued") {
+      command_line.contacts.restore_issued = true;
     } else {
       throw UsageError("unknown option " + std::string(argument));
     }
@@ -359,6 +391,16 @@ void check_command(const CommandLine& command_line) {
   if (words.empty()) throw UsageError("no command given");
   if (words[0] != "token" && (command_line.pair.remote || command_line.pair.local)) {
     throw UsageError("--remote and --local go with token inspect only");
+  }
+  if (words[0] != "contacts" &&
+      (command_line.contacts.user || command_line.contacts.restore_issued)) {
+    throw UsageError("--user and --restore-issued go with contacts import only");
+  }
+  if (words[0] == "contacts") {
+    if (const auto error = stokend::admin::check_contacts_command(words, command_line.contacts)) {
+      throw UsageError(*error);
+    }
+    return;
   }
   if (words[0] == "secrets" || words[0] == "token") {
     const auto error = words[0] == "secrets"
@@ -437,6 +479,10 @@ int run(const CommandLine& command_line) {
   if (words[0] == "token") {
     return stokend::admin::run_token_command(*loaded.config, words, command_line.pair, std::cout,
                                              std::cerr);
+  }
+  if (words[0] == "contacts") {
+    return stokend::admin::run_contacts_command(*loaded.config, words, command_line.contacts,
+                                                std::cout, std::cerr);
   }
   return run_user_command(*loaded.config, words);
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "message/address.h"
+#include "mta/token_store_setup.h"
 #include "mta/users.h"
 #include "tokens/pair_hash.h"
 #include "tokens/secret_rings.h"
@@ -21,15 +22,6 @@ using tokens::TokenKind;
 
 constexpr int exit_success = 0;
 constexpr int exit_failure = 1;
-
-tokens::TokenPolicy policy_of(const Config& config) {
-  tokens::TokenPolicy policy;
-  policy.temporary_validity = config.tokens.temporary_validity;
-  policy.permanent_validity = config.tokens.permanent_validity;
-  policy.clock_skew = config.tokens.clock_skew;
-  policy.renew_before = config.tokens.renew_before;
-  return policy;
-}
 
 std::optional<TokenKind> parse_kind(const std::string& word) {
   if (word == "temp") return TokenKind::temporary;
@@ -160,10 +152,12 @@ int list_secrets(const Config& config, std::ostream& out, std::ostream& err) {
   return exit_success;
 }
 
-// The daemon's pieces, opened for one command.
+// The daemon's pieces, opened for one command. The store is opened as the
+// daemon opens it (mta/token_store_setup.h), so that a token changed here
+// reaches the user's COI/Contacts folder too.
 struct Tokens {
   tokens::SecretRings rings;
-  tokens::SqliteTokenStore store;
+  std::unique_ptr<tokens::TokenStore> store;
   tokens::TokenAuthority authority;
 
   explicit Tokens(const Config& config, bool create_secrets)
@@ -171,8 +165,8 @@ struct Tokens {
                   ? tokens::SecretRings::load_or_create(config.tokens.secrets_file.string(),
                                                         tokens::TokenAuthority::system_clock())
                   : tokens::SecretRings::load(config.tokens.secrets_file.string())),
-        store(config.tokens.store),
-        authority(rings, store, policy_of(config)) {}
+        store(open_token_store(config)),
+        authority(rings, *store, token_policy_of(config)) {}
 };
 
 int new_token(const Config& config, const std::vector<std::string>& words, std::ostream& out,
@@ -209,11 +203,11 @@ int revoke_tokens(const Config& config, const std::vector<std::string>& words, s
   Tokens opened(config, true);
   const std::string hash = tokens::base64_unpadded(tokens::pair_hash(*remote, *local));
   std::size_t permanent = 0;
-  for (const tokens::IssuedToken& issued : opened.store.list_issued(*local)) {
+  for (const tokens::IssuedToken& issued : opened.store->list_issued(*local)) {
     if (issued.pair_hash == hash) ++permanent;
   }
   opened.authority.revoke(*remote, *local);
-  const auto mark = opened.store.revocation_mark(hash);
+  const auto mark = opened.store->revocation_mark(hash);
   err << "revoked the tokens of " << *remote << " for " << *local << ": " << permanent
       << " permanent token" << (permanent == 1 ? "" : "s") << " deleted; temporary tokens created "
       << "up to " << time_with_seconds(mark.value_or(0)) << " are no longer valid\n";
@@ -295,7 +289,7 @@ int inspect_token(const Config& config, const std::string& token, const PairOpti
     return exit_failure;
   }
   tokens::SqliteTokenStore store(config.tokens.store);
-  const tokens::TokenAuthority authority(*rings, store, policy_of(config));
+  const tokens::TokenAuthority authority(*rings, store, token_policy_of(config));
   tokens::TokenCheck check;
   if (remote) {
     check = authority.verify(token, *remote, *local);

@@ -1,10 +1,11 @@
 // The built-in mailstore: one Maildir per local user, under a root folder.
 //
-// Layout: the mailbox of local@domain is ROOT/domain/local/ (a Maildir with
-// tmp/, new/, cur/, created on first delivery). Chat mail for a user whose
-// COI filter is active goes to the Maildir++ subfolder ROOT/domain/local/.COI.Chats/
-// (the IMAP folder COI/Chats with '.' as separator), which has its own
-// tmp/, new/, cur/ and an empty maildirfolder marker file.
+// Layout (maildir_layout.h): the mailbox of local@domain is
+// ROOT/domain/local/ (a Maildir with tmp/, new/, cur/, created on first
+// delivery). Chat mail for a user whose COI filter is active goes to the
+// Maildir++ subfolder ROOT/domain/local/.COI.Chats/ (the IMAP folder
+// COI/Chats with '.' as separator), which has its own tmp/, new/, cur/ and
+// an empty maildirfolder marker file.
 //
 // Contract (see mailstore.h): deliver() returns delivered only once the
 // message is in new/, fsynced, with new/ fsynced; the delivery id is the file

@@ -483,6 +483,7 @@ TEST_CASE("the tokens section defaults to files in the spool and the draft's lif
   CHECK(tokens.permanent_validity == std::chrono::hours(24 * 365));
   CHECK(tokens.clock_skew == std::chrono::hours(24));
   CHECK(tokens.renew_before == std::chrono::hours(24 * 30));
+  CHECK(tokens.sync_contacts_folder);
 
   // Empty paths mean the defaults too, wherever spool_directory is set.
   const LoadedText empty(minimal_config + "tokens: {store: '', secrets_file: ''}\n" +
@@ -500,10 +501,12 @@ TEST_CASE("the tokens section loads every key", "[config][tokens]") {
                           "  temporary_validity: 2d\n"
                           "  permanent_validity: 90d\n"
                           "  clock_skew: 0\n"
-                          "  renew_before: 3600\n");
+                          "  renew_before: 3600\n"
+                          "  sync_contacts_folder: false\n");
   INFO(all_errors(loaded.result));
   REQUIRE(loaded.result.config);
   const TokenConfig& tokens = loaded.result.config->tokens;
+  CHECK_FALSE(tokens.sync_contacts_folder);
   CHECK(tokens.store == "/srv/tokens.db");
   CHECK(tokens.secrets_file == "/etc/stokend/secrets");
   CHECK(tokens.temporary_validity == std::chrono::hours(48));
@@ -532,6 +535,8 @@ TEST_CASE("bad tokens settings are reported at their place", "[config][tokens]")
       {"tokens:\n  stor: x\n", "5:3: unknown key 'stor' in tokens (did you mean 'store'?)"},
       {"tokens:\n  store: [a, b]\n", "5:10: tokens.store: expected a string, got a list"},
       {"tokens: 7d\n", "4:9: tokens: expected a map of settings, got '7d'"},
+      {"tokens:\n  sync_contacts_folder: maybe\n",
+       "5:25: tokens.sync_contacts_folder: expected true or false, got 'maybe'"},
   }));
   const LoadedText loaded(minimal_config + text);
   CHECK(loaded.only_error() == expected);

@@ -1,0 +1,41 @@
+// Opening the token store the daemon and stokenctl work on: the SQLite store
+// of the configuration (tokens.store), wrapped, when
+// tokens.sync_contacts_folder is on, in the COI/Contacts folder mirror
+// (mta/store/contacts_folder_sync.h) for users whose mail is in the built-in
+// Maildir store. Both processes open it the same way, so a token changed by
+// either reaches the user's folder.
+//
+// Contract: throws TokenStoreError when the store cannot be opened.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "mta/config.h"
+#include "mta/routes.h"
+#include "mta/store/contacts_folder_sync.h"
+#include "tokens/token_authority.h"
+#include "tokens/token_store.h"
+
+namespace stokend {
+
+std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config);
+
+// The SQLite store wrapped in the contacts folder mirror whatever
+// tokens.sync_contacts_folder says (stokenctl contacts sync).
+std::unique_ptr<store::ContactsFolderSync> open_synced_token_store(const Config& config);
+
+// The token policy of the configuration's tokens section.
+tokens::TokenPolicy token_policy_of(const Config& config);
+
+// ROOT/domain/local of a local user whose domain's route is the built-in
+// Maildir store; nullopt for remote domains, domains routed elsewhere (lmtp,
+// smtp) and addresses that cannot name a mailbox folder.
+// `routes` is RouteTable(config.routes), built once by the caller.
+std::optional<std::filesystem::path> builtin_maildir_mailbox(const Config& config,
+                                                             const RouteTable& routes,
+                                                             std::string_view address);
+
+}  // namespace stokend
