@@ -26,6 +26,12 @@ inline constexpr std::chrono::seconds delay_warning_after = 4h;    // 0s: never 
 // Deliveries running at once (all destinations together).
 inline constexpr std::size_t max_concurrent_deliveries = 100;
 
+// Message data kept in memory for messages waiting for a delivery slot, so
+// that a burst does not read each message back from the spool (and check
+// its checksum) moments after writing it. Beyond this, waiting messages
+// drop their data and read it back when their turn comes.
+inline constexpr std::size_t waiting_data_budget = 64 * 1024 * 1024;
+
 // Before retrying a failed spool write of a state change or a bounce.
 inline constexpr std::chrono::seconds storage_retry_delay = 30s;
 

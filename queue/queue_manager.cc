@@ -64,7 +64,9 @@ void QueueManager::start(std::vector<RecoveredMessage> recovered) {
     }
     const std::string id = item.message.id;
     Entry& entry = messages_[id];
+    auto data = std::move(item.message.data);  // recovery reads none, but count any
     entry.message = std::move(item.message);
+    keep_data(entry, std::move(data));
     entry.state = std::move(item.state);
     schedule(id, entry);
     ids.push_back(id);
@@ -105,7 +107,9 @@ void QueueManager::store_new(QueuedMessage message, EnqueueDone done) {
         const std::string id = shared->id;
         Entry& entry = messages_[id];
         entry.state = initial_state(*shared);
+        auto data = std::move(shared->data);
         entry.message = std::move(*shared);
+        keep_data(entry, std::move(data));
         spdlog::info("queue: {} stored: from=<{}> recipients={} size={}{}{}", id,
                      entry.message.envelope.sender, entry.message.envelope.recipients.size(),
                      entry.message.size, entry.message.chat ? " chat" : "",
@@ -114,13 +118,27 @@ void QueueManager::store_new(QueuedMessage message, EnqueueDone done) {
         // The sender hears "stored" before delivery starts.
         if (done) done(EnqueueResult{{}, id});
         dispatch();
-        // Waiting for a free delivery slot, the data need not stay in
-        // memory: it is read back from the spool when its turn comes.
-        if (auto waiting = messages_.find(id);
-            waiting != messages_.end() && !waiting->second.in_flight) {
-          waiting->second.message.data.reset();
+        // Waiting for a free delivery slot, the data stays in memory within
+        // the budget; beyond it, it is read back from the spool when its
+        // turn comes.
+        if (auto waiting = messages_.find(id); waiting != messages_.end() &&
+                                               !waiting->second.in_flight &&
+                                               resident_bytes_ > settings_.waiting_data_budget) {
+          drop_data(waiting->second);
         }
       });
+}
+
+void QueueManager::keep_data(Entry& entry, std::shared_ptr<const std::string> data) {
+  drop_data(entry);
+  if (data) resident_bytes_ += data->size();
+  entry.message.data = std::move(data);
+}
+
+void QueueManager::drop_data(Entry& entry) {
+  if (!entry.message.data) return;
+  resident_bytes_ -= entry.message.data->size();
+  entry.message.data.reset();
 }
 
 // ---------------------------------------------------------------- scheduling
@@ -206,7 +224,7 @@ void QueueManager::start_delivery(const std::string& id, Entry& entry, TimePoint
       on_delivered(id, indices, std::move(results));
       return;
     }
-    entry.message.data = std::move(loaded.data);
+    keep_data(entry, std::move(loaded.data));
   }
 
   std::vector<std::string> recipients;
@@ -270,7 +288,7 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
         recipient.attempts, recipient.last_reply);
   }
   // Large messages are not kept in memory between attempts.
-  entry.message.data.reset();
+  drop_data(entry);
   schedule(id, entry);
   const bool all_delivered =
       std::all_of(entry.state.recipients.begin(), entry.state.recipients.end(),
@@ -403,6 +421,7 @@ void QueueManager::advance(const std::string& id) {
       return;
     }
     spdlog::info("queue: {} removed: finished", id);
+    drop_data(found->second);
     messages_.erase(found);
   });
 }

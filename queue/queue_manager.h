@@ -50,6 +50,7 @@ namespace stokend::queue {
 struct QueueSettings {
   RetryPolicy retry;
   std::size_t max_concurrent_deliveries = defaults::max_concurrent_deliveries;
+  std::size_t waiting_data_budget = defaults::waiting_data_budget;
   std::string reporting_host;  // our host name, for bounces ("localhost" when empty)
   std::chrono::seconds storage_retry_delay = defaults::storage_retry_delay;
 };
@@ -123,6 +124,7 @@ class QueueManager {
     std::size_t in_flight = 0;
     std::size_t scheduled = 0;
     std::size_t held = 0;
+    std::size_t resident_data_bytes = 0;  // message data held in memory
   };
   Statistics statistics() const;
 
@@ -152,6 +154,9 @@ class QueueManager {
   void notify(const std::string& id, Entry& entry, const std::vector<std::size_t>& indices,
               DsnAction action);
   MessageSummary summarise(const Entry& entry) const;
+  // Message data in memory, counted against settings_.waiting_data_budget.
+  void keep_data(Entry& entry, std::shared_ptr<const std::string> data);
+  void drop_data(Entry& entry);
   std::weak_ptr<char> alive() const { return lifetime_; }
 
   EventLoop& loop_;
@@ -162,6 +167,7 @@ class QueueManager {
   Scheduler scheduler_;
   std::unordered_map<std::string, Entry> messages_;
   std::size_t in_flight_ = 0;
+  std::size_t resident_bytes_ = 0;  // data held by entries (keep_data / drop_data)
   bool started_ = false;
   bool stopped_ = false;
   bool dispatching_ = false;

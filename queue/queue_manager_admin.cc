@@ -139,7 +139,10 @@ void QueueManager::remove(const std::string& id, AdminDone done) {
     }
     spdlog::info("queue: {} deleted by the administrator", id);
     // A delivery still running finds the entry gone and its result is dropped.
-    if (found != messages_.end()) messages_.erase(found);
+    if (found != messages_.end()) {
+      drop_data(found->second);
+      messages_.erase(found);
+    }
     done(AdminOutcome::done);
   });
 }
@@ -149,6 +152,7 @@ QueueManager::Statistics QueueManager::statistics() const {
   statistics.messages = messages_.size();
   statistics.in_flight = in_flight_;
   statistics.scheduled = scheduler_.size();
+  statistics.resident_data_bytes = resident_bytes_;
   for (const auto& [id, entry] : messages_) {
     if (entry.state.held) ++statistics.held;
   }

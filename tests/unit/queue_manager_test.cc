@@ -369,6 +369,30 @@ TEST_CASE("queue delivers due chat mail before ordinary mail", "[queue]") {
   CHECK(queue.agent.calls[2].message.id == ordinary.id);
 }
 
+TEST_CASE("waiting messages keep their data within the budget", "[queue]") {
+  QueueFixture queue;
+  queue.settings.max_concurrent_deliveries = 1;
+  const std::string first = ordinary_mail("first");
+  const std::string second = ordinary_mail("second");
+  const std::string third = ordinary_mail("third");
+  // Room for the one in flight and one waiting message, not two.
+  queue.settings.waiting_data_budget = first.size() + second.size();
+  queue.start();
+  queue.enqueue(envelope({"a@example.net"}), first);
+  REQUIRE(queue.agent.calls.size() == 1);  // occupies the only slot
+  queue.enqueue(envelope({"b@example.net"}), second);
+  CHECK(queue.manager->statistics().resident_data_bytes == first.size() + second.size());
+  queue.enqueue(envelope({"c@example.net"}), third);  // over the budget: read back later
+  CHECK(queue.manager->statistics().resident_data_bytes == first.size() + second.size());
+  for (std::size_t call = 0; call < 3; ++call) {
+    queue.agent.answer(call, {delivered()});
+    queue.settle();
+  }
+  REQUIRE(queue.agent.calls.size() == 3);
+  CHECK(*queue.agent.calls[2].message.data == third);  // read back from the spool
+  CHECK(queue.manager->statistics().resident_data_bytes == 0);
+}
+
 TEST_CASE("queue hold, release, flush and delete", "[queue]") {
   QueueFixture queue;
   queue.start();
