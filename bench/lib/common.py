@@ -6,6 +6,7 @@ import resource
 import signal
 import socket
 import statistics
+import subprocess
 import sys
 import time
 
@@ -214,3 +215,16 @@ def machine_cpu_ticks():
     total = sum(values[:8])
     idle = values[3] + values[4]
     return total - idle, total
+
+
+def stop_process(proc, timeout):
+    """SIGTERM, then SIGKILL if proc has not exited within timeout seconds.
+    Does nothing to a process that is gone already."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

@@ -8,13 +8,12 @@ configuration file, no hosts file, no resolv.conf are read.
 
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import time
 
-from common import free_port
+from common import free_port, stop_process
 
 
 def dnsmasq_binary():
@@ -100,13 +99,7 @@ class DnsmasqPeer:
         raise RuntimeError(f"dnsmasq does not answer on {port}")
 
     def stop(self, timeout=10):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

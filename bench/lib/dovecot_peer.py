@@ -5,11 +5,10 @@ users' homes owned by nobody, as Debian's Dovecot expects."""
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 
-from common import free_port, wait_for_port
+from common import free_port, stop_process, wait_for_port
 
 NOBODY_UID = 65534
 NOBODY_GID = 65534
@@ -122,10 +121,4 @@ service lmtp {{
             time.sleep(0.05)
 
     def stop(self, timeout=15):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout)

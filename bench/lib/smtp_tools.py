@@ -15,12 +15,11 @@ and what it printed on standard error (a rejected command is fatal to it).
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
 
-from common import wait_for_port
+from common import stop_process, wait_for_port
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
@@ -137,13 +136,7 @@ class SmtpSink:
     def stop(self, timeout=10):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout)
         if self._thread is not None:
             self._thread.join(5)
         if self.proc.stdout is not None:

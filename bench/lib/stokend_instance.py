@@ -15,11 +15,10 @@ name, STARTTLS on the MX listener, and a certificate and key of its own.
 
 import os
 import resource
-import signal
 import subprocess
 import time
 
-from common import proc_status_kb, wait_for_port
+from common import proc_status_kb, stop_process, wait_for_port
 
 USER = "alice@example.test"
 PASSWORD = "bench-password-1"
@@ -165,13 +164,7 @@ class StokendInstance:
             return ""
 
     def stop(self, timeout=15):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None
