@@ -36,16 +36,7 @@ queue::RecipientResult from_client(const client::RecipientResult& result) {
                       : result.status == DeliveryStatus::permanent
                           ? queue::RecipientResult::Outcome::permanent_failure
                           : queue::RecipientResult::Outcome::temporary_failure;
-  // Failures decided here carry no reply code: give the class one (RFC 3463).
-  int code = result.reply_code;
-  if (code == 0) {
-    code = result.status == DeliveryStatus::delivered   ? 250
-           : result.status == DeliveryStatus::permanent ? 550
-                                                        : 451;
-  }
-  converted.reply = std::to_string(code);
-  if (!result.enhanced_code.empty()) converted.reply += " " + result.enhanced_code;
-  if (!result.text.empty()) converted.reply += " " + result.text;
+  converted.reply = result.reply_line();
   return converted;
 }
 

@@ -106,16 +106,14 @@ void RemoteDelivery::try_fast_lane(std::shared_ptr<Delivery> delivery) {
 void RemoteDelivery::fast_lane_done(std::shared_ptr<Delivery> delivery,
                                     std::vector<client::FastLaneResult> results) {
   std::vector<tokens::WalletToken> to_store;
-  std::vector<std::string> to_drop;  // tokens of recipients (same index in candidates)
-  std::vector<std::string> drop_addresses;
+  std::vector<std::pair<std::string, std::string>> to_drop;  // (recipient, refused token)
   const std::int64_t now = authority_.now();
   for (std::size_t position = 0; position < results.size(); ++position) {
     const std::size_t index = delivery->candidates[position];
     const std::string& address = delivery->recipients[index];
     client::FastLaneResult& result = results[position];
     if (result.token_refused) {
-      to_drop.push_back(delivery->fast_lane_recipients[position].token);
-      drop_addresses.push_back(address);
+      to_drop.emplace_back(address, delivery->fast_lane_recipients[position].token);
     }
     if (result.outcome != client::FastLaneResult::Outcome::delivered) {
       spdlog::info("fast-lane: {} to=<{}> falls back to the queue: {}{}", delivery->message_id,
@@ -124,12 +122,11 @@ void RemoteDelivery::fast_lane_done(std::shared_ptr<Delivery> delivery,
     }
     // The reply without the permanent token of a 2.1.13: it goes into the
     // queue's log and into bounces.
-    std::string reply = result.reply.substr(0, result.reply.find(' ', 4));
-    reply += " <" + address + "> " + result.delivery_id + " delivered via the fast lane (" +
-             result.server + ")";
+    const std::string codes = result.reply.substr(0, result.reply.find(' ', 4));  // "250 2.1.12"
+    std::string reply = codes + " <" + address + "> " + result.delivery_id +
+                        " delivered via the fast lane (" + result.server + ")";
     spdlog::info("fast-lane: {} to=<{}> delivered by {}: {} id={}", delivery->message_id, address,
-                 result.server, result.reply.substr(0, result.reply.find(' ', 4)),
-                 result.delivery_id);
+                 result.server, codes, result.delivery_id);
     delivery->settle(
         index, {queue::RecipientResult::Outcome::delivered, std::move(reply), result.delivery_id});
     if (!result.permanent_token.empty()) {
@@ -145,12 +142,11 @@ void RemoteDelivery::fast_lane_done(std::shared_ptr<Delivery> delivery,
   }
   if (!to_store.empty() || !to_drop.empty()) {
     workers_.submit([this, sender = delivery->sender, to_store = std::move(to_store),
-                     to_drop = std::move(to_drop),
-                     drop_addresses = std::move(drop_addresses)]() -> WorkerPool::Completion {
+                     to_drop = std::move(to_drop)]() -> WorkerPool::Completion {
       try {
         for (const auto& entry : to_store) store_.put_wallet(entry);
-        for (std::size_t i = 0; i < to_drop.size(); ++i) {
-          store_.delete_wallet(sender, drop_addresses[i], to_drop[i]);
+        for (const auto& [recipient, token] : to_drop) {
+          store_.delete_wallet(sender, recipient, token);
         }
       } catch (const std::exception& error) {
         spdlog::error("fast-lane: cannot update the wallet of {}: {}", sender, error.what());

@@ -243,12 +243,7 @@ void RemoteClient::send_message(std::shared_ptr<Attempt> attempt,
           const RecipientResult& answer = result.recipients[position];
           FastLaneResult& outcome = attempt->results[sent[position]];
           outcome.server = attempt->server_text;
-          outcome.reply =
-              answer.reply_code != 0
-                  ? std::to_string(answer.reply_code) + " " +
-                        (answer.enhanced_code.empty() ? "" : answer.enhanced_code + " ") +
-                        answer.text
-                  : answer.enhanced_code + " " + answer.text;
+          outcome.reply = answer.reply_line();
           if (answer.status == DeliveryStatus::delivered) {
             outcome.outcome = FastLaneResult::Outcome::delivered;
             TokenReplyFields fields = parse_token_reply(answer.enhanced_code, answer.text);

@@ -12,4 +12,17 @@ bool TransactionResult::all_delivered() const {
          });
 }
 
+std::string RecipientResult::reply_line() const {
+  int code = reply_code;
+  if (code == 0) {
+    code = status == DeliveryStatus::delivered   ? 250
+           : status == DeliveryStatus::permanent ? 550
+                                                 : 451;
+  }
+  std::string line = std::to_string(code);
+  if (!enhanced_code.empty()) line += " " + enhanced_code;
+  if (!text.empty()) line += " " + text;
+  return line;
+}
+
 }  // namespace stokend::client

@@ -44,6 +44,10 @@ struct RecipientResult {
   int reply_code = 0;
   std::string enhanced_code;
   std::string text;
+
+  // "550 5.1.1 text" as a reply line; a result decided here (no reply
+  // code) gets the code of its class (250, 451, 550; RFC 3463).
+  std::string reply_line() const;
 };
 
 // Why a connection (or one step on it) failed before a usable reply.
