@@ -22,7 +22,8 @@ import pytest
 from peers import PeerSet, queue_daemon
 from smtpwire import SMTPWire
 from storedmail import check_stored
-from tokenwire import genstoken, pair_hash, parse_token, tamper_secret, tls_connect, token_session
+from tokenwire import (genstoken, message, pair_hash, parse_token, tamper_secret, tls_connect,
+                       token_session)
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -35,16 +36,6 @@ STORED_IN_QUEUE = re.compile(r"queue: \S+ stored:", re.M)
 def peers():
     with PeerSet() as peer_set:
         yield peer_set
-
-
-def message(marker: str, to: str = ALICE, sender: str = REMOTE) -> bytes:
-    return (f"From: Remote <{sender}>\r\n"
-            f"To: {to}\r\n"
-            f"Subject: token delivery {marker}\r\n"
-            f"Message-ID: <{marker}@remote.example>\r\n"
-            f"\r\n"
-            f"Marker {marker}.\r\n"
-            f".a line with a leading dot\r\n").encode()
 
 
 def sync_session(mta):

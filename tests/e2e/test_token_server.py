@@ -35,25 +35,15 @@ import pytest
 
 from smtpwire import SMTPWire
 from storedmail import check_stored
-from tokenwire import (PERM_VALIDITY, deliver, genstoken, login, make_token, pair_hash,
-                       parse_delivery, parse_token, revstoken, tamper_created, tamper_secret,
-                       tls_connect, token_session)
+from tokenwire import (PERM_VALIDITY, deliver, genstoken, login, make_token, message,
+                       pair_hash, parse_delivery, parse_token, revstoken, tamper_created,
+                       tamper_secret, tls_connect, token_session)
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 REMOTE = "bob@remote.example"
 SWAKS = shutil.which("swaks")
 STORED_IN_QUEUE = re.compile(r"queue: \S+ stored:", re.M)
-
-
-def message(marker: str, to: str = ALICE, sender: str = REMOTE) -> bytes:
-    return (f"From: Remote <{sender}>\r\n"
-            f"To: {to}\r\n"
-            f"Subject: token delivery {marker}\r\n"
-            f"Message-ID: <{marker}@remote.example>\r\n"
-            f"\r\n"
-            f"Marker {marker}.\r\n"
-            f".a line with a leading dot\r\n").encode()
 
 
 def new_mail_now(mta, address: str) -> list[Path]:

@@ -31,6 +31,19 @@ TOKEN = re.compile(rf"^1-created:(?P<created>[1-9]\d*)-validity:(?P<validity>[1-
 
 # --- tokens -------------------------------------------------------------------------
 
+def message(marker: str, to: str = "alice@example.test",
+            sender: str = "bob@remote.example") -> bytes:
+    """A plain test message from sender to `to`, marked with marker; its last
+    line starts with a dot, so DATA dot-stuffing is exercised."""
+    return (f"From: Remote <{sender}>\r\n"
+            f"To: {to}\r\n"
+            f"Subject: token delivery {marker}\r\n"
+            f"Message-ID: <{marker}@remote.example>\r\n"
+            f"\r\n"
+            f"Marker {marker}.\r\n"
+            f".a line with a leading dot\r\n").encode()
+
+
 def b64_unpadded(data: bytes) -> str:
     return base64.b64encode(data).decode().rstrip("=")
 
