@@ -78,7 +78,7 @@ from postfix_peer import PostfixPeer  # noqa: E402
 from private_ca import PrivateCA  # noqa: E402
 from rspamd_peer import RspamdPeer  # noqa: E402
 from smtp_wire import ProtocolError, Wire  # noqa: E402
-from stokend_instance import PASSWORD, StokendInstance  # noqa: E402
+from stokend_instance import PASSWORD, StokendInstance, wait_until  # noqa: E402
 
 NODE_A = "127.0.0.10"
 NODE_B = "127.0.0.11"
@@ -536,7 +536,7 @@ class Bench:
         data, _ = chat_message("reply", 1, "bob@b.test", "alice@a.test", self.args.size)
         reply.submit("bob@b.test", "alice@a.test", data)
         reply.close()
-        if not _wait(lambda: _count(alice_new) > before, self.args.timeout):
+        if not wait_until(lambda: _count(alice_new) > before, self.args.timeout):
             raise BenchError("bob's reply did not reach alice\n" + self.diagnostics())
         outcome = _wait_value(lambda: _last_outcome(b, "alice@a.test"), 10)
         log(f"  B's queue: {outcome or '(no outcome line)'}")
@@ -550,7 +550,7 @@ class Bench:
         self.send_one(case_a, "setup-2", record=False)
         # A logs the outcome once B has answered, just after the message is
         # stored: wait for it, so it is not counted with the measured ones.
-        if not _wait(lambda: _outcomes(a, "bob@b.test") >= 2, 10):
+        if not wait_until(lambda: _outcomes(a, "bob@b.test") >= 2, 10):
             raise BenchError("node A logged no outcome for the set-up messages\n"
                              + self.diagnostics())
 
@@ -761,15 +761,6 @@ def _outcomes(node, recipient):
                        and " attempts: " in ln)
     except OSError:
         return 0
-
-
-def _wait(predicate, timeout, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def _wait_value(function, timeout, interval=0.02):

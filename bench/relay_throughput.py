@@ -67,7 +67,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 from common import (DEFAULT_BIN_DIR, REPO_ROOT, cpu_seconds,  # noqa: E402
                     free_port, fsync_probe, install_signal_cleanup, load1,
                     log, machine_cpu_ticks, machine_note, median,
-                    raise_nofile)
+                    raise_nofile, stop_process)
 from postfix_peer import PostfixPeer  # noqa: E402
 from smtp_tools import (SMTP_SINK, SMTP_SOURCE, SmtpSink,  # noqa: E402
                         SmtpSource)
@@ -315,13 +315,7 @@ def start_quiet(argv):
 
 def stop_profiler(proc, timeout=60):
     """perf writes its data on SIGINT."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    stop_process(proc, timeout, signal.SIGINT)
 
 
 def report_lines(cmd, limit, keep=lambda line: True):

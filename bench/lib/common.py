@@ -217,12 +217,12 @@ def machine_cpu_ticks():
     return total - idle, total
 
 
-def stop_process(proc, timeout):
-    """SIGTERM, then SIGKILL if proc has not exited within timeout seconds.
-    Does nothing to a process that is gone already."""
+def stop_process(proc, timeout, stop_signal=signal.SIGTERM):
+    """stop_signal (SIGTERM), then SIGKILL if proc has not exited within
+    timeout seconds. Does nothing to a process that is gone already."""
     if proc is None or proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(stop_signal)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
