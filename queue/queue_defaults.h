@@ -42,5 +42,9 @@ inline constexpr std::size_t segment_size = 16 * 1024 * 1024;
 inline constexpr double compaction_threshold = 0.25;
 // No record is larger than this; a length field above it marks garbage.
 inline constexpr std::size_t max_record_size = 512 * 1024 * 1024;
+// Resynchronising after damage checks candidate records (a checksum over
+// each one's claimed length) for at most this many times a segment's size,
+// so that data full of fake record starts cannot stall a start.
+inline constexpr std::size_t resync_scan_budget_factor = 16;
 
 }  // namespace stokend::queue::defaults

@@ -82,10 +82,12 @@ class FieldReader {
   bool good_ = true;
 };
 
-// BLAKE2b-128 over the pieces, in order.
-std::string checksum(std::string_view first, std::string_view second) {
+// BLAKE2b-128 over the pieces, in order; keyed with the spool's key for
+// version 2 records.
+std::string checksum(std::string_view first, std::string_view second, const ChecksumKey* key) {
   crypto_generichash_state state;
-  crypto_generichash_init(&state, nullptr, 0, checksum_size);
+  crypto_generichash_init(&state, key ? key->bytes.data() : nullptr, key ? key->bytes.size() : 0,
+                          checksum_size);
   crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(first.data()),
                             first.size());
   crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(second.data()),
@@ -97,19 +99,19 @@ std::string checksum(std::string_view first, std::string_view second) {
 
 // Frames a payload whose first part is already in `head` after the
 // header_size placeholder bytes, and whose last part is `body`.
-EncodedRecord finish(RecordType type, std::string head,
+EncodedRecord finish(RecordType type, std::string head, const ChecksumKey* key,
                      std::shared_ptr<const std::string> body = nullptr) {
   const std::size_t payload_size = head.size() - header_size + (body ? body->size() : 0);
   std::string header;
   FieldWriter writer(header);
   header.append(magic);
-  writer.u8(format_version);
+  writer.u8(key ? format_version : unkeyed_format_version);
   writer.u8(static_cast<std::uint8_t>(type));
   writer.u16(0);
   writer.u32(static_cast<std::uint32_t>(payload_size));
   head.replace(0, header_size, header);
   EncodedRecord record;
-  record.tail = checksum(head, body ? std::string_view(*body) : std::string_view());
+  record.tail = checksum(head, body ? std::string_view(*body) : std::string_view(), key);
   record.head = std::move(head);
   record.body = std::move(body);
   return record;
@@ -119,15 +121,16 @@ std::string placeholder_header() { return std::string(header_size, '\0'); }
 
 }  // namespace
 
-EncodedRecord encode_segment_header(std::uint64_t sequence, TimePoint created) {
+EncodedRecord encode_segment_header(std::uint64_t sequence, TimePoint created,
+                                    const ChecksumKey* key) {
   std::string head = placeholder_header();
   FieldWriter writer(head);
   writer.u64(sequence);
   writer.time(created);
-  return finish(RecordType::segment_header, std::move(head));
+  return finish(RecordType::segment_header, std::move(head), key);
 }
 
-EncodedRecord encode_message(const QueuedMessage& message) {
+EncodedRecord encode_message(const QueuedMessage& message, const ChecksumKey* key) {
   std::string head = placeholder_header();
   FieldWriter writer(head);
   writer.string(message.id);
@@ -143,10 +146,10 @@ EncodedRecord encode_message(const QueuedMessage& message) {
   for (const std::string& recipient : message.envelope.recipients) writer.string(recipient);
   auto data = message.data ? message.data : std::make_shared<const std::string>();
   writer.u64(data->size());
-  return finish(RecordType::message, std::move(head), std::move(data));
+  return finish(RecordType::message, std::move(head), key, std::move(data));
 }
 
-EncodedRecord encode_state(std::string_view id, const MessageState& state) {
+EncodedRecord encode_state(std::string_view id, const MessageState& state, const ChecksumKey* key) {
   std::string head = placeholder_header();
   FieldWriter writer(head);
   writer.string(id);
@@ -163,16 +166,18 @@ EncodedRecord encode_state(std::string_view id, const MessageState& state) {
     writer.u8(recipient.failure_reported ? 1 : 0);
     writer.string(recipient.last_reply);
   }
-  return finish(RecordType::state, std::move(head));
+  return finish(RecordType::state, std::move(head), key);
 }
 
-EncodedRecord encode_removal(std::string_view id) {
+EncodedRecord encode_removal(std::string_view id, const ChecksumKey* key) {
   std::string head = placeholder_header();
   FieldWriter(head).string(id);
-  return finish(RecordType::removal, std::move(head));
+  return finish(RecordType::removal, std::move(head), key);
 }
 
-std::optional<RawRecord> parse_record(std::string_view bytes, std::size_t max_record_size) {
+std::optional<std::size_t> plausible_record_size(std::string_view bytes,
+                                                 std::size_t max_record_size,
+                                                 const ChecksumKey* key) {
   if (bytes.size() < framing_size) return std::nullopt;
   if (bytes.substr(0, magic.size()) != magic) return std::nullopt;
   FieldReader header(bytes.substr(magic.size(), header_size - magic.size()));
@@ -180,17 +185,35 @@ std::optional<RawRecord> parse_record(std::string_view bytes, std::size_t max_re
   const std::uint8_t type = header.u8();
   const std::uint16_t reserved = header.u16();
   const std::uint32_t payload_size = header.u32();
-  if (version != format_version || reserved != 0) return std::nullopt;
+  const bool keyed = version == format_version;
+  if (!(keyed ? key != nullptr : version == unkeyed_format_version) || reserved != 0) {
+    return std::nullopt;
+  }
   if (type > static_cast<std::uint8_t>(RecordType::removal)) return std::nullopt;
   if (payload_size > max_record_size || payload_size > bytes.size() - framing_size) {
     return std::nullopt;
   }
+  return framing_size + payload_size;
+}
+
+std::optional<RawRecord> parse_record(std::string_view bytes, std::size_t max_record_size,
+                                      const ChecksumKey* key) {
+  const auto size = plausible_record_size(bytes, max_record_size, key);
+  if (!size) return std::nullopt;
+  const std::size_t payload_size = *size - framing_size;
+  const bool keyed = static_cast<std::uint8_t>(bytes[magic.size()]) == format_version;
   const std::string_view covered = bytes.substr(0, header_size + payload_size);
   const std::string_view stored = bytes.substr(header_size + payload_size, checksum_size);
-  const std::string expected = checksum(covered, {});
+  const std::string expected = checksum(covered, {}, keyed ? key : nullptr);
   if (sodium_memcmp(expected.data(), stored.data(), checksum_size) != 0) return std::nullopt;
-  return RawRecord{static_cast<RecordType>(type), bytes.substr(header_size, payload_size),
-                   framing_size + payload_size};
+  const auto type = static_cast<RecordType>(static_cast<std::uint8_t>(bytes[5]));
+  return RawRecord{type, bytes.substr(header_size, payload_size), *size, keyed};
+}
+
+std::uint64_t claimed_record_size(std::string_view bytes) {
+  FieldReader header(bytes.substr(0, header_size));
+  header.bytes(8);  // magic, version, type, reserved
+  return framing_size + static_cast<std::uint64_t>(header.u32());
 }
 
 std::size_t find_magic(std::string_view bytes, std::size_t from) {
@@ -270,6 +293,55 @@ std::optional<std::string> decode_removal(std::string_view payload) {
   std::string id = reader.string();
   if (!reader.finished() || id.empty()) return std::nullopt;
   return id;
+}
+
+DamagedRecordContents read_damaged_record(std::string_view bytes) {
+  // Mirrors decode_message() and decode_state(), but keeps whatever reads
+  // before the first field that does not. The magic and version may be the
+  // damaged part, so neither is required; the length field is trusted only
+  // as far as the bytes go.
+  constexpr std::size_t longest_id = 64;
+  // RFC 5321 4.5.3.1.3: a path is at most 256 octets; allow some slack for
+  // what a damaged length field makes of it.
+  constexpr std::size_t longest_address = 1024;
+  constexpr std::uint32_t most_recipients = 100000;
+  DamagedRecordContents contents;
+  if (bytes.size() < header_size) return contents;
+  FieldReader header(bytes.substr(magic.size(), header_size - magic.size()));
+  header.u8();  // version
+  const std::uint8_t type = header.u8();
+  header.u16();
+  const std::uint32_t payload_size = header.u32();
+  if (type > static_cast<std::uint8_t>(RecordType::removal)) return contents;
+  contents.type = static_cast<RecordType>(type);
+  if (contents.type == RecordType::segment_header) return contents;
+  std::string_view payload = bytes.substr(header_size);
+  if (payload_size < payload.size()) payload = payload.substr(0, payload_size);
+  FieldReader reader(payload);
+  const auto bounded_string = [&reader](std::size_t longest) -> std::optional<std::string> {
+    const std::uint32_t length = reader.u32();
+    if (!reader.good() || length > longest) return std::nullopt;
+    std::string_view text = reader.bytes(length);
+    if (!reader.good()) return std::nullopt;
+    return std::string(text);
+  };
+  auto id = bounded_string(longest_id);
+  if (!id) return contents;
+  contents.id = std::move(*id);
+  if (contents.type != RecordType::message) return contents;
+  reader.time();
+  reader.u8();  // flags
+  contents.sender = bounded_string(longest_address);
+  if (!contents.sender || !bounded_string(longest_address)) return contents;  // envelope id
+  const std::uint32_t count = reader.u32();
+  if (!reader.good() || count == 0 || count > most_recipients) return contents;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto recipient = bounded_string(longest_address);
+    if (!recipient) return contents;
+    contents.recipients.push_back(std::move(*recipient));
+  }
+  contents.all_recipients_read = true;
+  return contents;
 }
 
 }  // namespace stokend::queue::record

@@ -5,7 +5,7 @@
 //
 //   offset  size  field
 //   0       4     magic "STKQ"
-//   4       1     format version (1)
+//   4       1     format version (1 or 2)
 //   5       1     record type (RecordType)
 //   6       2     reserved, zero
 //   8       4     payload length N
@@ -14,8 +14,17 @@
 //
 // A record is valid only if its magic, version, type, reserved bytes, length
 // and checksum all agree; a torn or corrupted record is therefore detected
-// rather than misread. Payload fields: strings are a u32 length and bytes,
-// times are i64 milliseconds since the Unix epoch.
+// rather than misread.
+//
+// Version 2 keys the checksum with the spool's secret key (ChecksumKey,
+// queue/spool_key.h); version 1, written before spools had a key, does not.
+// The payloads are the same. The key is what makes resynchronising after
+// damage safe: message data is chosen by whoever sent the message, and with
+// an unkeyed checksum a sender could embed bytes that verify as a record;
+// without the key nobody outside the spool can make a version 2 record that
+// verifies. Version 1 records are still read, but only where record lengths
+// lead to them, never when found by scanning (segment_file.h). Payload fields: strings are a u32
+// length and bytes, times are i64 milliseconds since the Unix epoch.
 //
 //   segment header: u64 sequence, time created
 //   message:        string id, time arrival, u8 flags (1 chat, 2 bounce,
@@ -39,16 +48,24 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "queue/queued_message.h"
 
 namespace stokend::queue::record {
 
 inline constexpr std::string_view magic = "STKQ";
-inline constexpr std::uint8_t format_version = 1;
+inline constexpr std::uint8_t unkeyed_format_version = 1;
+inline constexpr std::uint8_t format_version = 2;  // keyed checksum
 inline constexpr std::size_t header_size = 12;
 inline constexpr std::size_t checksum_size = 16;
 inline constexpr std::size_t framing_size = header_size + checksum_size;
+
+// The spool's secret key for version 2 checksums.
+struct ChecksumKey {
+  static constexpr std::size_t size = 32;
+  std::array<unsigned char, size> bytes{};
+};
 
 enum class RecordType : std::uint8_t {
   segment_header = 0,  // first record of every segment file
@@ -72,23 +89,43 @@ struct EncodedRecord {
   std::array<std::string_view, 3> parts() const&& = delete;
 };
 
-EncodedRecord encode_segment_header(std::uint64_t sequence, TimePoint created);
+// With a key the record is written as version 2; without one (null) as
+// version 1, the format of spools from before the key (kept for tests of
+// reading them).
+EncodedRecord encode_segment_header(std::uint64_t sequence, TimePoint created,
+                                    const ChecksumKey* key = nullptr);
 // message.data must be set (an empty message is written as empty data).
-EncodedRecord encode_message(const QueuedMessage& message);
-EncodedRecord encode_state(std::string_view id, const MessageState& state);
-EncodedRecord encode_removal(std::string_view id);
+EncodedRecord encode_message(const QueuedMessage& message, const ChecksumKey* key = nullptr);
+EncodedRecord encode_state(std::string_view id, const MessageState& state,
+                           const ChecksumKey* key = nullptr);
+EncodedRecord encode_removal(std::string_view id, const ChecksumKey* key = nullptr);
 
 // One valid record found at the start of some bytes.
 struct RawRecord {
   RecordType type{};
   std::string_view payload;
   std::size_t size = 0;  // framing included: the offset of the next record
+  bool keyed = false;    // version 2: verified with the spool's key
 };
 
 // Parses and validates the record at the start of bytes. Nothing when the
 // bytes are not a whole valid record (torn, corrupt, or not a record at all).
 // max_record_size bounds the length field, so garbage cannot ask for gigabytes.
-std::optional<RawRecord> parse_record(std::string_view bytes, std::size_t max_record_size);
+// A version 2 record verifies only with the key it was written with; without
+// a key (null) only version 1 records do.
+std::optional<RawRecord> parse_record(std::string_view bytes, std::size_t max_record_size,
+                                      const ChecksumKey* key = nullptr);
+
+// From the framing header alone: the size a record at the start of bytes
+// has if its checksum verifies (what checking it costs), or nothing when the
+// header already rules it out (parse_record's checks but the checksum).
+std::optional<std::size_t> plausible_record_size(std::string_view bytes,
+                                                 std::size_t max_record_size,
+                                                 const ChecksumKey* key);
+
+// The record size the framing header at the start of bytes (at least
+// header_size of them) claims, whether or not anything else about it holds.
+std::uint64_t claimed_record_size(std::string_view bytes);
 
 // The offset of the next occurrence of the magic at or after from, or
 // bytes.size(): where to try again after damage.
@@ -109,5 +146,18 @@ struct DecodedState {
 };
 std::optional<DecodedState> decode_state(std::string_view payload);
 std::optional<std::string> decode_removal(std::string_view payload);
+
+// What can still be read, unverified, from bytes where a record should start
+// but none verifies: the record type, and the message id, sender and
+// recipients as far as they are intact. Only for reporting damage; never
+// applied. Never throws, whatever the bytes.
+struct DamagedRecordContents {
+  std::optional<RecordType> type;
+  std::string id;  // empty when unreadable
+  std::optional<std::string> sender;
+  std::vector<std::string> recipients;
+  bool all_recipients_read = false;
+};
+DamagedRecordContents read_damaged_record(std::string_view bytes);
 
 }  // namespace stokend::queue::record

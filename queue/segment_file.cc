@@ -70,17 +70,18 @@ bool is_segment_temporary_name(std::string_view name) {
 }
 
 SegmentAppender::SegmentAppender(std::filesystem::path directory, std::size_t segment_size,
-                                 DataSync data_sync)
+                                 DataSync data_sync, const record::ChecksumKey* key)
     : directory_(std::move(directory)),
       segment_size_(segment_size),
-      data_sync_(std::move(data_sync)) {}
+      data_sync_(std::move(data_sync)),
+      key_(key) {}
 
 std::error_code SegmentAppender::start_segment(std::uint64_t sequence, TimePoint now) {
   const std::string name = segment_file_name(sequence);
   const std::filesystem::path final_path = directory_ / name;
   std::filesystem::path temporary_path = directory_ / name;
   temporary_path += ".tmp";
-  const record::EncodedRecord header = record::encode_segment_header(sequence, now);
+  const record::EncodedRecord header = record::encode_segment_header(sequence, now, key_);
   const auto parts = header.parts();
   // The header is written like any durable file, so a segment name never
   // exists without its header and the folder entry survives a crash.
@@ -142,7 +143,8 @@ std::error_code SegmentAppender::sync() {
 }
 
 SegmentReadReport read_segment(
-    const std::filesystem::path& path, std::size_t max_record_size,
+    const std::filesystem::path& path, std::size_t max_record_size, const record::ChecksumKey* key,
+    std::size_t scan_budget_factor,
     const std::function<void(const record::RawRecord&, std::uint64_t offset)>& on_record) {
   SegmentReadReport report;
   UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -157,35 +159,55 @@ SegmentReadReport read_segment(
   }
   const std::string_view bytes = contents;
   report.file_size = bytes.size();
+  std::uint64_t scan_budget = static_cast<std::uint64_t>(bytes.size()) * scan_budget_factor;
 
   std::size_t offset = 0;
-  if (auto first = record::parse_record(bytes, max_record_size);
+  if (auto first = record::parse_record(bytes, max_record_size, key);
       first && first->type == record::RecordType::segment_header) {
     report.header = record::decode_segment_header(first->payload);
     if (report.header) offset = first->size;
   }
-  if (report.header) {
-    while (offset < bytes.size()) {
-      auto next = record::parse_record(bytes.substr(offset), max_record_size);
-      if (!next) break;
+  report.valid_end = offset;
+  bool in_damage = !report.header;
+  while (offset < bytes.size()) {
+    if (!in_damage) {
+      auto next = record::parse_record(bytes.substr(offset), max_record_size, key);
+      if (!next) {
+        in_damage = true;
+        continue;
+      }
       // A header inside a segment is misplaced but harmless: skip it.
       if (next->type != record::RecordType::segment_header) on_record(*next, offset);
       offset += next->size;
+      report.valid_end = offset;
+      continue;
     }
-  }
-  report.valid_end = offset;
-  report.damaged = offset < bytes.size();
-
-  // Behind the damage: count what still parses, to tell an unfinished append
-  // (nothing valid follows) from corruption in the middle of the file.
-  std::size_t probe = report.damaged ? record::find_magic(bytes, offset + 1) : bytes.size();
-  while (probe < bytes.size()) {
-    if (auto found = record::parse_record(bytes.substr(probe), max_record_size)) {
-      ++report.records_after_damage;
-      probe += found->size;
-    } else {
-      probe = record::find_magic(bytes, probe + 1);
+    // Resynchronise: scan the bytes that did not verify for the next keyed
+    // record. Unkeyed ones are counted only, and the scan goes on inside
+    // them: their lengths are not to be trusted either.
+    DamagedRegion region{offset, 0, 0};
+    std::size_t candidate = record::find_magic(bytes, offset + 1);
+    for (; candidate < bytes.size(); candidate = record::find_magic(bytes, candidate + 1)) {
+      const std::string_view rest = bytes.substr(candidate);
+      const auto cost = record::plausible_record_size(rest, max_record_size, key);
+      if (!cost) continue;
+      if (*cost > scan_budget) {
+        report.scan_budget_exhausted = true;
+        candidate = bytes.size();
+        break;
+      }
+      scan_budget -= *cost;
+      auto found = record::parse_record(rest, max_record_size, key);
+      if (!found) continue;
+      if (found->keyed) break;
+      ++region.unkeyed_records;
     }
+    region.length = candidate - offset;
+    region.cut_short = region.length < record::header_size ||
+                       record::claimed_record_size(bytes.substr(offset)) > region.length;
+    report.damaged.push_back(region);
+    offset = candidate;
+    in_damage = false;
   }
   return report;
 }

@@ -7,6 +7,16 @@
 // folder fsync), so a segment name never points at a file without a header;
 // records are then appended and made durable with fdatasync.
 //
+// Reading back resynchronises after damage: where following record lengths
+// runs into bytes that do not verify, the reader scans forward for the next
+// record that does, so damage costs only the records it touches. What it
+// takes from a scan must be a keyed (version 2) record: message data is
+// chosen by senders, and only the spool's key tells a real record from bytes
+// crafted to look like one inside a damaged message. Records a scan finds
+// are never inside a record that verified, since only bytes that did not
+// verify are scanned. An unkeyed (version 1) record found by a scan is
+// counted, not applied.
+//
 // Contract: SegmentAppender is used by one thread at a time. read_segment()
 // never throws and reports, rather than trusts, anything it cannot parse.
 #pragma once
@@ -52,7 +62,10 @@ class SegmentAppender {
   // tests substitute a counting one.
   using DataSync = std::function<std::error_code(int descriptor)>;
 
-  SegmentAppender(std::filesystem::path directory, std::size_t segment_size, DataSync data_sync);
+  // key: the spool's checksum key, filled in before the first segment is
+  // started and outliving the appender.
+  SegmentAppender(std::filesystem::path directory, std::size_t segment_size, DataSync data_sync,
+                  const record::ChecksumKey* key);
 
   // Creates segment `sequence` durably and makes it the active one.
   std::error_code start_segment(std::uint64_t sequence, TimePoint now);
@@ -78,6 +91,7 @@ class SegmentAppender {
   std::filesystem::path directory_;
   std::size_t segment_size_;
   DataSync data_sync_;
+  const record::ChecksumKey* key_;
   std::uint64_t active_sequence_ = 0;
   SharedFile active_file_;
   std::uint64_t active_size_ = 0;
@@ -86,29 +100,49 @@ class SegmentAppender {
   std::size_t data_sync_calls_ = 0;
 };
 
+// Bytes of a segment where no record verifies, from where a record should
+// have started to the next record that verifies (or the end of the file).
+struct DamagedRegion {
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  // Unkeyed (version 1) records inside, found by the scan and not applied.
+  std::uint64_t unkeyed_records = 0;
+  // The record at its start claims more bytes than the file has left: an
+  // append cut short, not a complete record damaged afterwards.
+  bool cut_short = false;
+};
+
 // What reading a whole segment file found.
 struct SegmentReadReport {
   std::error_code error;  // the file could not be read at all
   std::optional<record::SegmentHeader> header;
   std::uint64_t file_size = 0;
-  std::uint64_t valid_end = 0;  // end of the last record read before any damage
-  bool damaged = false;         // some bytes after valid_end are no valid record
-  // Valid records found after the damage (not applied, see read_segment).
-  std::uint64_t records_after_damage = 0;
-  // Damage only at the end, after the last valid record: an unfinished
-  // append (crash, full disk), safe to cut off. A missing header or valid
-  // records behind the damage mean corruption instead.
-  bool torn_tail() const { return damaged && records_after_damage == 0 && header.has_value(); }
+  std::uint64_t valid_end = 0;         // end of the last record read
+  std::vector<DamagedRegion> damaged;  // in file order; the first at 0 when the header is bad
+  bool scan_budget_exhausted = false;  // the last region was given up on, see read_segment
+  // Damage only at the end, after the last valid record, and a record there
+  // cut short: an unfinished append (crash, full disk), safe to cut off. A
+  // missing header, damage with records behind it, or a last record that is
+  // complete but does not verify mean corruption instead.
+  bool torn_tail() const {
+    return header.has_value() && damaged.size() == 1 && damaged[0].unkeyed_records == 0 &&
+           damaged[0].cut_short && damaged[0].offset == valid_end &&
+           damaged[0].offset + damaged[0].length == file_size;
+  }
 };
 
-// Reads a segment file and calls on_record for every valid record after the
-// header, in file order, with its offset, up to the first damage. Behind
-// damage it only counts what still looks valid, and applies none of it:
-// record boundaries are lost there, and message data can hold bytes that
-// look like a record (a sender could even craft one), so only records
-// reached by following lengths from the header are trusted.
+// Reads a segment file and calls on_record for every valid record but
+// segment headers, in file order, with its offset: those reached by
+// following record lengths from the header, and after damage those reached
+// from the next keyed record a scan finds (see above). A damaged header does
+// not stop it: the records behind it are read the same way. Checking a
+// candidate costs a checksum over its claimed length; the scans of one file
+// check at most scan_budget_factor times its size, so that message data full
+// of fake record starts cannot stall the start (the rest then counts as
+// damaged).
 SegmentReadReport read_segment(
-    const std::filesystem::path& path, std::size_t max_record_size,
+    const std::filesystem::path& path, std::size_t max_record_size, const record::ChecksumKey* key,
+    std::size_t scan_budget_factor,
     const std::function<void(const record::RawRecord&, std::uint64_t offset)>& on_record);
 
 // Reads `location.size` bytes at `location.offset`: one whole record.

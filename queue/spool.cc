@@ -9,6 +9,7 @@
 
 #include "queue/durable_file.h"
 #include "queue/record_format.h"
+#include "queue/spool_forensics.h"
 #include "queue/spool_helpers.h"
 
 namespace stokend::queue {
@@ -19,11 +20,15 @@ Spool::Spool(EventLoop& loop, SpoolOptions options)
     : loop_(loop),
       options_(std::move(options)),
       segments_directory_(options_.directory / "segments"),
-      quarantine_directory_(options_.directory / "quarantine"),
-      appender_(segments_directory_, options_.segment_size, [this](int descriptor) {
-        ++data_syncs_;
-        return options_.data_sync ? options_.data_sync(descriptor) : durable::sync_data(descriptor);
-      }) {
+      quarantine_directory_(options_.directory / quarantine_folder_name),
+      appender_(
+          segments_directory_, options_.segment_size,
+          [this](int descriptor) {
+            ++data_syncs_;
+            return options_.data_sync ? options_.data_sync(descriptor)
+                                      : durable::sync_data(descriptor);
+          },
+          &checksum_key_) {
   // Picks libsodium's fastest BLAKE2b; safe to call more than once.
   if (sodium_init() < 0) spdlog::warn("spool: libsodium failed to initialise");
   id_counter_ = randombytes_uniform(1u << 28);
@@ -73,7 +78,8 @@ void Spool::store(const QueuedMessage& message, Done done) {
                                                             : std::errc::invalid_argument));
     return;
   }
-  auto encoded = std::make_shared<record::EncodedRecord>(record::encode_message(message));
+  auto encoded =
+      std::make_shared<record::EncodedRecord>(record::encode_message(message, &checksum_key_));
   auto result = std::make_shared<SegmentAppender::Appended>();
   stores_in_flight_.insert(message.id);
   std::weak_ptr<char> alive = lifetime_;
@@ -104,7 +110,7 @@ void Spool::store(const QueuedMessage& message, Done done) {
 }
 
 void Spool::record_state(const std::string& id, const MessageState& state, Done done) {
-  append_message_record(id, record::encode_state(id, state), std::move(done),
+  append_message_record(id, record::encode_state(id, state, &checksum_key_), std::move(done),
                         [this, id](IndexedMessage& indexed, const RecordLocation& location) {
                           add_reference(location, id);
                           if (indexed.state) drop_reference(*indexed.state, id);
@@ -113,7 +119,7 @@ void Spool::record_state(const std::string& id, const MessageState& state, Done 
 }
 
 void Spool::remove(const std::string& id, Done done) {
-  append_message_record(id, record::encode_removal(id), std::move(done),
+  append_message_record(id, record::encode_removal(id, &checksum_key_), std::move(done),
                         [this, id](IndexedMessage&, const RecordLocation& location) {
                           make_tombstone(id, location);
                         });
@@ -174,7 +180,7 @@ Spool::Loaded Spool::load_data(const std::string& id) const {
     loaded.error = error;
     return loaded;
   }
-  auto raw = record::parse_record(bytes, options_.max_record_size);
+  auto raw = record::parse_record(bytes, options_.max_record_size, &checksum_key_);
   std::optional<QueuedMessage> message;
   if (raw && raw->type == record::RecordType::message) {
     message = record::decode_message(raw->payload, /*with_data=*/true);

@@ -44,15 +44,38 @@
 // batch being written may leave a torn record at the end of the newest
 // segment; its requests had not completed, so nothing acknowledged is in
 // it. At start the spool reads every segment in order, following record
-// lengths from the header: a torn tail is cut off (with a log line); damage
-// with valid records behind it means corruption, and then every record the
-// queue still needs from that segment is copied into a fresh segment and
-// the damaged file is moved into quarantine/ (with a log line). Records
-// behind damage are never applied: record boundaries are lost there, and a
-// message's data could hold bytes crafted to look like a record. A file
-// without a valid header, or with a foreign name, is quarantined. Nothing
-// read from disk is trusted before it validates, and garbage never crashes
-// the daemon.
+// lengths from the header: a torn tail is cut off (with a log line).
+//
+// Damage loses only what is damaged. Where following lengths runs into
+// bytes that do not verify (flipped bits, a lost block, a damaged header),
+// the reader resynchronises: it scans those bytes for the next record that
+// verifies and goes on from there (segment_file.h), so every intact record
+// is applied, also those of a segment whose header is damaged (its sequence
+// is then taken from its file name). A damaged state record leaves the
+// message with its previous state; a damaged removal record brings the
+// message back with its last state (so nothing is delivered twice); a
+// damaged message record loses that message unless an intact copy exists.
+// Resynchronising must not let a sender smuggle in a record: message data is
+// chosen by whoever sent it, and bytes crafted to look like a record inside
+// a message become visible to a scan once the record around them is
+// damaged. So every record carries a BLAKE2b checksum keyed with a secret
+// made with the spool (spool_key.h: checksum.key beside segments/; record
+// format version 2), and a scan only takes records that verify with it.
+// Spools from before the key get one at their next start; their unkeyed
+// (version 1) records are still read where lengths lead, but never taken
+// from a scan (as before the key, what follows damage in such a segment is
+// then not applied). Whatever does not verify is never applied, and garbage
+// never crashes the daemon.
+//
+// Forensics. A segment with damage in it (not a torn tail), or a foreign
+// header, has every record the queue still needs copied into a fresh
+// segment and is then moved into quarantine/, untouched, with a report
+// beside it ("<file>.damage", damage_report.h, written durably) naming each
+// damaged stretch: offset, length, and what can still be read there,
+// unverified (the record type, the message id, sender and recipients), and
+// what became of it. Each message lost is named in an error line in the
+// log. `stokenctl queue damaged` lists the reports. A file without a valid
+// name is quarantined as foreign.
 //
 // Never delivered twice. A recipient's result is recorded in a state record
 // right after the remote reply, and the message is removed only after the
@@ -96,6 +119,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "queue/damage_report.h"
 #include "queue/event_loop.h"
 #include "queue/group_commit.h"
 #include "queue/queue_defaults.h"
@@ -133,6 +157,10 @@ struct RecoveryReport {
   std::size_t records_read = 0;
   std::size_t torn_tails_discarded = 0;
   std::size_t files_quarantined = 0;
+  // Every damaged record or stretch found (torn tails aside), with what
+  // became of it; messages_lost counts the messages among them.
+  std::vector<DamagedRecord> damaged;
+  std::size_t messages_lost = 0;
 };
 
 class Spool {
@@ -238,9 +266,18 @@ class Spool {
   void apply_record(const record::RawRecord& raw, const RecordLocation& location,
                     std::unordered_map<std::string, RecoveredMessage>& recovered,
                     bool& undecodable);
-  std::error_code quarantine_file(const std::filesystem::path& path, std::string_view reason);
-  void salvage_and_quarantine(std::uint64_t sequence, std::string_view reason,
-                              std::size_t& quarantined);
+  // moved_to, when given, receives the file's path in quarantine/.
+  std::error_code quarantine_file(const std::filesystem::path& path, std::string_view reason,
+                                  std::filesystem::path* moved_to = nullptr);
+  // The file's path in quarantine/, or nothing when it was left in place.
+  std::optional<std::filesystem::path> salvage_and_quarantine(std::uint64_t sequence,
+                                                              std::string_view reason,
+                                                              std::size_t& quarantined);
+  // Decides, logs and reports what became of each damaged record of a
+  // segment (moved_to: where the segment went, if it did).
+  void settle_damage(std::vector<DamagedRecord> damaged,
+                     const std::optional<std::filesystem::path>& moved_to,
+                     const std::unordered_set<std::string>& removed, RecoveryReport& report);
 
   // Appends a record about a live message (a state or its removal) and,
   // once it is durable and the message still indexed, lets `applied` update
@@ -275,6 +312,9 @@ class Spool {
   std::size_t segments_deleted_ = 0;
   bool open_ = false;
   bool closed_ = false;
+
+  // Set by open() before the writer starts; read-only afterwards.
+  record::ChecksumKey checksum_key_;
 
   // Writer thread only (and open(), before the writer starts).
   SegmentAppender appender_;

@@ -86,7 +86,7 @@ std::vector<Spool::Relocation> Spool::plan_relocations(std::uint64_t sequence,
     relocation.id = id;
     if (auto tombstone = tombstones_.find(id); tombstone != tombstones_.end()) {
       relocation.tombstone = true;
-      relocation.records.push_back(join_record(record::encode_removal(id)));
+      relocation.records.push_back(join_record(record::encode_removal(id, &checksum_key_)));
       plan.push_back(std::move(relocation));
       continue;
     }
@@ -108,7 +108,7 @@ std::vector<Spool::Relocation> Spool::plan_relocations(std::uint64_t sequence,
       auto source = segments_.find(location.segment);
       if (source == segments_.end() || !source->second.file ||
           read_record_bytes(source->second.file->get(), location, bytes) ||
-          !record::parse_record(bytes, options_.max_record_size)) {
+          !record::parse_record(bytes, options_.max_record_size, &checksum_key_)) {
         readable = false;
         return;
       }

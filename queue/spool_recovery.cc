@@ -1,5 +1,6 @@
-// The spool at start: replaying the segments, cutting torn tails, and
-// quarantining what is damaged or foreign. See spool.h for the design.
+// The spool at start: replaying the segments, resynchronising after damage,
+// cutting torn tails, and quarantining (with a damage report) what is
+// damaged or foreign. See spool.h for the design.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -10,7 +11,9 @@
 #include "queue/durable_file.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"
+#include "queue/spool_forensics.h"
 #include "queue/spool_helpers.h"
+#include "queue/spool_key.h"
 
 namespace stokend::queue {
 
@@ -54,15 +57,38 @@ RecoveryReport Spool::open() {
   }
   std::sort(sequences.begin(), sequences.end());
 
+  {
+    std::vector<std::filesystem::path> segment_paths;
+    for (std::uint64_t sequence : sequences) {
+      segment_paths.push_back(segments_directory_ / segment_file_name(sequence));
+    }
+    SpoolKeyResult key = load_or_create_spool_key(options_.directory, segment_paths);
+    if (!key.key) {
+      spdlog::error("spool: {}", key.problem);
+      return fail(key.error, key.problem);
+    }
+    checksum_key_ = *key.key;
+  }
+
   // Replay every segment in order.
   std::unordered_map<std::string, RecoveredMessage> recovered;
-  std::vector<std::pair<std::uint64_t, std::string>> damaged;
+  std::unordered_set<std::string> removed;  // ids with a removal record
+  struct DamagedSegment {
+    std::uint64_t sequence;
+    std::string problem;
+    std::vector<DamagedRecord> records;
+  };
+  std::vector<DamagedSegment> damaged;
   for (std::uint64_t sequence : sequences) {
     const std::filesystem::path path = segments_directory_ / segment_file_name(sequence);
     bool undecodable = false;
     const SegmentReadReport read = read_segment(
-        path, options_.max_record_size, [&](const record::RawRecord& raw, std::uint64_t offset) {
+        path, options_.max_record_size, &checksum_key_, defaults::resync_scan_budget_factor,
+        [&](const record::RawRecord& raw, std::uint64_t offset) {
           ++report.records_read;
+          if (raw.type == record::RecordType::removal) {
+            if (auto id = record::decode_removal(raw.payload)) removed.insert(*id);
+          }
           apply_record(raw, RecordLocation{sequence, offset, raw.size}, recovered, undecodable);
         });
     ++report.segments_read;
@@ -75,21 +101,39 @@ RecoveryReport Spool::open() {
     SegmentInfo& info = segment_for(sequence, file);
     info.size = read.valid_end;
 
-    std::string problem;
-    if (!read.header) {
-      problem = "no valid segment header";
-    } else if (read.header->sequence != sequence) {
-      problem = "header names segment " + std::to_string(read.header->sequence);
-    } else if (read.damaged && !read.torn_tail()) {
-      problem = std::to_string(read.file_size - read.valid_end) + " damaged bytes from offset " +
-                std::to_string(read.valid_end) + ", " + std::to_string(read.records_after_damage) +
-                " records behind them not applied";
-    } else if (undecodable) {
-      problem = "records with valid checksums but unreadable contents";
+    // Damage other than a torn tail: what it covered is described (from the
+    // bytes themselves) before the file goes anywhere.
+    std::vector<DamagedRecord> records;
+    std::uint64_t damaged_bytes = 0;
+    if (!read.torn_tail() && file->valid()) {
+      records = read_damaged_regions(file->get(), segment_file_name(sequence), read.damaged);
+      for (const DamagedRegion& region : read.damaged) damaged_bytes += region.length;
     }
-    if (!file->valid()) problem = "cannot reopen: " + last_error().message();
-    if (!problem.empty()) {
-      damaged.emplace_back(sequence, std::move(problem));
+    std::vector<std::string> problems;
+    if (!read.header) {
+      problems.push_back("segment header damaged");
+    } else if (read.header->sequence != sequence) {
+      problems.push_back("header names segment " + std::to_string(read.header->sequence));
+    }
+    if (!records.empty()) {
+      problems.push_back(std::to_string(damaged_bytes) + " damaged bytes in " +
+                         std::to_string(read.damaged.size()) +
+                         " places; every record that verifies around them was read");
+    }
+    for (const DamagedRegion& region : read.damaged) {
+      if (region.unkeyed_records > 0) {
+        problems.push_back(std::to_string(region.unkeyed_records) +
+                           " unkeyed (version 1) records behind the damage at offset " +
+                           std::to_string(region.offset) + " not applied");
+      }
+    }
+    if (read.scan_budget_exhausted) problems.push_back("gave up resynchronising");
+    if (undecodable) problems.push_back("records with valid checksums but unreadable contents");
+    if (!file->valid()) problems.push_back("cannot reopen: " + last_error().message());
+    if (!problems.empty()) {
+      std::string problem;
+      for (const std::string& part : problems) problem += (problem.empty() ? "" : "; ") + part;
+      damaged.push_back(DamagedSegment{sequence, std::move(problem), std::move(records)});
       continue;
     }
     if (read.torn_tail()) {
@@ -129,8 +173,10 @@ RecoveryReport Spool::open() {
     if (::fstat(file->get(), &status) == 0) info.size = static_cast<std::uint64_t>(status.st_size);
   }
 
-  for (auto& [sequence, reason] : damaged) {
-    salvage_and_quarantine(sequence, reason, report.files_quarantined);
+  std::vector<std::optional<std::filesystem::path>> moved_to;
+  for (const DamagedSegment& segment : damaged) {
+    moved_to.push_back(
+        salvage_and_quarantine(segment.sequence, segment.problem, report.files_quarantined));
   }
 
   // A message whose data went into quarantine with its segment cannot be
@@ -144,6 +190,10 @@ RecoveryReport Spool::open() {
     if (it->second.state) drop_reference(*it->second.state, it->first);
     recovered.erase(it->first);
     it = messages_.erase(it);
+  }
+
+  for (std::size_t i = 0; i < damaged.size(); ++i) {
+    settle_damage(std::move(damaged[i].records), moved_to[i], removed, report);
   }
 
   report.messages.reserve(messages_.size());
@@ -161,9 +211,10 @@ RecoveryReport Spool::open() {
   collect_garbage();  // segments emptied before the restart
   spdlog::info(
       "spool: {} messages in {} segments ({} records); {} torn tails cut, {} files "
-      "quarantined",
+      "quarantined, {} damaged records, {} messages lost",
       report.messages.size(), report.segments_read, report.records_read,
-      report.torn_tails_discarded, report.files_quarantined);
+      report.torn_tails_discarded, report.files_quarantined, report.damaged.size(),
+      report.messages_lost);
   return report;
 }
 
@@ -228,7 +279,53 @@ void Spool::apply_record(const record::RawRecord& raw, const RecordLocation& loc
   }
 }
 
-std::error_code Spool::quarantine_file(const std::filesystem::path& path, std::string_view reason) {
+void Spool::settle_damage(std::vector<DamagedRecord> damaged,
+                          const std::optional<std::filesystem::path>& moved_to,
+                          const std::unordered_set<std::string>& removed, RecoveryReport& report) {
+  for (DamagedRecord& record : damaged) {
+    const bool live = !record.id.empty() && messages_.contains(record.id);
+    if (record.offset == 0) {
+      record.outcome = DamageOutcome::header;
+    } else if (record.record == "message") {
+      if (record.id.empty()) {
+        record.outcome = DamageOutcome::unreadable;
+      } else if (live) {
+        record.outcome = DamageOutcome::recovered;
+      } else if (removed.contains(record.id)) {
+        record.outcome = DamageOutcome::removed;
+      } else {
+        record.outcome = DamageOutcome::lost;
+        ++report.messages_lost;
+      }
+    } else if (record.record == "state") {
+      record.outcome = live ? DamageOutcome::earlier_state : DamageOutcome::not_needed;
+    } else if (record.record == "removal") {
+      record.outcome = live ? DamageOutcome::removal_lost : DamageOutcome::not_needed;
+    } else {
+      record.outcome = DamageOutcome::unreadable;
+    }
+    if (moved_to) record.file = moved_to->filename().string();
+    if (record.outcome == DamageOutcome::lost) {
+      spdlog::error("spool: lost {}", describe(record));
+    } else if (record.outcome == DamageOutcome::unreadable) {
+      spdlog::error("spool: damaged {}; if it held a message, that message is lost",
+                    describe(record));
+    } else {
+      spdlog::warn("spool: damaged {}", describe(record));
+    }
+  }
+  if (moved_to && !damaged.empty()) {
+    if (auto error =
+            write_damage_report(quarantine_directory_, moved_to->filename().string(), damaged)) {
+      spdlog::error("spool: cannot write the damage report for {}: {}", moved_to->string(),
+                    error.message());
+    }
+  }
+  for (DamagedRecord& record : damaged) report.damaged.push_back(std::move(record));
+}
+
+std::error_code Spool::quarantine_file(const std::filesystem::path& path, std::string_view reason,
+                                       std::filesystem::path* moved_to) {
   std::filesystem::path target = quarantine_directory_ / path.filename();
   for (int suffix = 1; ::access(target.c_str(), F_OK) == 0; ++suffix) {
     target = quarantine_directory_ / (path.filename().string() + "." + std::to_string(suffix));
@@ -243,11 +340,13 @@ std::error_code Spool::quarantine_file(const std::filesystem::path& path, std::s
   std::error_code error = durable::sync_directory(quarantine_directory_);
   if (auto second = durable::sync_directory(path.parent_path()); !error) error = second;
   spdlog::error("spool: moved {} to {}: {}", path.string(), target.string(), reason);
+  if (moved_to) *moved_to = target;
   return error;
 }
 
-void Spool::salvage_and_quarantine(std::uint64_t sequence, std::string_view reason,
-                                   std::size_t& quarantined) {
+std::optional<std::filesystem::path> Spool::salvage_and_quarantine(std::uint64_t sequence,
+                                                                   std::string_view reason,
+                                                                   std::size_t& quarantined) {
   // Copy what the queue still needs out of the damaged segment, make the
   // copies durable, and only then move the file away.
   std::vector<Relocation> relocations = plan_relocations(sequence, /*skip_busy_messages=*/false);
@@ -271,13 +370,18 @@ void Spool::salvage_and_quarantine(std::uint64_t sequence, std::string_view reas
     if (auto segment = segments_.find(sequence); segment != segments_.end()) {
       segment->second.busy = true;
     }
-    return;
+    return std::nullopt;
   }
-  if (!quarantine_file(path, std::string(reason) + "; " + std::to_string(relocations.size()) +
-                                 " entries copied out first")) {
-    ++quarantined;
-    forget_segment(sequence);
-  }
+  std::filesystem::path moved_to;
+  const std::error_code error = quarantine_file(
+      path,
+      std::string(reason) + "; " + std::to_string(relocations.size()) + " entries copied out first",
+      &moved_to);
+  if (moved_to.empty()) return std::nullopt;
+  // Moved (even if the folder sync failed): the index must not point at it.
+  if (!error) ++quarantined;
+  forget_segment(sequence);
+  return moved_to;
 }
 
 }  // namespace stokend::queue

@@ -19,6 +19,7 @@
 #include "queue/manual_event_loop.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"
+#include "queue/spool_key.h"
 #include "tests/unit/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
@@ -102,11 +103,20 @@ SpoolOptions options_for(const fs::path& directory, ManualEventLoop& loop) {
   return options;
 }
 
+// The checksum key of the spool in `directory` (queue/spool_key.h).
+record::ChecksumKey spool_key(const fs::path& directory) {
+  const std::string bytes = read_all(directory / spool_key_file_name);
+  record::ChecksumKey key;
+  REQUIRE(bytes.size() == key.bytes.size());
+  std::copy(bytes.begin(), bytes.end(), key.bytes.begin());
+  return key;
+}
+
 // Offsets of the records in a segment file, header first.
-std::vector<std::size_t> record_offsets(const std::string& bytes) {
+std::vector<std::size_t> record_offsets(const std::string& bytes, const record::ChecksumKey& key) {
   std::vector<std::size_t> offsets;
   std::size_t offset = 0;
-  while (auto raw = record::parse_record(std::string_view(bytes).substr(offset), 1 << 30)) {
+  while (auto raw = record::parse_record(std::string_view(bytes).substr(offset), 1 << 30, &key)) {
     offsets.push_back(offset);
     offset += raw->size;
   }
@@ -294,12 +304,13 @@ TEST_CASE("spool survives a crash at any byte of the newest segment", "[queue]")
   }
   const fs::path segment = files_in(directory.path() / "segments").front();
   const std::string full = read_all(segment);
-  const std::vector<std::size_t> offsets = record_offsets(full);
+  const std::vector<std::size_t> offsets = record_offsets(full, spool_key(directory.path()));
   REQUIRE(offsets.size() == 7);  // header, 4 messages, state, removal
 
   for (std::size_t cut = 0; cut <= full.size(); cut += 17) {
     TemporaryDirectory copy;
     fs::create_directories(copy.path() / "segments");
+    fs::copy_file(directory.path() / spool_key_file_name, copy.path() / spool_key_file_name);
     write_all(copy.path() / "segments" / segment.filename(), full.substr(0, cut));
     ManualEventLoop other;
     Spool spool(other, options_for(copy.path(), other));
@@ -345,18 +356,16 @@ TEST_CASE("spool quarantines a corrupt segment and keeps every other message", "
   REQUIRE(segments.size() >= 3);
   // Flip one byte inside the second record of the first segment.
   std::string bytes = read_all(segments.front());
-  const std::vector<std::size_t> offsets = record_offsets(bytes);
+  const std::vector<std::size_t> offsets = record_offsets(bytes, spool_key(directory.path()));
   REQUIRE(offsets.size() >= 4);
-  const std::size_t records_in_first = offsets.size() - 1;
   bytes[offsets[2] + 100] ^= 0x20;
   write_all(segments.front(), bytes);
 
+  // Only the damaged message is lost: recovery resynchronises behind it, and
+  // the records around it are copied out before the file is quarantined.
   std::set<std::string> expected;
   for (std::size_t i = 0; i < messages.size(); ++i) {
-    // Message 0 precedes the damage and is copied out; messages 1 ..
-    // records_in_first-1 are at or behind it, and only the quarantined file
-    // keeps them.
-    if (i == 0 || i >= records_in_first) expected.insert(messages[i].id);
+    if (i != 1) expected.insert(messages[i].id);
   }
   {
     Spool spool(loop, options);
@@ -364,14 +373,16 @@ TEST_CASE("spool quarantines a corrupt segment and keeps every other message", "
     REQUIRE_FALSE(report.error);
     CHECK(report.files_quarantined == 1);
     CHECK(ids_of(report.messages) == expected);
+    CHECK(report.messages_lost == 1);
     for (const auto& item : report.messages) {
       auto loaded = spool.load_data(item.message.id);
       REQUIRE(loaded.data);
       CHECK(loaded.data->find(item.message.id) != std::string::npos);
     }
     const auto quarantined = files_in(directory.path() / "quarantine");
-    REQUIRE(quarantined.size() == 1);
+    REQUIRE(quarantined.size() == 2);  // the segment and its damage report
     CHECK(quarantined.front().filename() == segments.front().filename());
+    CHECK(quarantined.back().filename() == segments.front().filename().string() + ".damage");
   }
   // The salvaged copy is durable: a second restart finds the same messages
   // and nothing more to quarantine.
