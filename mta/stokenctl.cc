@@ -1,7 +1,9 @@
 // stokenctl: the administration tool. Manages the local users in the users
 // file named by the configuration; a running stokend notices the change and
 // reloads the file by itself. Inspects and changes the running daemon's
-// queue over its control socket (mailq and postsuper in one). Rotates the
+// queue over its control socket (mailq and postsuper in one), and lists the
+// damage the spool found at start from the reports in its quarantine/
+// folder (read directly, so it works whether or not the daemon runs). Rotates the
 // token secrets and mints, revokes, inspects and lists submission tokens,
 // on the files directly (mta/token_admin.h); imports and exports COI
 // contact storage messages and syncs COI/Contacts folders
@@ -10,7 +12,7 @@
 // Contract: exit status 0 on success, 1 when the command failed (bad config,
 // unknown user, unwritable file, unknown queue id, daemon not running, a
 // token that does not verify...), 2 on a usage error. Messages go to
-// standard error; only the data of `user list`, `queue list`, `queue show`,
+// standard error; only the data of `user list`, `queue list|show|damaged`,
 // `secrets rotate|list`, `token new|inspect|list` and `contacts
 // import|export` goes to standard output. Password hashes and token secrets are never printed.
 #include <signal.h>
@@ -36,6 +38,7 @@
 #include "mta/control/control_protocol.h"
 #include "mta/token_admin.h"
 #include "mta/users.h"
+#include "queue/spool_forensics.h"
 
 namespace {
 
@@ -58,6 +61,7 @@ constexpr std::string_view usage_text =
        stokenctl [--config FILE] queue show ID
        stokenctl [--config FILE] queue flush [ID]
        stokenctl [--config FILE] queue hold|release|delete ID
+       stokenctl [--config FILE] queue damaged
        stokenctl [--config FILE] secrets rotate [temp|perm]
        stokenctl [--config FILE] secrets list
        stokenctl [--config FILE] token new temp|perm REMOTE LOCAL
@@ -93,6 +97,11 @@ commands:
   queue hold ID       keep a message from being delivered until released
   queue release ID    let a held message be delivered again
   queue delete ID     delete a message without notifying anyone
+  queue damaged       list what the spool found damaged at start, from the
+                      reports kept with the damaged files in the spool's
+                      quarantine/ folder: each damaged record, what could
+                      still be read of it (queue id, sender, recipients)
+                      and what became of it (lost, recovered, ...)
   secrets rotate [temp|perm]
                       add a new active secret to the ring (both by default)
                       and print its id; older secrets keep verifying the
@@ -356,7 +365,8 @@ constexpr std::array<QueueSubcommand, 6> queue_subcommands = {{
 // The control request for a `queue ...` command.
 stokend::control::Request queue_request(const std::vector<std::string>& words) {
   if (words.size() < 2) {
-    throw UsageError("'queue' needs a subcommand: list, show, flush, hold, release or delete");
+    throw UsageError(
+        "'queue' needs a subcommand: list, show, flush, hold, release, delete or damaged");
   }
   const std::string& name = words[1];
   const auto subcommand = std::find_if(queue_subcommands.begin(), queue_subcommands.end(),
@@ -410,6 +420,10 @@ void check_command(const CommandLine& command_line) {
     return;
   }
   if (words[0] == "queue") {
+    if (words.size() >= 2 && words[1] == "damaged") {
+      if (words.size() != 2) throw UsageError("queue damaged takes no arguments");
+      return;
+    }
     queue_request(words);
     return;
   }
@@ -432,8 +446,30 @@ void check_command(const CommandLine& command_line) {
   }
 }
 
+// Reads the spool's quarantine/ folder directly: the reports are durable
+// files, and they matter most when the daemon cannot start.
+int list_damaged(const stokend::Config& config) {
+  namespace queue = stokend::queue;
+  const auto folder = config.spool_directory / queue::quarantine_folder_name;
+  const queue::QuarantineListing listing = queue::list_quarantine(folder);
+  if (listing.error) return fail("cannot list " + folder.string() + ": " + listing.error.message());
+  for (const queue::DamagedRecord& damaged : listing.records) {
+    std::cout << "quarantine/" << damaged.file << ": " << queue::describe(damaged) << '\n';
+  }
+  for (const std::string& name : listing.unreported_files) {
+    std::cout << "quarantine/" << name << ": quarantined without a damage report\n";
+  }
+  std::cout << std::flush;
+  for (const std::string& problem : listing.problems) std::cerr << "stokenctl: " << problem << '\n';
+  if (listing.records.empty() && listing.unreported_files.empty() && listing.problems.empty()) {
+    std::cerr << "stokenctl: nothing in " << folder.string() << '\n';
+  }
+  return listing.problems.empty() ? exit_success : exit_failure;
+}
+
 int run_queue_command(const stokend::Config& config, const std::vector<std::string>& words) {
   using stokend::control::Command;
+  if (words[1] == "damaged") return list_damaged(config);
   const stokend::control::Request request = queue_request(words);
   std::string error;
   const auto answer = stokend::control::ask_daemon(config.control_socket, request, error);
