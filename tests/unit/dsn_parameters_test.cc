@@ -4,6 +4,7 @@
 #include "mta/server/dsn_parameters.h"
 
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -22,12 +23,36 @@ std::vector<EsmtpParameter> parameters_of(const std::string& rcpt_argument) {
   return parsed.argument->parameters;
 }
 
+// The parameters as written, split at spaces, keywords upper-cased, as
+// parse_mail_argument makes them; unlike it, a repeated keyword is kept, so
+// that the DSN parsers' own check is seen.
+std::vector<EsmtpParameter> split(const std::string& parameters) {
+  std::vector<EsmtpParameter> result;
+  std::size_t position = 0;
+  while (position < parameters.size()) {
+    std::size_t end = parameters.find(' ', position);
+    if (end == std::string::npos) end = parameters.size();
+    const std::string word = parameters.substr(position, end - position);
+    const std::size_t equals = word.find('=');
+    EsmtpParameter parameter;
+    parameter.keyword = word.substr(0, equals);
+    for (char& c : parameter.keyword) c = static_cast<char>(std::toupper(c));
+    if (equals != std::string::npos) {
+      parameter.value = word.substr(equals + 1);
+      parameter.has_value = true;
+    }
+    result.push_back(parameter);
+    position = end + 1;
+  }
+  return result;
+}
+
 server::RcptDsnResult rcpt(const std::string& parameters, bool utf8 = false) {
-  return server::parse_rcpt_dsn(parameters_of("TO:<bob@example.net> " + parameters), utf8);
+  return server::parse_rcpt_dsn(split(parameters), utf8);
 }
 
 server::MailDsnResult mail(const std::string& parameters) {
-  return server::parse_mail_dsn(parameters_of("TO:<bob@example.net> " + parameters));
+  return server::parse_mail_dsn(split(parameters));
 }
 
 void check_refused(const server::Reply& error, const std::string& text_part) {
