@@ -4,7 +4,7 @@ Proves that DSN is announced on the MX and submission roles; that malformed
 RET, ENVID, NOTIFY and ORCPT values get a specific 501 5.5.4, a log line, and
 leave nothing on disk; that NOTIFY=SUCCESS brings a success report ("Action:
 delivered", with Original-Envelope-Id and Original-Recipient) once the message
-is in the local Maildir; that NOTIFY=NEVER keeps a failing recipient's bounce
+is in the local Maildir or in Dovecot (LMTP); that NOTIFY=NEVER keeps a failing recipient's bounce
 away while NOTIFY=FAILURE brings it; that RET=HDRS bounces carry no body and
 RET=FULL ones the whole message. Against a real Postfix next hop (delivering
 b.test into its own Maildir, sending everything else back through stokend's
@@ -200,6 +200,29 @@ def test_success_report_on_local_delivery(stokend_factory):
     assert f"dsn {marker}" in dsn.original_headers
     assert f"Body line {marker}" not in dsn.original_headers
     assert re.search(rf"queue: {qid}: success notification \S+ to <{ALICE}>$", mta.log(), re.M)
+
+
+def test_success_report_on_delivery_into_dovecot(stokend_factory, peers):
+    """LMTP into Dovecot is a local mailstore too: "Action: delivered"."""
+    dovecot = peers.dovecot()
+    mta = queue_daemon(stokend_factory, routes={"example.test": dovecot.tcp_route})
+    marker = uuid.uuid4().hex
+    qid = send_mx_dsn(mta, f"<{ALICE}> ENVID={marker}", [f"<{BOB}> NOTIFY=SUCCESS"],
+                      message(marker))
+    wait_removed(mta, qid)
+
+    def report():
+        for path in dovecot.new_mail("alice"):
+            raw = path.read_bytes()
+            if b"report-type=delivery-status" in raw and marker.encode() in raw:
+                return raw
+        return None
+    dsn = parse_dsn(wait_until(report, DELIVERY_TIMEOUT, what="the report in Dovecot"))
+    assert dsn.per_message["Original-Envelope-Id"] == marker
+    assert dsn.report[0]["Final-Recipient"] == f"rfc822; {BOB}"
+    assert dsn.report[0]["Action"] == "delivered"
+    assert "Original-Recipient" not in dsn.report[0]
+    assert len(dovecot.new_mail("bob")) == 1
 
 
 def test_no_success_report_without_notify_success(stokend_factory):
