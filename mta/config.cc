@@ -674,13 +674,27 @@ void ConfigReader::read_queue(const Field& field, QueueConfig& queue) {
   // it falls under the compaction threshold, so up to that much disk stays
   // taken by messages long delivered, and a compaction copies up to
   // compaction_threshold of it in one batch, stalling acceptance meanwhile.
+  bool delay_warning_given = false;
+  auto delay_warning = [&, reader = duration_into(queue.delay_warning_after, true)](
+                           const Field& key_field) {
+    if (delay_warning_given) {
+      error_at(key_field.value_mark(),
+               key_field.setting +
+                   ": delay_warning_time and delay_warning_after name the same setting; give one");
+      return;
+    }
+    delay_warning_given = true;
+    reader(key_field);
+  };
   constexpr std::size_t min_segment_size = std::size_t{1} << 20;
   constexpr std::size_t max_segment_size = std::size_t{1} << 30;
   read_map(field.value, field.setting, field.value_mark(),
            {{"first_retry", duration_into(queue.first_retry, false)},
             {"max_retry_interval", duration_into(queue.max_retry_interval, false)},
             {"lifetime", duration_into(queue.lifetime, false)},
-            {"delay_warning_after", duration_into(queue.delay_warning_after, true)},
+            // Postfix's name, and the older one: the same setting, given once.
+            {"delay_warning_time", delay_warning},
+            {"delay_warning_after", delay_warning},
             {"max_concurrent_deliveries",
              [&](const Field& key_field) {
                if (const auto number = read_positive_integer(key_field)) {

@@ -65,6 +65,7 @@ struct QueueConfig {
   std::chrono::milliseconds first_retry = queue::defaults::first_retry;
   std::chrono::milliseconds max_retry_interval = queue::defaults::max_retry_interval;
   std::chrono::milliseconds lifetime = queue::defaults::message_lifetime;
+  // The queue key delay_warning_time (Postfix's name), or delay_warning_after.
   std::chrono::milliseconds delay_warning_after = queue::defaults::delay_warning_after;  // 0: never
   std::size_t max_concurrent_deliveries = queue::defaults::max_concurrent_deliveries;
   double backoff_factor = queue::defaults::backoff_factor;   // >= 1

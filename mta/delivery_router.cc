@@ -9,6 +9,7 @@
 #include <map>
 
 #include "message/address.h"
+#include "mta/dsn_forwarding.h"
 #include "mta/store/lmtp_store.h"
 
 namespace stokend {
@@ -19,7 +20,7 @@ queue::RecipientResult from_store(const store::DeliveryResult& result) {
   switch (result.status) {
     case Status::delivered:
       return {queue::RecipientResult::Outcome::delivered, "250 2.0.0 Saved " + result.delivery_id,
-              result.delivery_id};
+              result.delivery_id, queue::Handoff::mailstore};
     case Status::permanent_failure:
       return {queue::RecipientResult::Outcome::permanent_failure, "550 5.3.0 " + result.detail, {}};
     case Status::temporary_failure:
@@ -28,7 +29,7 @@ queue::RecipientResult from_store(const store::DeliveryResult& result) {
   return {queue::RecipientResult::Outcome::temporary_failure, "451 4.3.0 " + result.detail, {}};
 }
 
-queue::RecipientResult from_client(const client::RecipientResult& result) {
+queue::RecipientResult from_client(const client::RecipientResult& result, bool dsn_offered) {
   using client::DeliveryStatus;
   queue::RecipientResult converted;
   converted.outcome = result.status == DeliveryStatus::delivered
@@ -37,6 +38,7 @@ queue::RecipientResult from_client(const client::RecipientResult& result) {
                           ? queue::RecipientResult::Outcome::permanent_failure
                           : queue::RecipientResult::Outcome::temporary_failure;
   converted.reply = result.reply_line();
+  converted.handoff = dsn_offered ? queue::Handoff::relayed_with_dsn : queue::Handoff::relayed;
   return converted;
 }
 
@@ -193,16 +195,27 @@ void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shar
   // text (RemoteDelivery may add a header per recipient).
   RemoteDelivery::OrdinaryPath send =
       [this, sender = message.envelope.sender, eight_bit = has_eight_bit_octets(*message.data),
-       route = group.route, domain = group.domain](std::vector<std::string> recipients,
-                                                   std::shared_ptr<const std::string> data,
-                                                   RemoteDelivery::Results done) {
+       route = group.route, domain = group.domain,
+       dsn = std::make_shared<const queue::Envelope>(message.envelope)](
+          std::vector<std::string> recipients, std::shared_ptr<const std::string> data,
+          RemoteDelivery::Results done) {
         client::Envelope envelope;
         envelope.sender = sender;
+        // RFC 3461 §5.2: the DSN requests go on to a next hop that offers DSN.
+        envelope.dsn_mail_parameters = dsn_mail_parameters(*dsn);
+        for (const std::string& recipient : recipients) {
+          const auto position =
+              std::find(dsn->recipients.begin(), dsn->recipients.end(), recipient);
+          envelope.dsn_recipient_parameters.push_back(dsn_recipient_parameters(
+              *dsn, static_cast<std::size_t>(position - dsn->recipients.begin())));
+        }
         envelope.recipients = std::move(recipients);
         envelope.eight_bit_body = eight_bit;
         auto finished = [done = std::move(done)](client::TransactionResult result) {
           std::vector<queue::RecipientResult> results;
-          for (const auto& recipient : result.recipients) results.push_back(from_client(recipient));
+          for (const auto& recipient : result.recipients) {
+            results.push_back(from_client(recipient, result.dsn_offered));
+          }
           done(std::move(results));
         };
         const TlsPolicyLevel level = tls_policies_.policy_for(domain);

@@ -35,6 +35,10 @@ struct RecipientResult {
   // id), when delivered into a mailstore; empty otherwise. The Token Server
   // returns it in its 2.1.12 / 2.1.13 replies.
   std::string delivery_id;
+  // For a delivered recipient: where it went, which decides whether a
+  // requested success report says "delivered", "relayed" or is left to the
+  // next hop (RFC 3461 §5.2.3). Agents that know no better leave "relayed".
+  Handoff handoff = Handoff::relayed;
 };
 
 class DeliveryAgent {

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "message/received.h"
+#include "message/xtext.h"
 
 namespace stokend::queue {
 namespace {
@@ -74,22 +75,6 @@ std::string field(std::string_view name, std::string_view value) {
   return result;
 }
 
-// RFC 3461 §4 xtext, for the Original-Envelope-Id.
-std::string xtext(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string encoded;
-  for (unsigned char c : text) {
-    if (c >= '!' && c <= '~' && c != '+' && c != '=') {
-      encoded.push_back(static_cast<char>(c));
-    } else {
-      encoded.push_back('+');
-      encoded.push_back(hex[c >> 4]);
-      encoded.push_back(hex[c & 0x0f]);
-    }
-  }
-  return encoded;
-}
-
 // An enhanced status code "c.s.d" (RFC 3463 §2) right after the reply code.
 std::optional<std::string> enhanced_code(std::string_view reply) {
   if (reply.size() < 4 || !is_digit(reply[0]) || !is_digit(reply[1]) || !is_digit(reply[2]) ||
@@ -136,6 +121,20 @@ std::string diagnostic_code(std::string_view reply) {
   return (smtp_reply ? "smtp; " : "X-Stokend; ") + clean;
 }
 
+const char* action_name(DsnAction action) {
+  switch (action) {
+    case DsnAction::delayed:
+      return "delayed";
+    case DsnAction::delivered:
+      return "delivered";
+    case DsnAction::relayed:
+      return "relayed";
+    case DsnAction::failed:
+      break;
+  }
+  return "failed";
+}
+
 }  // namespace
 
 bool may_notify(const QueuedMessage& message) {
@@ -163,34 +162,73 @@ std::string dsn_status(RecipientStatus status, std::string_view reply) {
 
 std::string build_delivery_status_notification(const DsnReport& report) {
   const std::string host = sanitise(report.reporting_host, 255);
-  bool delayed_only = !report.recipients.empty();
+  enum class Kind { failure, delay, success };
+  Kind kind = report.recipients.empty() ? Kind::failure : Kind::delay;
   bool utf8_addresses = !is_ascii(report.original_sender);
   for (const DsnRecipient& recipient : report.recipients) {
-    if (recipient.action != DsnAction::delayed) delayed_only = false;
-    if (!is_ascii(recipient.address)) utf8_addresses = true;
+    if (recipient.action == DsnAction::failed) {
+      kind = Kind::failure;
+    } else if (recipient.action != DsnAction::delayed && kind == Kind::delay) {
+      kind = Kind::success;
+    }
+    if (!is_ascii(recipient.address) || !is_ascii(recipient.original_address)) {
+      utf8_addresses = true;
+    }
   }
-  const std::string_view original_headers = header_section(report.original_message);
-  const bool utf8_headers = !is_ascii(original_headers);
+  // RFC 3461 §4.3: RET=FULL asks for the whole message in a failure report;
+  // success and delay reports carry the headers either way.
+  const bool full = report.full_message && kind == Kind::failure;
+  const std::string_view returned =
+      full ? report.original_message : header_section(report.original_message);
+  const bool utf8_returned = !is_ascii(header_section(report.original_message));
 
   // Human-readable part.
   std::string explanation = "This is the mail system at host " + host + ".\r\n\r\n";
-  if (delayed_only) {
-    explanation +=
-        "Your message could not be delivered yet to the recipients below. The mail\r\n"
-        "system will keep trying; you do not need to send it again.\r\n";
-  } else {
-    explanation +=
-        "Your message could not be delivered to one or more recipients. It is\r\n"
-        "attached below (headers only). The reasons follow.\r\n";
+  switch (kind) {
+    case Kind::delay:
+      explanation +=
+          "Your message could not be delivered yet to the recipients below. The mail\r\n"
+          "system will keep trying; you do not need to send it again.\r\n";
+      break;
+    case Kind::success:
+      explanation +=
+          "Your message was delivered to the destinations below, as you asked to be\r\n"
+          "told. Where it was delivered to a mailbox, no further notifications follow;\r\n"
+          "where it was relayed, other systems may still report errors.\r\n";
+      break;
+    case Kind::failure:
+      explanation +=
+          full ? "Your message could not be delivered to one or more recipients. It is\r\n"
+                 "attached below. The reasons follow.\r\n"
+               : "Your message could not be delivered to one or more recipients. It is\r\n"
+                 "attached below (headers only). The reasons follow.\r\n";
+      break;
   }
   explanation += "\r\n";
   for (const DsnRecipient& recipient : report.recipients) {
     std::string line = "<" + sanitise_address(recipient.address) + ">: ";
     const std::string reason = sanitise(recipient.diagnostic, max_diagnostic_length);
-    line += reason.empty()
-                ? std::string(recipient.action == DsnAction::delayed ? "delivery temporarily failed"
-                                                                     : "delivery failed")
-                : reason;
+    if (!reason.empty()) {
+      line += reason;
+    } else {
+      switch (recipient.action) {
+        case DsnAction::delayed:
+          line += "delivery temporarily failed";
+          break;
+        case DsnAction::delivered:
+          line += "delivered to the mailbox";
+          break;
+        case DsnAction::relayed:
+          line += "relayed to a system that does not report delivery";
+          break;
+        case DsnAction::failed:
+          line += "delivery failed";
+          break;
+      }
+    }
+    if (recipient.action == DsnAction::relayed && !reason.empty()) {
+      line += " (relayed to a system that does not report delivery)";
+    }
     if (recipient.action == DsnAction::delayed && recipient.will_retry_until) {
       line += " (will retry until " + message::rfc5322_date(*recipient.will_retry_until) + ")";
     }
@@ -200,15 +238,20 @@ std::string build_delivery_status_notification(const DsnReport& report) {
   // Machine-readable part (RFC 3464 §2.2, §2.3).
   std::string status = field("Reporting-MTA", "dns; " + host);
   if (!report.original_envelope_id.empty()) {
-    status += field("Original-Envelope-Id", xtext(report.original_envelope_id));
+    status += field("Original-Envelope-Id", message::encode_xtext(report.original_envelope_id));
   }
   status += field("Arrival-Date", message::rfc5322_date(report.arrival));
   for (const DsnRecipient& recipient : report.recipients) {
     const std::string address = sanitise_address(recipient.address);
     status += "\r\n";
+    // RFC 3461 §6.3: the ORCPT as the client gave it, decoded.
+    if (!recipient.original_type.empty()) {
+      status += field("Original-Recipient", sanitise(recipient.original_type, 64) + "; " +
+                                                sanitise_address(recipient.original_address));
+    }
     // RFC 6533 §3: the "utf-8" address type for internationalised addresses.
     status += field("Final-Recipient", (is_ascii(address) ? "rfc822; " : "utf-8; ") + address);
-    status += field("Action", recipient.action == DsnAction::delayed ? "delayed" : "failed");
+    status += field("Action", action_name(recipient.action));
     status += field("Status", sanitise(recipient.status, 16));
     if (const std::string code = diagnostic_code(recipient.diagnostic); !code.empty()) {
       status += field("Diagnostic-Code", code);
@@ -225,17 +268,18 @@ std::string build_delivery_status_notification(const DsnReport& report) {
   std::string boundary = "=_stokend_" + sanitise(report.message_id, 64) + "_=";
   for (int attempt = 1; explanation.find(boundary) != std::string::npos ||
                         status.find(boundary) != std::string::npos ||
-                        original_headers.find(boundary) != std::string_view::npos;
+                        returned.find(boundary) != std::string_view::npos;
        ++attempt) {
     boundary += std::to_string(attempt);
   }
 
   std::string out;
-  out.reserve(explanation.size() + status.size() + original_headers.size() + 1024);
+  out.reserve(explanation.size() + status.size() + returned.size() + 1024);
   out += field("From", "Mail Delivery System <MAILER-DAEMON@" + host + ">");
   out += field("To", "<" + sanitise_address(report.original_sender) + ">");
-  out += field("Subject", delayed_only ? "Delayed Mail (still being retried)"
-                                       : "Undelivered Mail Returned to Sender");
+  out += field("Subject", kind == Kind::delay     ? "Delayed Mail (still being retried)"
+                          : kind == Kind::success ? "Successful Mail Delivery Report"
+                                                  : "Undelivered Mail Returned to Sender");
   out += field("Date", message::rfc5322_date(report.created));
   out += field("Message-ID", "<" + sanitise(report.message_id, 255) + ">");
   out += field("Auto-Submitted", "auto-replied");  // RFC 3834 §5
@@ -258,11 +302,18 @@ std::string build_delivery_status_notification(const DsnReport& report) {
                         : "Content-Type: message/delivery-status\r\n\r\n";
   out += status;
   out += "\r\n--" + boundary + "\r\n";
-  out += "Content-Description: Undelivered message headers\r\n";
-  out += utf8_headers ? "Content-Type: message/global-headers\r\n\r\n"
-                      : "Content-Type: text/rfc822-headers\r\n\r\n";
-  out += original_headers;
-  if (!original_headers.empty() && !original_headers.ends_with("\r\n")) out += "\r\n";
+  if (full) {
+    out += "Content-Description: Undelivered message\r\n";
+    out += utf8_returned ? "Content-Type: message/global\r\n\r\n"
+                         : "Content-Type: message/rfc822\r\n\r\n";
+  } else {
+    out += kind == Kind::failure ? "Content-Description: Undelivered message headers\r\n"
+                                 : "Content-Description: Message headers\r\n";
+    out += utf8_returned ? "Content-Type: message/global-headers\r\n\r\n"
+                         : "Content-Type: text/rfc822-headers\r\n\r\n";
+  }
+  out += returned;
+  if (!returned.empty() && !returned.ends_with("\r\n")) out += "\r\n";
   out += "\r\n--" + boundary + "--\r\n";
   return out;
 }

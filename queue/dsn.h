@@ -1,14 +1,17 @@
-// Delivery status notifications (bounces and delay warnings), RFC 3464.
+// Delivery status notifications (bounces, delay warnings and success
+// reports), RFC 3464.
 //
 // A notification is a multipart/report (RFC 6522) with
 // report-type=delivery-status and three parts: a human-readable
 // explanation, a message/delivery-status part (RFC 3464 §2: per-message
 // fields Reporting-MTA, Original-Envelope-Id, Arrival-Date; per recipient
-// Final-Recipient, Action, Status, Diagnostic-Code, Last-Attempt-Date,
-// Will-Retry-Until) and the original message's header section as
-// text/rfc822-headers. When an address or the original headers are UTF-8
-// (SMTPUTF8 mail), the RFC 6533 types message/global-delivery-status and
-// message/global-headers are used instead.
+// Original-Recipient (the ORCPT, RFC 3461 §6.3), Final-Recipient, Action
+// (failed, delayed, delivered, relayed), Status, Diagnostic-Code,
+// Last-Attempt-Date, Will-Retry-Until) and the original message: its header
+// section as text/rfc822-headers, or with full_message (RET=FULL, RFC 3461
+// §4.3) the whole message as message/rfc822. When an address or the original
+// is UTF-8 (SMTPUTF8 mail), the RFC 6533 types message/global-delivery-status,
+// message/global-headers and message/global are used instead.
 //
 // It comes From MAILER-DAEMON@<host> and is sent with the null reverse-path,
 // so that it can never cause another notification (RFC 5321 §4.5.5,
@@ -29,10 +32,12 @@
 
 namespace stokend::queue {
 
-enum class DsnAction { failed, delayed };
+enum class DsnAction { failed, delayed, delivered, relayed };
 
 struct DsnRecipient {
   std::string address;
+  std::string original_type;     // ORCPT address type; empty: no Original-Recipient
+  std::string original_address;  // ORCPT address, decoded
   DsnAction action = DsnAction::failed;
   std::string status;      // RFC 3463 code, e.g. "5.1.1" (see dsn_status())
   std::string diagnostic;  // the last reply, e.g. "550 5.1.1 <a@b>: no such user"; may be empty
@@ -48,6 +53,7 @@ struct DsnReport {
   std::string original_envelope_id;   // RFC 3461 ENVID, empty when none
   TimePoint arrival{};                // Arrival-Date of the original
   std::string_view original_message;  // its header section is quoted
+  bool full_message = false;          // RET=FULL: the whole original instead
   std::vector<DsnRecipient> recipients;
 };
 

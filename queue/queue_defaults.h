@@ -32,6 +32,10 @@ inline constexpr std::size_t max_concurrent_deliveries = 100;
 // drop their data and read it back when their turn comes.
 inline constexpr std::size_t waiting_data_budget = 64 * 1024 * 1024;
 
+// RET=FULL (RFC 3461 §4.3) returns a message whole in its bounce up to this
+// size, and larger ones as their headers, like Postfix's bounce_size_limit.
+inline constexpr std::size_t returned_message_limit = 50000;
+
 // Before retrying a failed spool write of a state change or a bounce.
 inline constexpr std::chrono::seconds storage_retry_delay = 30s;
 

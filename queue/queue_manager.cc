@@ -18,6 +18,15 @@ bool all_final(const MessageState& state) {
                      [](const RecipientState& r) { return is_final(r.status); });
 }
 
+// NOTIFY=SUCCESS (RFC 3461 §5.2.3): a delivered recipient is reported once,
+// unless the next hop took the DSN parameters over and reports itself.
+bool success_report_owed(const Envelope& envelope, std::size_t index,
+                         const RecipientState& recipient) {
+  return recipient.status == RecipientStatus::delivered && !recipient.success_reported &&
+         recipient.handoff != Handoff::relayed_with_dsn &&
+         (envelope.dsn_of(index).notify & notify::success) != 0;
+}
+
 const char* outcome_name(RecipientResult::Outcome outcome) {
   switch (outcome) {
     case RecipientResult::Outcome::delivered:
@@ -268,6 +277,7 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
     switch (result.outcome) {
       case RecipientResult::Outcome::delivered:
         recipient.status = RecipientStatus::delivered;
+        recipient.handoff = result.handoff;
         break;
       case RecipientResult::Outcome::permanent_failure:
         recipient.status = RecipientStatus::failed;
@@ -371,38 +381,55 @@ void QueueManager::advance(const std::string& id) {
     return;
   }
 
-  std::vector<std::size_t> unreported;
+  const bool may = may_notify(entry.message);
+  const Envelope& envelope = entry.message.envelope;
+  // Final outcomes still to report: failures (unless NOTIFY leaves FAILURE
+  // out) and, for NOTIFY=SUCCESS, deliveries into a mailstore of ours or to
+  // a next hop that took no DSN parameters (RFC 3461 §5.2.3).
+  std::vector<std::size_t> final_reports;
+  std::vector<std::size_t> unwanted_failures;
   for (std::size_t i = 0; i < entry.state.recipients.size(); ++i) {
     const RecipientState& recipient = entry.state.recipients[i];
     if ((recipient.status == RecipientStatus::failed ||
          recipient.status == RecipientStatus::expired) &&
         !recipient.failure_reported) {
-      unreported.push_back(i);
+      if (may && envelope.wants_notification(i, notify::failure)) {
+        final_reports.push_back(i);
+      } else {
+        unwanted_failures.push_back(i);
+      }
+    } else if (may && success_report_owed(envelope, i, recipient)) {
+      final_reports.push_back(i);
     }
   }
-  if (!unreported.empty()) {
-    if (may_notify(entry.message)) {
-      notify(id, entry, unreported, DsnAction::failed);
-      return;
+  if (!unwanted_failures.empty()) {
+    // Null sender, a bounce (RFC 5321 §4.5.5) or NOTIFY without FAILURE:
+    // nobody to tell. The flag rides along with the next state write, or
+    // the message goes now.
+    for (std::size_t index : unwanted_failures) {
+      entry.state.recipients[index].failure_reported = true;
     }
-    // Null sender or a bounce: nobody to tell (RFC 5321 §4.5.5). The flag
-    // rides along with the next state write, or the message goes now.
-    for (std::size_t index : unreported) entry.state.recipients[index].failure_reported = true;
     spdlog::info("queue: {}: failed, but no notification is sent for a {}", id,
-                 entry.message.bounce ? "notification" : "null sender");
+                 !may ? (entry.message.bounce ? "notification" : "null sender")
+                      : "recipient whose NOTIFY leaves out FAILURE");
+  }
+  if (!final_reports.empty()) {
+    notify(id, entry, final_reports, /*delay=*/false);
+    return;
   }
 
-  if (!entry.state.delay_warning_sent && may_notify(entry.message) &&
+  if (!entry.state.delay_warning_sent && may &&
       scheduler_.delay_warning_due(entry.message.arrival, clock_())) {
     std::vector<std::size_t> delayed;
     for (std::size_t i = 0; i < entry.state.recipients.size(); ++i) {
       const RecipientState& recipient = entry.state.recipients[i];
-      if (recipient.status == RecipientStatus::pending && recipient.attempts > 0) {
+      if (recipient.status == RecipientStatus::pending && recipient.attempts > 0 &&
+          envelope.wants_notification(i, notify::delay)) {
         delayed.push_back(i);
       }
     }
     if (!delayed.empty()) {
-      notify(id, entry, delayed, DsnAction::delayed);
+      notify(id, entry, delayed, /*delay=*/true);
       return;
     }
   }
@@ -427,7 +454,7 @@ void QueueManager::advance(const std::string& id) {
 }
 
 void QueueManager::notify(const std::string& id, Entry& entry,
-                          const std::vector<std::size_t>& indices, DsnAction action) {
+                          const std::vector<std::size_t>& indices, bool delay) {
   const TimePoint now = clock_();
   std::shared_ptr<const std::string> original = entry.message.data;
   if (!original) {
@@ -439,33 +466,43 @@ void QueueManager::notify(const std::string& id, Entry& entry,
     original = loaded.data;
   }
 
+  const Envelope& envelope = entry.message.envelope;
   DsnReport report;
   report.reporting_host = settings_.reporting_host;
   QueuedMessage notification;
   notification.id = spool_.new_message_id();
   report.message_id = notification.id + "@" + settings_.reporting_host;
   report.created = now;
-  report.original_sender = entry.message.envelope.sender;
-  report.original_envelope_id = entry.message.envelope.envelope_id;
+  report.original_sender = envelope.sender;
+  report.original_envelope_id = envelope.envelope_id;
   report.arrival = entry.message.arrival;
   if (original) report.original_message = *original;
+  // RET=FULL (RFC 3461 §4.3), up to a size; larger messages come back as
+  // their headers, as Postfix's bounce_size_limit does.
+  report.full_message = envelope.dsn_return == DsnReturn::full && original &&
+                        original->size() <= settings_.returned_message_limit;
   for (std::size_t index : indices) {
     const RecipientState& recipient = entry.state.recipients[index];
     DsnRecipient line;
-    line.address = entry.message.envelope.recipients[index];
-    line.action = action;
+    line.address = envelope.recipients[index];
+    const RecipientDsn request = envelope.dsn_of(index);
+    line.original_type = request.original_type;
+    line.original_address = request.original_address;
+    line.action =
+        delay ? DsnAction::delayed
+        : recipient.status == RecipientStatus::delivered
+            ? (recipient.handoff == Handoff::mailstore ? DsnAction::delivered : DsnAction::relayed)
+            : DsnAction::failed;
     line.status = dsn_status(recipient.status, recipient.last_reply);
     line.diagnostic = recipient.last_reply;
     if (recipient.attempts > 0) line.last_attempt = recipient.last_attempt;
-    if (action == DsnAction::delayed) {
-      line.will_retry_until = scheduler_.expiry(entry.message.arrival);
-    }
+    if (delay) line.will_retry_until = scheduler_.expiry(entry.message.arrival);
     report.recipients.push_back(std::move(line));
   }
 
   // Sent with the null reverse-path, so it can never bounce in turn.
-  notification.envelope.recipients = {entry.message.envelope.sender};
-  notification.envelope.smtputf8 = entry.message.envelope.smtputf8;
+  notification.envelope.recipients = {envelope.sender};
+  notification.envelope.smtputf8 = envelope.smtputf8;
   notification.arrival = now;
   notification.bounce = true;
   auto data = std::make_shared<const std::string>(build_delivery_status_notification(report));
@@ -474,7 +511,7 @@ void QueueManager::notify(const std::string& id, Entry& entry,
 
   entry.reporting = true;
   store_new(std::move(notification), [this, alive = alive(), id, indices,
-                                      action](EnqueueResult result) {
+                                      delay](EnqueueResult result) {
     if (alive.expired()) return;
     auto found = messages_.find(id);
     if (found == messages_.end()) return;
@@ -485,14 +522,23 @@ void QueueManager::notify(const std::string& id, Entry& entry,
       retry_later(id, entry, /*persist_first=*/false);
       return;
     }
-    spdlog::info("queue: {}: {} notification {} to <{}>", id,
-                 action == DsnAction::failed ? "failure" : "delay", result.id,
-                 entry.message.envelope.sender);
-    if (action == DsnAction::failed) {
-      for (std::size_t index : indices) entry.state.recipients[index].failure_reported = true;
-    } else {
+    const char* kind = "delay";
+    if (delay) {
       entry.state.delay_warning_sent = true;
+    } else {
+      kind = "success";
+      for (std::size_t index : indices) {
+        RecipientState& recipient = entry.state.recipients[index];
+        if (recipient.status == RecipientStatus::delivered) {
+          recipient.success_reported = true;
+        } else {
+          recipient.failure_reported = true;
+          kind = "failure";
+        }
+      }
     }
+    spdlog::info("queue: {}: {} notification {} to <{}>", id, kind, result.id,
+                 entry.message.envelope.sender);
     persist_and_advance(id);
   });
 }

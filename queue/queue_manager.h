@@ -15,6 +15,16 @@
 // delay_warning_after. When every recipient is final and reported, the
 // message is removed from the spool.
 //
+// The DSN requests (RFC 3461) decide who hears what: NOTIFY=NEVER nothing;
+// a NOTIFY without FAILURE no bounce, without DELAY no delay warning (no
+// NOTIFY: both); NOTIFY=SUCCESS a success report once the recipient is
+// delivered ("delivered" into a mailstore, "relayed" to a next hop without
+// DSN, none when the next hop took the parameters and reports itself,
+// §5.2.3). RET=FULL returns the whole message in a bounce, up to
+// returned_message_limit; otherwise, and in every other report, the headers.
+// Reports carry ENVID as Original-Envelope-Id and ORCPT as
+// Original-Recipient.
+//
 // Ordering that makes crashes safe: state is recorded before anything acts
 // on it (a bounce is enqueued only after the failure is durable; a message is
 // removed only after its final state is durable; a failure is marked
@@ -53,6 +63,8 @@ struct QueueSettings {
   std::size_t waiting_data_budget = defaults::waiting_data_budget;
   std::string reporting_host;  // our host name, for bounces ("localhost" when empty)
   std::chrono::seconds storage_retry_delay = defaults::storage_retry_delay;
+  // RET=FULL returns messages up to this size whole, larger ones as headers.
+  std::size_t returned_message_limit = defaults::returned_message_limit;
 };
 
 struct EnqueueResult {
@@ -151,8 +163,10 @@ class QueueManager {
   void persist_and_advance(const std::string& id);
   void advance(const std::string& id);
   void retry_later(const std::string& id, Entry& entry, bool persist_first);
+  // One notification about recipients `indices`: their delay (delay), or
+  // their final outcomes (failed, delivered or relayed).
   void notify(const std::string& id, Entry& entry, const std::vector<std::size_t>& indices,
-              DsnAction action);
+              bool delay);
   MessageSummary summarise(const Entry& entry) const;
   // Message data in memory, counted against settings_.waiting_data_budget.
   void keep_data(Entry& entry, std::shared_ptr<const std::string> data);

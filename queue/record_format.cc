@@ -11,6 +11,15 @@ namespace {
 constexpr std::uint8_t message_flag_chat = 1;
 constexpr std::uint8_t message_flag_bounce = 2;
 constexpr std::uint8_t message_flag_smtputf8 = 4;
+constexpr std::uint8_t message_flag_dsn = 8;
+constexpr std::uint8_t message_flags =
+    message_flag_chat | message_flag_bounce | message_flag_smtputf8 | message_flag_dsn;
+constexpr std::uint8_t reporting_failure = 1;
+constexpr std::uint8_t reporting_success = 2;
+constexpr int reporting_handoff_shift = 2;
+constexpr std::uint8_t reporting_bits = 0x0f;
+constexpr std::uint8_t highest_handoff = static_cast<std::uint8_t>(Handoff::relayed_with_dsn);
+constexpr std::uint8_t highest_dsn_return = static_cast<std::uint8_t>(DsnReturn::headers);
 constexpr std::uint8_t state_flag_held = 1;
 constexpr std::uint8_t state_flag_delay_warning_sent = 2;
 constexpr std::uint8_t highest_status = static_cast<std::uint8_t>(RecipientStatus::expired);
@@ -139,11 +148,23 @@ EncodedRecord encode_message(const QueuedMessage& message, const ChecksumKey* ke
   if (message.chat) flags |= message_flag_chat;
   if (message.bounce) flags |= message_flag_bounce;
   if (message.envelope.smtputf8) flags |= message_flag_smtputf8;
+  const Envelope& envelope = message.envelope;
+  const bool dsn = envelope.dsn_return != DsnReturn::unspecified || !envelope.recipient_dsn.empty();
+  if (dsn) flags |= message_flag_dsn;
   writer.u8(flags);
-  writer.string(message.envelope.sender);
-  writer.string(message.envelope.envelope_id);
-  writer.u32(static_cast<std::uint32_t>(message.envelope.recipients.size()));
-  for (const std::string& recipient : message.envelope.recipients) writer.string(recipient);
+  writer.string(envelope.sender);
+  writer.string(envelope.envelope_id);
+  writer.u32(static_cast<std::uint32_t>(envelope.recipients.size()));
+  for (const std::string& recipient : envelope.recipients) writer.string(recipient);
+  if (dsn) {
+    writer.u8(static_cast<std::uint8_t>(envelope.dsn_return));
+    for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
+      const RecipientDsn request = envelope.dsn_of(i);
+      writer.u8(request.notify);
+      writer.string(request.original_type);
+      writer.string(request.original_address);
+    }
+  }
   auto data = message.data ? message.data : std::make_shared<const std::string>();
   writer.u64(data->size());
   return finish(RecordType::message, std::move(head), key, std::move(data));
@@ -163,7 +184,11 @@ EncodedRecord encode_state(std::string_view id, const MessageState& state, const
     writer.u32(recipient.attempts);
     writer.time(recipient.next_attempt);
     writer.time(recipient.last_attempt);
-    writer.u8(recipient.failure_reported ? 1 : 0);
+    std::uint8_t reporting = static_cast<std::uint8_t>(static_cast<std::uint8_t>(recipient.handoff)
+                                                       << reporting_handoff_shift);
+    if (recipient.failure_reported) reporting |= reporting_failure;
+    if (recipient.success_reported) reporting |= reporting_success;
+    writer.u8(reporting);
     writer.string(recipient.last_reply);
   }
   return finish(RecordType::state, std::move(head), key);
@@ -249,12 +274,24 @@ std::optional<QueuedMessage> decode_message(std::string_view payload, bool with_
   for (std::uint32_t i = 0; i < recipient_count; ++i) {
     message.envelope.recipients.push_back(reader.string());
   }
+  if ((flags & ~message_flags) != 0) return std::nullopt;
+  if ((flags & message_flag_dsn) != 0) {
+    const std::uint8_t dsn_return = reader.u8();
+    if (dsn_return > highest_dsn_return) return std::nullopt;
+    message.envelope.dsn_return = static_cast<DsnReturn>(dsn_return);
+    // Each request takes at least 9 bytes (NOTIFY and two lengths).
+    if (!reader.good() || recipient_count > reader.remaining() / 9) return std::nullopt;
+    message.envelope.recipient_dsn.resize(recipient_count);
+    for (RecipientDsn& request : message.envelope.recipient_dsn) {
+      request.notify = reader.u8();
+      if ((request.notify & ~notify::all) != 0) return std::nullopt;
+      request.original_type = reader.string();
+      request.original_address = reader.string();
+    }
+  }
   const std::uint64_t data_size = reader.u64();
   const std::string_view data = reader.bytes(data_size);
   if (!reader.finished() || message.id.empty() || recipient_count == 0) return std::nullopt;
-  if ((flags & ~(message_flag_chat | message_flag_bounce | message_flag_smtputf8)) != 0) {
-    return std::nullopt;
-  }
   message.size = data_size;
   if (with_data) message.data = std::make_shared<const std::string>(data);
   return message;
@@ -279,9 +316,12 @@ std::optional<DecodedState> decode_state(std::string_view payload) {
     recipient.attempts = reader.u32();
     recipient.next_attempt = reader.time();
     recipient.last_attempt = reader.time();
-    const std::uint8_t reported = reader.u8();
-    if (reported > 1) return std::nullopt;
-    recipient.failure_reported = reported == 1;
+    const std::uint8_t reporting = reader.u8();
+    const std::uint8_t handoff = reporting >> reporting_handoff_shift;
+    if ((reporting & ~reporting_bits) != 0 || handoff > highest_handoff) return std::nullopt;
+    recipient.failure_reported = (reporting & reporting_failure) != 0;
+    recipient.success_reported = (reporting & reporting_success) != 0;
+    recipient.handoff = static_cast<Handoff>(handoff);
     recipient.last_reply = reader.string();
   }
   if (!reader.finished() || decoded.id.empty()) return std::nullopt;

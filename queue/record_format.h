@@ -28,13 +28,23 @@
 //
 //   segment header: u64 sequence, time created
 //   message:        string id, time arrival, u8 flags (1 chat, 2 bounce,
-//                   4 smtputf8), string sender, string envelope id,
+//                   4 smtputf8, 8 dsn), string sender, string envelope id,
 //                   u32 recipient count, strings recipients,
+//                   [only with flag 8: the DSN requests (RFC 3461): u8 RET
+//                   (DsnReturn), per recipient: u8 NOTIFY bits, string
+//                   ORCPT type, string ORCPT address],
 //                   u64 data length, data (the rest of the payload)
 //   state:          string id, u8 flags (1 held, 2 delay warning sent),
 //                   u32 count, per recipient: u8 status, u32 attempts,
-//                   time next attempt, time last attempt, u8 failure
-//                   reported, string last reply
+//                   time next attempt, time last attempt, u8 reporting
+//                   (1 failure reported, 2 success reported, 4 and 8: the
+//                   Handoff), string last reply
+//
+// Compatibility: flag 8 and the reporting bits above 1 came later. A record
+// without them is what the first writer wrote (no DSN requests, handoff
+// "relayed"), so every existing spool still decodes; the writer sets flag 8
+// only for a message that has DSN requests, and writes the same bytes as
+// before for every other message.
 //   removal:        string id
 //
 // Contract: encoding never fails; decoding never throws and returns nothing

@@ -44,6 +44,7 @@ Capabilities Capabilities::from_hello_reply(const Reply& reply) {
   capabilities.starttls = capabilities.has("STARTTLS");
   capabilities.chunking = capabilities.has("CHUNKING");
   capabilities.enhanced_status_codes = capabilities.has("ENHANCEDSTATUSCODES");
+  capabilities.dsn = capabilities.has("DSN");
   if (auto size = capabilities.parameters("SIZE")) {
     capabilities.size_announced = true;
     std::uint64_t limit = 0;

@@ -25,6 +25,7 @@ struct Capabilities {
   bool starttls = false;               // RFC 3207
   bool chunking = false;               // RFC 3030
   bool enhanced_status_codes = false;  // RFC 2034
+  bool dsn = false;                    // RFC 3461
   bool size_announced = false;         // RFC 1870
   std::uint64_t size_limit = 0;        // 0: no fixed limit declared (RFC 1870 §4)
 

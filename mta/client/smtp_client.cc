@@ -506,9 +506,12 @@ void SmtpClient::begin_transaction() {
   }
   bool smuggling =
       has_line_break(envelope.sender) || has_line_break(envelope.mail_parameters) ||
+      has_line_break(envelope.dsn_mail_parameters) ||
       std::any_of(envelope.recipients.begin(), envelope.recipients.end(), has_line_break) ||
       std::any_of(envelope.recipient_parameters.begin(), envelope.recipient_parameters.end(),
-                  has_line_break);
+                  has_line_break) ||
+      std::any_of(envelope.dsn_recipient_parameters.begin(),
+                  envelope.dsn_recipient_parameters.end(), has_line_break);
   if (smuggling) {
     return refuse_all(DeliveryStatus::permanent, "5.5.4",
                       "CR, LF or NUL in an envelope address or parameter");
@@ -533,6 +536,10 @@ void SmtpClient::begin_transaction() {
   if (envelope.eight_bit_body && capabilities_.eight_bit_mime) mail += " BODY=8BITMIME";
   if (needs_utf8) mail += " SMTPUTF8";
   if (!envelope.mail_parameters.empty()) mail += " " + envelope.mail_parameters;
+  transaction.result.dsn_offered = capabilities_.dsn;
+  if (capabilities_.dsn && !envelope.dsn_mail_parameters.empty()) {
+    mail += " " + envelope.dsn_mail_parameters;
+  }
 
   transaction.pipelined = settings_.use_pipelining && capabilities_.pipelining;
   if (!transaction.pipelined) {
@@ -562,6 +569,10 @@ std::string SmtpClient::recipient_command(std::size_t index) const {
   if (index < envelope.recipient_parameters.size() &&
       !envelope.recipient_parameters[index].empty()) {
     command += " " + envelope.recipient_parameters[index];
+  }
+  if (capabilities_.dsn && index < envelope.dsn_recipient_parameters.size() &&
+      !envelope.dsn_recipient_parameters[index].empty()) {
+    command += " " + envelope.dsn_recipient_parameters[index];
   }
   return command;
 }

@@ -20,6 +20,8 @@
 //   nothing more is sent once MAIL or every RCPT has been refused.
 // - After DATA, SMTP gives one reply for all accepted recipients; LMTP gives
 //   one per accepted recipient, in RCPT order (RFC 2033 §4.2).
+// - DSN parameters (RFC 3461, transaction.h) are sent only to a server that
+//   offers DSN; the result says whether it did.
 // - Objects are created by create() and held by shared_ptr; callbacks keep
 //   the client alive while they run, so a caller may drop its reference from
 //   inside a callback.

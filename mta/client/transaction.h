@@ -29,6 +29,12 @@ struct Envelope {
   // "STOKEN=... MYSTOKEN=..."; empty vector or empty string: none).
   std::string mail_parameters;
   std::vector<std::string> recipient_parameters;
+  // DSN parameters (RFC 3461 §4), sent only when the server offers DSN (a
+  // server without it would refuse them, §5.2.3 says to drop them): for
+  // MAIL (RET=, ENVID=) and per recipient in envelope order (NOTIFY=,
+  // ORCPT=; empty vector or empty string: none).
+  std::string dsn_mail_parameters;
+  std::vector<std::string> dsn_recipient_parameters;
 };
 // An envelope with CR, LF or NUL in an address or parameter is refused
 // before anything is sent (it could smuggle a command): every recipient
@@ -64,6 +70,9 @@ struct TransactionResult {
   // The end of data was handed to the connection: when the connection then
   // fails, the peer may have the message (retrying may duplicate it).
   bool message_sent = false;
+  // The server offered DSN (RFC 3461), so it got the DSN parameters and
+  // reports from here on.
+  bool dsn_offered = false;
 
   bool all_delivered() const;
 };

@@ -296,6 +296,7 @@ void Session::command_helo(const Command& command, bool extended) {
   if (listener_.role == Role::submission && tls_active_ && !authenticated_user_ && !token_login_) {
     lines.push_back("AUTH PLAIN LOGIN");
   }
+  lines.push_back("DSN");  // RFC 3461; not after LHLO: token deliveries are not queued
   lines.push_back("HELP");
   reply_lines(250, lines);
 }
@@ -363,6 +364,8 @@ void Session::command_mail(const Command& command) {
     return reply_error(530, "5.7.0", "Authentication required");
   }
   bool utf8 = false;
+  // DSN is offered after EHLO, to transactions that are queued.
+  const bool dsn_offered = extended_ && !lmtp_ && !token_transaction;
   for (const auto& parameter : parsed.argument->parameters) {
     if (parameter.keyword == "SIZE") {
       auto size = parse_decimal(parameter.value);
@@ -382,10 +385,17 @@ void Session::command_mail(const Command& command) {
       // RFC 4954 §5: accepted; we do not relay the identity further.
     } else if (parameter.keyword == "SYNC" && token_transaction) {
       // checked above
+    } else if (dsn_offered && is_dsn_mail_keyword(parameter.keyword)) {
+      // checked below
     } else {
       // RFC 5321 §4.1.1.11: parameter not recognised.
       return reply_error(555, "5.5.4", "Unsupported parameter " + parameter.keyword);
     }
+  }
+  MailDsnResult dsn = parse_mail_dsn(parsed.argument->parameters);
+  if (!dsn.dsn) {
+    spdlog::info("session {}: MAIL refused: {}", session_id_, dsn.error.text);
+    return reply_error(dsn.error.code, dsn.error.enhanced, dsn.error.text);
   }
   const auto& path = parsed.argument->path;
   if (authenticated_user_) {
@@ -421,6 +431,7 @@ void Session::command_mail(const Command& command) {
   }
   transaction_.sender = path;
   transaction_.utf8 = utf8;
+  transaction_.dsn = std::move(*dsn.dsn);
   reply(250, "2.1.0", "Ok");
 }
 
@@ -437,9 +448,15 @@ void Session::command_rcpt(const Command& command) {
   }
   if (transaction_.token)
     return token_recipient(parsed.argument->path, parsed.argument->parameters);
-  if (!parsed.argument->parameters.empty()) {
-    return reply_error(555, "5.5.4",
-                       "Unsupported parameter " + parsed.argument->parameters.front().keyword);
+  for (const auto& parameter : parsed.argument->parameters) {
+    if (!extended_ || !is_dsn_rcpt_keyword(parameter.keyword)) {
+      return reply_error(555, "5.5.4", "Unsupported parameter " + parameter.keyword);
+    }
+  }
+  RcptDsnResult dsn = parse_rcpt_dsn(parsed.argument->parameters, transaction_.utf8);
+  if (!dsn.dsn) {
+    spdlog::info("session {}: RCPT refused: {}", session_id_, dsn.error.text);
+    return reply_error(dsn.error.code, dsn.error.enhanced, dsn.error.text);
   }
   const auto& path = parsed.argument->path;
   message::Mailbox mailbox = path.mailbox;
@@ -473,7 +490,7 @@ void Session::command_rcpt(const Command& command) {
       // the MX (Postfix's reject_unverified_recipient).
       if (context_.recipient_verifier && context_.routes &&
           context_.config.recipient_probe.probes(mailbox.domain)) {
-        return verify_recipient_at_next_hop(mailbox, shown);
+        return verify_recipient_at_next_hop(mailbox, shown, *dsn.dsn);
       }
       return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
     }
@@ -482,33 +499,35 @@ void Session::command_rcpt(const Command& command) {
     // Authenticated submission to another domain: queued for remote delivery.
     address = mailbox.to_string();
   }
-  add_recipient(address, local);
+  add_recipient(address, local, *dsn.dsn);
   reply(250, "2.1.5", "Ok");
 }
 
-void Session::add_recipient(const std::string& address, bool local) {
+void Session::add_recipient(const std::string& address, bool local,
+                            const queue::RecipientDsn& dsn) {
   bool duplicate = std::any_of(transaction_.recipients.begin(), transaction_.recipients.end(),
                                [&](const auto& recipient) { return recipient.address == address; });
-  if (!duplicate) transaction_.recipients.push_back({address, local, std::nullopt});
+  if (!duplicate) transaction_.recipients.push_back({address, local, std::nullopt, dsn});
 }
 
 void Session::verify_recipient_at_next_hop(const message::Mailbox& mailbox,
-                                           const std::string& shown) {
+                                           const std::string& shown,
+                                           const queue::RecipientDsn& dsn) {
   const Route route = context_.routes->route_for(mailbox.domain, true);
   std::string address = mailbox.to_string();
   wait_for_work();
   std::weak_ptr<Session> weak = weak_from_this();
   context_.recipient_verifier->verify(
-      address, route.next_hop, [weak, address, shown](RecipientCheck check) {
-        if (auto session = weak.lock()) session->recipient_verified(address, shown, check);
+      address, route.next_hop, [weak, address, shown, dsn](RecipientCheck check) {
+        if (auto session = weak.lock()) session->recipient_verified(address, shown, check, dsn);
       });
 }
 
 void Session::recipient_verified(const std::string& address, const std::string& shown,
-                                 const RecipientCheck& check) {
+                                 const RecipientCheck& check, const queue::RecipientDsn& dsn) {
   switch (check.verdict) {
     case RecipientCheck::Verdict::exists:
-      add_recipient(address, true);
+      add_recipient(address, true, dsn);
       reply(250, "2.1.5", "Ok");
       break;
     case RecipientCheck::Verdict::unknown:
@@ -829,7 +848,15 @@ void Session::enqueue(std::string message_id, std::string message) {
   envelope.sender = transaction_.sender.is_null ? "" : transaction_.sender.mailbox.to_string();
   for (const auto& recipient : transaction_.recipients) {
     envelope.recipients.push_back(recipient.address);
+    envelope.recipient_dsn.push_back(recipient.dsn);
   }
+  // A message without NOTIFY or ORCPT keeps no DSN requests (record_format.h).
+  if (std::all_of(envelope.recipient_dsn.begin(), envelope.recipient_dsn.end(),
+                  [](const queue::RecipientDsn& dsn) { return dsn == queue::RecipientDsn{}; })) {
+    envelope.recipient_dsn.clear();
+  }
+  envelope.dsn_return = transaction_.dsn.ret;
+  envelope.envelope_id = transaction_.dsn.envelope_id;
   envelope.smtputf8 = transaction_.utf8;
   std::string recipients;
   for (const auto& address : envelope.recipients) {

@@ -1,6 +1,8 @@
 // One SMTP session on one connection: the RFC 5321 state machine for the MX
 // and submission roles, with STARTTLS (RFC 3207), implicit TLS (RFC 8314),
-// AUTH PLAIN/LOGIN (RFC 4954), PIPELINING (RFC 2920) and CHUNKING (RFC 3030);
+// AUTH PLAIN/LOGIN (RFC 4954), PIPELINING (RFC 2920), CHUNKING (RFC 3030)
+// and DSN (RFC 3461: RET, ENVID, NOTIFY and ORCPT are kept with the queued
+// message; dsn_parameters.h);
 // on the submission role also the Token Server of the Submission Token
 // extension (rfcdraft/): LHLO (LMTP semantics, RFC 2033), AUTH STOKEN,
 // RCPT ... STOKEN= MYSTOKEN=, the EHLO + MAIL ... SYNC variant, synchronous
@@ -30,6 +32,7 @@
 #include "message/address.h"
 #include "mta/event_handles.h"
 #include "mta/server/data_reader.h"
+#include "mta/server/dsn_parameters.h"
 #include "mta/server/line_reader.h"
 #include "mta/server/server_context.h"
 #include "mta/server/smtp_command.h"
@@ -72,6 +75,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string address;  // local: the users-file key; remote: as written
     bool local = false;
     std::optional<TokenRecipient> token;  // in a token transaction
+    queue::RecipientDsn dsn{};            // NOTIFY, ORCPT (RFC 3461)
   };
 
   // Who a token session authenticated as with AUTH STOKEN.
@@ -85,6 +89,7 @@ class Session : public std::enable_shared_from_this<Session> {
     bool token = false;   // a token transaction: synchronous, one reply per recipient
     message::Path sender;
     bool utf8 = false;
+    MailDsn dsn;  // RET, ENVID (RFC 3461)
     std::vector<AcceptedRecipient> recipients;
     bool used_bdat = false;
     std::optional<DataReader> reader;
@@ -108,10 +113,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void command_helo(const Command& command, bool extended);
   void command_mail(const Command& command);
   void command_rcpt(const Command& command);
-  void add_recipient(const std::string& address, bool local);
-  void verify_recipient_at_next_hop(const message::Mailbox& mailbox, const std::string& shown);
+  void add_recipient(const std::string& address, bool local, const queue::RecipientDsn& dsn);
+  void verify_recipient_at_next_hop(const message::Mailbox& mailbox, const std::string& shown,
+                                    const queue::RecipientDsn& dsn);
   void recipient_verified(const std::string& address, const std::string& shown,
-                          const RecipientCheck& check);
+                          const RecipientCheck& check, const queue::RecipientDsn& dsn);
   void command_data(const Command& command);
   void command_bdat(const Command& command);
   void command_rset();

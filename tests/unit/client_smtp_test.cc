@@ -519,3 +519,34 @@ TEST_CASE("an envelope that could smuggle a command is refused unsent", "[client
   CHECK(client->is_idle());
   CHECK(client->transactions_completed() == 0);
 }
+
+TEST_CASE("DSN parameters go only to a server that offers DSN", "[client]") {
+  TestLoop loop;
+  for (const bool offered : {true, false}) {
+    INFO("DSN offered: " << offered);
+    // smtp-sink -N: "Do not announce support for DSN".
+    SmtpSink sink(offered ? std::vector<std::string>{} : std::vector<std::string>{"-N"});
+    auto client = connected_client(loop, sink_destination(sink));
+    CHECK(client->capabilities().dsn == offered);
+    Envelope envelope = two_recipients();
+    envelope.dsn_mail_parameters = "RET=HDRS ENVID=x+2By";
+    envelope.dsn_recipient_parameters = {"NOTIFY=SUCCESS ORCPT=rfc822;one@b.test", ""};
+    auto result = transact(loop, *client, envelope);
+    CHECK(result.all_delivered());
+    CHECK(result.dsn_offered == offered);
+    auto dumps = wait_for_dumps(sink, 1);
+    REQUIRE(dumps.size() == 1);
+    if (offered) {
+      CHECK(dumps[0].find("X-Mail-Args: <sender@a.test> RET=HDRS ENVID=x+2By\n") !=
+            std::string::npos);
+      CHECK(dumps[0].find("X-Rcpt-Args: <one@b.test> NOTIFY=SUCCESS ORCPT=rfc822;one@b.test\n"
+                          "X-Rcpt-Args: <two@b.test>\n") != std::string::npos);
+    } else {
+      CHECK(dumps[0].find("X-Mail-Args: <sender@a.test>\n") != std::string::npos);
+      CHECK(dumps[0].find("X-Rcpt-Args: <one@b.test>\nX-Rcpt-Args: <two@b.test>\n") !=
+            std::string::npos);
+    }
+    client->close();
+    CHECK(loop.run_until([&] { return client->is_closed(); }));
+  }
+}

@@ -749,3 +749,28 @@ TEST_CASE("a recipient_probe domain without a next hop is refused", "[config][re
         "5:13: recipient_probe.domains[0]: 'example.test' has no smtp or lmtp route, so there "
         "is no next hop to ask");
 }
+
+TEST_CASE("delay_warning_time, or its older name delay_warning_after, given once") {
+  {
+    const LoadedText loaded(minimal_config + "queue: {delay_warning_time: 30m}\n");
+    INFO(all_errors(loaded.result));
+    REQUIRE(loaded.result.config);
+    CHECK(loaded.result.config->queue.delay_warning_after == std::chrono::minutes(30));
+  }
+  {
+    const LoadedText loaded(minimal_config + "queue: {delay_warning_after: 0}\n");
+    REQUIRE(loaded.result.config);
+    CHECK(loaded.result.config->queue.delay_warning_after == std::chrono::milliseconds(0));
+  }
+  {
+    const LoadedText loaded(minimal_config +
+                            "queue: {delay_warning_time: 1h, delay_warning_after: 2h}\n");
+    CHECK_FALSE(loaded.result.config);
+    CHECK(all_errors(loaded.result).find("name the same setting; give one") != std::string::npos);
+  }
+  {
+    const LoadedText loaded(minimal_config + "queue: {delay_warning_time: soon}\n");
+    CHECK_FALSE(loaded.result.config);
+    CHECK(all_errors(loaded.result).find("delay_warning_time") != std::string::npos);
+  }
+}

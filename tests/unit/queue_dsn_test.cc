@@ -141,3 +141,49 @@ TEST_CASE("dsn is never sent to a null sender nor about a notification", "[queue
   message.bounce = true;
   CHECK_FALSE(may_notify(message));
 }
+
+TEST_CASE("dsn: a success report names the ORCPT and carries the headers", "[queue][dsn]") {
+  DsnReport report = sample_report();
+  report.full_message = true;  // RET=FULL applies to failure reports only
+  report.recipients[0].action = DsnAction::delivered;
+  report.recipients[0].status = "2.0.0";
+  report.recipients[0].diagnostic = "250 2.0.0 Saved 1234.M1.host";
+  report.recipients[0].original_type = "rfc822";
+  report.recipients[0].original_address = "Bob+Sales@example.net";
+  DsnRecipient relayed;
+  relayed.address = "carol@example.com";
+  relayed.action = DsnAction::relayed;
+  relayed.status = "2.0.0";
+  relayed.diagnostic = "250 2.0.0 Ok: queued as 4F2";
+  report.recipients.push_back(relayed);
+  const std::string dsn = build_delivery_status_notification(report);
+  INFO(dsn);
+  CHECK(dsn.find("Subject: Successful Mail Delivery Report\r\n") != std::string::npos);
+  CHECK(dsn.find("\r\nOriginal-Recipient: rfc822; Bob+Sales@example.net\r\n"
+                 "Final-Recipient: rfc822; bob@example.net\r\nAction: delivered\r\n"
+                 "Status: 2.0.0\r\n") != std::string::npos);
+  CHECK(dsn.find("\r\nFinal-Recipient: rfc822; carol@example.com\r\nAction: relayed\r\n") !=
+        std::string::npos);
+  CHECK(dsn.find("relayed to a system that does not report delivery") != std::string::npos);
+  CHECK(dsn.find("Content-Type: text/rfc822-headers") != std::string::npos);
+  CHECK(dsn.find("The body stays out.") == std::string::npos);
+  CHECK(only_crlf_line_endings(dsn));
+}
+
+TEST_CASE("dsn: RET=FULL returns the whole message in a failure report", "[queue][dsn]") {
+  DsnReport report = sample_report();
+  report.full_message = true;
+  const std::string dsn = build_delivery_status_notification(report);
+  INFO(dsn);
+  CHECK(dsn.find("Content-Type: message/rfc822\r\n\r\nReceived: from a by b\r\n") !=
+        std::string::npos);
+  CHECK(dsn.find("The body stays out.") != std::string::npos);
+  CHECK(dsn.find("text/rfc822-headers") == std::string::npos);
+  CHECK(dsn.find("(headers only)") == std::string::npos);
+
+  report.full_message = false;
+  const std::string headers_only = build_delivery_status_notification(report);
+  CHECK(headers_only.find("The body stays out.") == std::string::npos);
+  CHECK(headers_only.find("Content-Type: text/rfc822-headers\r\n") != std::string::npos);
+  CHECK(headers_only.find("Original-Recipient") == std::string::npos);
+}

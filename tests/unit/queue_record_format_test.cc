@@ -129,3 +129,122 @@ TEST_CASE("record format: payloads that do not decode exactly are refused", "[qu
   CHECK_FALSE(record::decode_removal(std::string("\x01\0\0\0ab", 6)));  // one byte too many
   CHECK_FALSE(record::decode_removal(std::string("\0\0\0\0", 4)));      // empty id
 }
+
+TEST_CASE("record format: DSN requests round-trip", "[queue][dsn]") {
+  QueuedMessage message = sample_message();
+  message.envelope.dsn_return = DsnReturn::headers;
+  message.envelope.recipient_dsn.resize(2);
+  message.envelope.recipient_dsn[0].notify = notify::success | notify::delay;
+  message.envelope.recipient_dsn[0].original_type = "rfc822";
+  message.envelope.recipient_dsn[0].original_address = "Bob+Sales@example.net";
+  message.envelope.recipient_dsn[1].notify = notify::never;
+  const std::string bytes = join(record::encode_message(message));
+  auto raw = record::parse_record(bytes, max_size);
+  REQUIRE(raw);
+  auto decoded = record::decode_message(raw->payload, true);
+  REQUIRE(decoded);
+  CHECK(decoded->envelope.dsn_return == DsnReturn::headers);
+  CHECK(decoded->envelope.recipient_dsn == message.envelope.recipient_dsn);
+  CHECK(decoded->envelope.recipients == message.envelope.recipients);
+  CHECK(*decoded->data == *message.data);
+
+  // RET alone is enough to keep the block; NOTIFY values beyond the four
+  // bits are refused as damage.
+  QueuedMessage ret_only = sample_message();
+  ret_only.envelope.dsn_return = DsnReturn::full;
+  raw = record::parse_record(join(record::encode_message(ret_only)), max_size);
+  REQUIRE(raw);
+  decoded = record::decode_message(raw->payload, false);
+  REQUIRE(decoded);
+  CHECK(decoded->envelope.dsn_return == DsnReturn::full);
+  CHECK(decoded->envelope.recipient_dsn.size() == 2);
+  CHECK(decoded->envelope.dsn_of(0) == RecipientDsn{});
+
+  message.envelope.recipient_dsn[1].notify = 0x10;
+  raw = record::parse_record(join(record::encode_message(message)), max_size);
+  REQUIRE(raw);
+  CHECK_FALSE(record::decode_message(raw->payload, true));
+}
+
+TEST_CASE("record format: a message without DSN requests is written as before", "[queue][dsn]") {
+  // The first format's message payload, written field by field: records
+  // already in a spool must decode, and a message without DSN requests must
+  // still be written exactly so.
+  const QueuedMessage message = sample_message();
+  std::string payload;
+  auto u32 = [&](std::uint32_t value) {
+    for (int i = 0; i < 4; ++i) payload.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+  };
+  auto u64 = [&](std::uint64_t value) {
+    for (int i = 0; i < 8; ++i) payload.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+  };
+  auto string = [&](const std::string& text) {
+    u32(static_cast<std::uint32_t>(text.size()));
+    payload += text;
+  };
+  string(message.id);
+  u64(1'700'000'000'123);
+  payload.push_back(static_cast<char>(1 | 4));  // chat, smtputf8
+  string(message.envelope.sender);
+  string(message.envelope.envelope_id);
+  u32(2);
+  string("bob@example.net");
+  string("carol@example.com");
+  u64(message.data->size());
+  payload += *message.data;
+
+  auto decoded = record::decode_message(payload, true);
+  REQUIRE(decoded);
+  CHECK(decoded->envelope.recipients == message.envelope.recipients);
+  CHECK(decoded->envelope.dsn_return == DsnReturn::unspecified);
+  CHECK(decoded->envelope.recipient_dsn.empty());
+  CHECK(decoded->envelope.wants_notification(0, notify::failure));
+  CHECK_FALSE(decoded->envelope.wants_notification(0, notify::success));
+
+  const std::string bytes = join(record::encode_message(message));
+  auto raw = record::parse_record(bytes, max_size);
+  REQUIRE(raw);
+  CHECK(raw->payload == payload);
+}
+
+TEST_CASE("record format: success reports and handoffs in the state record", "[queue][dsn]") {
+  MessageState state;
+  state.recipients.resize(3);
+  state.recipients[0].status = RecipientStatus::delivered;
+  state.recipients[0].handoff = Handoff::mailstore;
+  state.recipients[0].success_reported = true;
+  state.recipients[1].status = RecipientStatus::delivered;
+  state.recipients[1].handoff = Handoff::relayed_with_dsn;
+  state.recipients[2].status = RecipientStatus::failed;
+  state.recipients[2].failure_reported = true;
+  const std::string bytes = join(record::encode_state("m2", state));
+  auto raw = record::parse_record(bytes, max_size);
+  REQUIRE(raw);
+  auto decoded = record::decode_state(raw->payload);
+  REQUIRE(decoded);
+  CHECK(decoded->state == state);
+
+  // The first format wrote 0 or 1 in that byte: it still means "failure
+  // reported", with the default handoff.
+  MessageState old_state;
+  old_state.recipients.resize(1);
+  old_state.recipients[0].status = RecipientStatus::failed;
+  old_state.recipients[0].failure_reported = true;
+  raw = record::parse_record(join(record::encode_state("m3", old_state)), max_size);
+  REQUIRE(raw);
+  const std::string old_payload(raw->payload);
+  // id (4 + 2), flags (1), count (4), status (1), attempts (4), two times (16): then the byte.
+  REQUIRE(old_payload[6 + 1 + 4 + 1 + 4 + 16] == 1);
+  decoded = record::decode_state(old_payload);
+  REQUIRE(decoded);
+  CHECK(decoded->state.recipients[0].failure_reported);
+  CHECK_FALSE(decoded->state.recipients[0].success_reported);
+  CHECK(decoded->state.recipients[0].handoff == Handoff::relayed);
+
+  // A handoff beyond the known ones is damage.
+  std::string bad = old_payload;
+  bad[6 + 1 + 4 + 1 + 4 + 16] = static_cast<char>(3 << 2);
+  CHECK_FALSE(record::decode_state(bad));
+  bad[6 + 1 + 4 + 1 + 4 + 16] = static_cast<char>(0x10);
+  CHECK_FALSE(record::decode_state(bad));
+}
