@@ -74,7 +74,11 @@ std::string DataReader::take_message() {
 }
 
 void DataReader::set_error(Error error) {
-  if (error_ == Error::none) error_ = error;
+  // A bare line ending outranks a NUL seen before it: "\r\n\0.\n" is a
+  // smuggling attempt dressed with a NUL, and is reported as one.
+  if (error_ == Error::none || (error_ == Error::nul_octet && error == Error::bare_line_ending)) {
+    error_ = error;
+  }
 }
 
 void DataReader::add_content(const char* data, std::size_t length) {

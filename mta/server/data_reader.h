@@ -31,7 +31,9 @@
 //
 // size() counts message octets after unstuffing, each line ending as the two
 // octets of CRLF; it keeps counting after an error. Only the first error is
-// kept; once there is one, message() stops growing.
+// kept, except that a bare line ending replaces an earlier NUL error (the
+// smuggling attempt is the finding to report); once there is an error,
+// message() stops growing.
 //
 // The stored message always has CRLF line endings.
 #pragma once

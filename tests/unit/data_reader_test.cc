@@ -187,8 +187,13 @@ TEST_CASE("DATA refuses NUL octets, finds the real end, and a dot with NUL never
   }
   CHECK(read_data("a\0b\r\n.\r\n"s).error == Error::nul_octet);
   CHECK(read_data("\0\r\n.\r\n"s).error == Error::nul_octet);
-  // The first error is the one kept: here the bare LF comes first.
+  // A bare line ending is the finding reported, before or after a NUL: a
+  // NUL must not hide a smuggling attempt.
   CHECK(read_data("a\nb\0\r\n.\r\n"s).error == Error::bare_line_ending);
+  CHECK(read_data("a\0b\nc\r\n.\r\n"s).error == Error::bare_line_ending);
+  CHECK(read_data("a\r\n\0.\nc\r\n.\r\n"s).error == Error::bare_line_ending);
+  // Other errors do not replace the NUL error.
+  CHECK(read_data("a\0"s + std::string(2000, 'x') + "\r\n.\r\n").error == Error::nul_octet);
 }
 
 namespace {
