@@ -187,7 +187,11 @@ std::size_t DataReader::process(std::string_view input, bool dot_processing) {
       // RFC 5322 §3.5, RFC 2045 §2.7-2.8: no NUL without BINARYMIME (RFC
       // 3030 §3). Either way it is not stored; stripping is the leniency.
       ++position;
-      if (!limits_.strip_nul_octets) set_error(Error::nul_octet);
+      if (limits_.strip_nul_octets) {
+        ++nul_octets_stripped_;
+      } else {
+        set_error(Error::nul_octet);
+      }
       continue;
     }
     const std::size_t stop =

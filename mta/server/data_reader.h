@@ -69,6 +69,7 @@ class DataReader {
 
   Error error() const { return error_; }
   std::size_t size() const { return received_size_; }  // message octets seen so far
+  std::size_t nul_octets_stripped() const { return nul_octets_stripped_; }
   const std::string& message() const { return message_; }
   std::string take_message();
 
@@ -88,6 +89,7 @@ class DataReader {
   Limits limits_;
   std::string message_;
   std::size_t received_size_ = 0;
+  std::size_t nul_octets_stripped_ = 0;
   std::size_t line_length_ = 0;  // octets of the current line after unstuffing
   Error error_ = Error::none;
   bool complete_ = false;

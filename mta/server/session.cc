@@ -768,6 +768,9 @@ void Session::finish_message() {
   arm_deadline(DeadlineKind::none, {});
   DataReader& reader = *transaction_.reader;
   if (reader.error() != DataReader::Error::none) return refuse_message(reader.error());
+  if (const std::size_t stripped = reader.nul_octets_stripped(); stripped != 0) {
+    spdlog::info("session {}: {} NUL octets stripped from the message", session_id_, stripped);
+  }
   std::string message_id = new_message_id();
   message::ReceivedInfo trace;
   trace.helo_name = helo_name_;

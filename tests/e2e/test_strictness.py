@@ -155,6 +155,7 @@ def test_strip_option_stores_the_message_without_nul(stripping):
     assert len(stored) == 1
     assert b"\0" not in stored[0]
     check_stored(stored[0], NUL_MESSAGE.replace(b"\0", b""), "ESMTP")
+    assert "1 NUL octets stripped from the message" in stripping.log()
 
 
 def test_strip_option_applies_to_bdat(stripping):

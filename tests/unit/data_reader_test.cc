@@ -212,6 +212,12 @@ TEST_CASE("DATA strips NUL octets when configured; they are no part of the messa
   CHECK(result.error == Error::none);
   CHECK(result.message == "Subject: ab\r\n\r\nx\r\n");
   CHECK(result.size == result.message.size());
+  DataReader reader(stripping());
+  reader.consume("a\0b\0\0\r\n.\r\n"s);
+  CHECK(reader.nul_octets_stripped() == 3);
+  DataReader refusing(limits());
+  refusing.consume("a\0b\r\n.\r\n"s);
+  CHECK(refusing.nul_octets_stripped() == 0);
   // Stripping happens after SMTP framing: ".\0" is a stuffed line (the dot
   // is removed as transparency requires), "\0." is a line ".", neither is
   // the end of the data.
