@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "message/received.h"
+#include "mta/defaults.h"
 #include "mta/server/session.h"
 
 namespace stokend::server {
