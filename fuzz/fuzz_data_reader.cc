@@ -1,10 +1,11 @@
 // libFuzzer target for the DATA / BDAT body reader.
 //
-// The first input byte picks a split position and the reader options; the
-// rest is fed as two reads. Invariants checked (abort on violation):
+// The first input byte picks a split position and the reader options (NUL
+// octets refused or stripped among them); the rest is fed as two reads.
+// Invariants checked (abort on violation):
 // - consume() never reports more bytes than it was given, and stops early
 //   only at the end of the data;
-// - the stored message has no bare CR or LF;
+// - the stored message has no bare CR or LF, and no NUL (refused or stripped);
 // - without an error, the message fits max_message_size and its lines fit
 //   max_line_length;
 // - feeding one byte at a time gives exactly the same result;
@@ -51,6 +52,7 @@ void check_message(const Outcome& outcome, const DataReader::Limits& limits) {
   for (std::size_t index = 0; index < message.size(); ++index) {
     if (message[index] == '\r') require(index + 1 < message.size() && message[index + 1] == '\n');
     if (message[index] == '\n') require(index > 0 && message[index - 1] == '\r');
+    require(message[index] != '\0');
   }
   if (limits.max_message_size != 0) require(message.size() <= limits.max_message_size);
   if (outcome.error != DataReader::Error::none) return;
@@ -115,6 +117,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   limits.max_line_length = 4 + (control & 0x0f);
   limits.max_message_size = (control & 0x10) != 0 ? 0 : 64;
   limits.normalise_bare_line_endings = (control & 0x20) != 0;
+  limits.strip_nul_octets = (control & 0x80) != 0;
   const std::size_t split = input.empty() ? 0 : (control * 131u) % (input.size() + 1);
   if ((control & 0x40) != 0) {
     fuzz_chunks(input, split, limits);

@@ -107,6 +107,16 @@ std::string fold(const std::vector<Group>& groups) {
 
 }  // namespace
 
+std::string with_protocol(const ProtocolUsed& used) {
+  std::string word = used.smtputf8   ? (used.lmtp ? "UTF8LMTP" : "UTF8SMTP")
+                     : used.lmtp     ? "LMTP"
+                     : used.extended ? "ESMTP"
+                                     : "SMTP";
+  if (used.tls) word += 'S';
+  if (used.authenticated) word += 'A';
+  return word;
+}
+
 std::string received_header(const ReceivedInfo& info) {
   std::vector<Group> groups;
 

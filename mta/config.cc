@@ -991,10 +991,13 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
              }},
             {"fast_lane", [&](const Field& field) { read_fast_lane(field, config.fast_lane); }},
             {"recipient_probe", [&](const Field& field) { read_recipient_probe(field, config); }},
-            {"normalise_bare_line_endings",
+            {"normalise_bare_line_endings", boolean_into(config.normalise_bare_line_endings)},
+            {"nul_octets",
              [&](const Field& field) {
-               if (const auto value = read_boolean(field)) {
-                 config.normalise_bare_line_endings = *value;
+               if (const auto policy = read_choice<NulOctets>(
+                       field, "value",
+                       {{"reject", NulOctets::reject}, {"strip", NulOctets::strip}})) {
+                 config.nul_octets = *policy;
                }
              }},
             {"worker_threads",

@@ -150,6 +150,7 @@ struct Config {
   // Recipient domain (lowercase) or "*" → outbound TLS policy (mta/tls_policies.h).
   std::map<std::string, TlsPolicyLevel> tls_policies;
   bool normalise_bare_line_endings = defaults::normalise_bare_line_endings;
+  NulOctets nul_octets = defaults::nul_octets;
   unsigned worker_threads = defaults::worker_threads;
   std::string log_level = defaults::log_level;
   std::filesystem::path log_file;  // empty: standard error

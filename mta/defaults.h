@@ -15,6 +15,10 @@ namespace stokend {
 // mail of local users, or none. (Declared here so its default can be.)
 enum class TokenDistribution { chat, all, off };
 
+// What a NUL octet in message content (DATA or BDAT) gets: the message is
+// refused, or the NUL is removed. (Declared here so its default can be.)
+enum class NulOctets { reject, strip };
+
 }  // namespace stokend
 
 namespace stokend::defaults {
@@ -45,6 +49,10 @@ inline constexpr std::size_t max_connections = 2000;
 inline constexpr std::size_t max_connections_per_ip = 50;
 inline constexpr std::size_t error_limit = 10;  // protocol errors before 421 and close
 inline constexpr std::size_t max_auth_failures = 3;
+// An AUTH command line and each SASL response line, in octets with CRLF:
+// RFC 4954 §4 names 12288 as enough for the deployed mechanisms; a longer
+// line gets 500 5.5.6.
+inline constexpr std::size_t auth_line_length = 12288;
 
 // Timeouts (RFC 5321 §4.5.3.2 suggests 5 minutes for commands, 10 for DATA)
 inline constexpr auto idle_timeout = 300s;     // waiting for the next command
@@ -121,6 +129,9 @@ inline constexpr std::size_t recipient_probe_cache_entries = 100000;
 
 // Input handling
 inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2
+// NUL in DATA / BDAT content: reject with 554 5.6.0 (RFC 5322 §3.5, RFC 2045
+// §2.7-2.8: no NUL without BINARYMIME), or strip.
+inline constexpr NulOctets nul_octets = NulOctets::reject;
 
 // Worker threads for blocking work (password hashing, fsync)
 inline constexpr unsigned worker_threads = 4;

@@ -2,7 +2,7 @@
 //
 // The reader is a small state machine over line boundaries. Plain content
 // between line breaks is located with memchr and appended in one piece, so
-// the per-byte work is only at CR, LF and a leading dot. A CR is held back
+// the per-byte work is only at CR, LF, NUL and a leading dot. A CR is held back
 // (pending_cr_) until the next byte, possibly in the next call, shows whether
 // it starts a CRLF or is bare.
 #include "mta/server/data_reader.h"
@@ -74,7 +74,11 @@ std::string DataReader::take_message() {
 }
 
 void DataReader::set_error(Error error) {
-  if (error_ == Error::none) error_ = error;
+  // A bare line ending outranks a NUL seen before it: "\r\n\0.\n" is a
+  // smuggling attempt dressed with a NUL, and is reported as one.
+  if (error_ == Error::none || (error_ == Error::nul_octet && error == Error::bare_line_ending)) {
+    error_ = error;
+  }
 }
 
 void DataReader::add_content(const char* data, std::size_t length) {
@@ -137,6 +141,7 @@ std::size_t DataReader::process(std::string_view input, bool dot_processing) {
   const std::size_t size = input.size();
   ByteFinder carriage_returns(input, '\r');
   ByteFinder line_feeds(input, '\n');
+  ByteFinder nul_octets(input, '\0');
   std::size_t position = 0;
   while (position < size) {
     const char byte = data[position];
@@ -178,8 +183,20 @@ std::size_t DataReader::process(std::string_view input, bool dot_processing) {
       end_line(true);
       continue;
     }
+    if (byte == '\0') {
+      // RFC 5322 §3.5, RFC 2045 §2.7-2.8: no NUL without BINARYMIME (RFC
+      // 3030 §3). Either way it is not stored; stripping is the leniency.
+      ++position;
+      if (limits_.strip_nul_octets) {
+        ++nul_octets_stripped_;
+      } else {
+        set_error(Error::nul_octet);
+      }
+      continue;
+    }
     const std::size_t stop =
-        std::min(carriage_returns.find_from(position), line_feeds.find_from(position));
+        std::min({carriage_returns.find_from(position), line_feeds.find_from(position),
+                  nul_octets.find_from(position)});
     add_content(data + position, stop - position);
     position = stop;
   }

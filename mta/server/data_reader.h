@@ -15,14 +15,25 @@
 // line: it is neither dot-unstuffed nor able to end the data, so "\n.\r\n"
 // stores a line "." and the data goes on.
 //
+// NUL octets (message text excludes %d0, RFC 5322 §3.5; neither 7bit nor 8bit
+// data holds NUL, RFC 2045 §2.7-2.8, and 8BITMIME carries 8bit data, RFC
+// 6152 §3; only BINARYMIME, RFC 3030 §3, which stokend does not offer, would):
+// a NUL anywhere in the content is an error (5.6.0) unless strip_nul_octets
+// is set, in which case it is dropped and is no part of the message (not
+// stored, not counted in size or line length). A NUL never ends or starts a
+// line: "\r\n.\0\r\n" is a dot-stuffed line holding a NUL, not the end.
+//
 // BDAT: feed chunk bytes with consume_chunk(); the same bare line ending,
 // line length and size checks apply across chunk boundaries, no dot
-// processing. finish_chunks() after the LAST chunk; a last line without a
-// line ending gets CRLF appended (counted in the size).
+// processing; NUL octets are refused or stripped as in DATA (RFC 3030 §3:
+// without BODY=BINARYMIME, BDAT content is 7bit or 8bitmime all the same). finish_chunks() after
+// the LAST chunk; a last line without a line ending gets CRLF appended (counted in the size).
 //
 // size() counts message octets after unstuffing, each line ending as the two
 // octets of CRLF; it keeps counting after an error. Only the first error is
-// kept; once there is one, message() stops growing.
+// kept, except that a bare line ending replaces an earlier NUL error (the
+// smuggling attempt is the finding to report); once there is an error,
+// message() stops growing.
 //
 // The stored message always has CRLF line endings.
 #pragma once
@@ -35,12 +46,13 @@ namespace stokend::server {
 
 class DataReader {
  public:
-  enum class Error { none, bare_line_ending, line_too_long, message_too_large };
+  enum class Error { none, bare_line_ending, line_too_long, message_too_large, nul_octet };
 
   struct Limits {
     std::size_t max_message_size = 0;    // octets; 0: no limit
     std::size_t max_line_length = 1000;  // octets incl. CRLF; 0: no limit
     bool normalise_bare_line_endings = false;
+    bool strip_nul_octets = false;  // false: a NUL is Error::nul_octet
   };
 
   explicit DataReader(Limits limits);
@@ -57,6 +69,7 @@ class DataReader {
 
   Error error() const { return error_; }
   std::size_t size() const { return received_size_; }  // message octets seen so far
+  std::size_t nul_octets_stripped() const { return nul_octets_stripped_; }
   const std::string& message() const { return message_; }
   std::string take_message();
 
@@ -76,6 +89,7 @@ class DataReader {
   Limits limits_;
   std::string message_;
   std::size_t received_size_ = 0;
+  std::size_t nul_octets_stripped_ = 0;
   std::size_t line_length_ = 0;  // octets of the current line after unstuffing
   Error error_ = Error::none;
   bool complete_ = false;

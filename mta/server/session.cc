@@ -47,7 +47,12 @@ Session::Session(ServerContext& context, const ListenerConfig& listener, UniqueF
       peer_address_(std::move(peer_address)),
       session_id_(new_session_id()),
       started_(std::chrono::steady_clock::now()),
-      line_reader_(context.config.limits.max_line_length) {}
+      line_reader_(context.config.limits.max_line_length) {
+  // RFC 4954 §4: SASL exchanges need longer lines, where AUTH is offered.
+  if (listener.role == Role::submission) {
+    line_reader_.set_auth_line_length(defaults::auth_line_length);
+  }
+}
 
 Session::~Session() {
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_);
@@ -206,15 +211,10 @@ void Session::process_input() {
         handle_line(line);
         break;
       case LineReader::Status::too_long:
-        spdlog::info("session {}: command line over {} octets", session_id_,
-                     context_.config.limits.max_line_length);
-        if (phase_ == Phase::auth_response) phase_ = Phase::command;
-        reply_error(500, "5.5.2", "Line too long");
-        break;
+      case LineReader::Status::auth_too_long:
       case LineReader::Status::bad_line_ending:
-        spdlog::info("session {}: bare CR or LF in a command line", session_id_);
-        if (phase_ == Phase::auth_response) phase_ = Phase::command;
-        reply_error(500, "5.5.2", "Bare CR or LF in command; lines must end with CRLF");
+      case LineReader::Status::nul_octet:
+        refuse_line(status);
         break;
     }
   }
@@ -438,10 +438,7 @@ void Session::command_mail(const Command& command) {
 void Session::command_rcpt(const Command& command) {
   if (!transaction_.active) return reply_error(503, "5.5.1", "Need MAIL before RCPT");
   if (transaction_.reader) return reply_error(503, "5.5.1", "RCPT not allowed during BDAT");
-  if (transaction_.recipients.size() >= context_.config.limits.max_recipients) {
-    // RFC 5321 §4.5.3.1.10: 452 for too many recipients, the client retries the rest.
-    return reply(452, "4.5.3", "Too many recipients");
-  }
+  if (recipient_limit_reached()) return;
   auto parsed = parse_rcpt_argument(command.argument, transaction_.utf8);
   if (!parsed.argument) {
     return reply_error(parsed.error.code, parsed.error.enhanced, parsed.error.text);
@@ -508,6 +505,7 @@ void Session::add_recipient(const std::string& address, bool local,
   bool duplicate = std::any_of(transaction_.recipients.begin(), transaction_.recipients.end(),
                                [&](const auto& recipient) { return recipient.address == address; });
   if (!duplicate) transaction_.recipients.push_back({address, local, std::nullopt, dsn});
+  ++transaction_.accepted_rcpt_commands;  // a repeated one counts too (recipient_limit_reached)
 }
 
 void Session::verify_recipient_at_next_hop(const message::Mailbox& mailbox,
@@ -551,9 +549,7 @@ void Session::command_data(const Command& command) {
   if (!transaction_.active) return reply_error(503, "5.5.1", "Need MAIL before DATA");
   if (transaction_.used_bdat) return reply_error(503, "5.5.1", "DATA not allowed after BDAT");
   if (transaction_.recipients.empty()) return reply_error(554, "5.5.1", "No valid recipients");
-  transaction_.reader.emplace(DataReader::Limits{context_.config.limits.max_message_size,
-                                                 context_.config.limits.max_line_length,
-                                                 context_.config.normalise_bare_line_endings});
+  transaction_.reader.emplace(data_limits());
   phase_ = Phase::data;
   arm_deadline(DeadlineKind::data, context_.config.timeouts.data);
   reply(354, "", "End data with <CR><LF>.<CR><LF>");
@@ -583,9 +579,7 @@ void Session::command_bdat(const Command& command) {
     transaction_.bdat_discard = true;
   } else if (!transaction_.reader) {
     transaction_.used_bdat = true;
-    transaction_.reader.emplace(DataReader::Limits{context_.config.limits.max_message_size,
-                                                   context_.config.limits.max_line_length,
-                                                   context_.config.normalise_bare_line_endings});
+    transaction_.reader.emplace(data_limits());
     arm_deadline(DeadlineKind::data, context_.config.timeouts.data);
   }
   phase_ = Phase::bdat_chunk;
@@ -696,27 +690,18 @@ void Session::command_auth(const Command& command) {
   }
   if (iequals(mechanism, "PLAIN")) {
     auth_mechanism_ = AuthMechanism::plain;
-    if (initial.empty()) {
-      phase_ = Phase::auth_response;
-      return reply(334, "", "");
-    }
+    if (initial.empty()) return ask_sasl_response("");
     return auth_continue(std::string(initial));
   }
   if (iequals(mechanism, "LOGIN")) {
     auth_mechanism_ = AuthMechanism::login;
     auth_login_.clear();
-    if (initial.empty()) {
-      phase_ = Phase::auth_response;
-      return reply(334, "", encode_base64("Username:"));
-    }
+    if (initial.empty()) return ask_sasl_response(encode_base64("Username:"));
     return auth_continue(std::string(initial));
   }
   if (iequals(mechanism, "STOKEN") && context_.tokens) {
     auth_mechanism_ = AuthMechanism::stoken;
-    if (initial.empty()) {
-      phase_ = Phase::auth_response;
-      return reply(334, "", "");
-    }
+    if (initial.empty()) return ask_sasl_response("");
     return auth_continue(std::string(initial));
   }
   reply_error(504, "5.5.4", "Unrecognized authentication mechanism");
@@ -745,8 +730,7 @@ void Session::auth_continue(const std::string& line) {
     if (!decoded || decoded->empty()) return reply_error(501, "5.5.2", "Invalid LOGIN response");
     if (auth_login_.empty()) {
       auth_login_ = *decoded;
-      phase_ = Phase::auth_response;
-      return reply(334, "", encode_base64("Password:"));
+      return ask_sasl_response(encode_base64("Password:"));
     }
     return auth_verify(std::exchange(auth_login_, {}), *decoded);
   }
@@ -802,35 +786,16 @@ void Session::finish_message() {
   phase_ = Phase::command;
   arm_deadline(DeadlineKind::none, {});
   DataReader& reader = *transaction_.reader;
-  switch (reader.error()) {
-    case DataReader::Error::none:
-      break;
-    case DataReader::Error::bare_line_ending:
-      spdlog::warn("session {}: message refused: bare CR or LF (possible SMTP smuggling)",
-                   session_id_);
-      reset_transaction();
-      return reply_error(550, "5.5.2",
-                         "Message contains a bare CR or LF; lines must end with CRLF");
-    case DataReader::Error::line_too_long:
-      spdlog::info("session {}: message refused: line over {} octets", session_id_,
-                   context_.config.limits.max_line_length);
-      reset_transaction();
-      return reply_error(500, "5.5.2",
-                         "Message contains a line over " +
-                             std::to_string(context_.config.limits.max_line_length) + " octets");
-    case DataReader::Error::message_too_large:
-      spdlog::info("session {}: message refused: over {} octets", session_id_,
-                   context_.config.limits.max_message_size);
-      reset_transaction();
-      return reply_error(552, "5.3.4", "Message size exceeds fixed limit");
+  if (reader.error() != DataReader::Error::none) return refuse_message(reader.error());
+  if (const std::size_t stripped = reader.nul_octets_stripped(); stripped != 0) {
+    spdlog::info("session {}: {} NUL octets stripped from the message", session_id_, stripped);
   }
   std::string message_id = new_message_id();
   message::ReceivedInfo trace;
   trace.helo_name = helo_name_;
   trace.client_address = peer_address_;
   trace.by_host = context_.config.hostname;
-  // RFC 3848 §4: LMTPSA for token deliveries, as the extension requires.
-  trace.protocol = transaction_.token ? "LMTPSA" : received_protocol();
+  trace.protocol = received_protocol();
   trace.id = message_id;
   if (transaction_.recipients.size() == 1) trace.recipient = transaction_.recipients[0].address;
   trace.tls_description = describe_tls(tls_active_ ? tls_ : nullptr);
@@ -891,15 +856,6 @@ void Session::enqueue(std::string message_id, std::string message) {
       });
 }
 
-std::string Session::received_protocol() const {
-  // RFC 3848 §2: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both).
-  std::string protocol = extended_ ? "ESMTP" : "SMTP";
-  if (tls_active_ && authenticated_user_) return protocol + "SA";
-  if (tls_active_) return protocol + "S";
-  if (authenticated_user_) return protocol + "A";
-  return protocol;
-}
-
 // ---- replies and flow control -------------------------------------------
 
 void Session::reply(int code, std::string_view enhanced, std::string_view text) {
@@ -939,6 +895,10 @@ void Session::reply_line(const std::string& line) {
 
 void Session::reply_error(int code, std::string_view enhanced, std::string_view text) {
   reply(code, enhanced, text);
+  count_error();
+}
+
+void Session::count_error() {
   if (++error_count_ >= context_.config.limits.error_limit) {
     spdlog::info("session {}: error limit ({}) reached", session_id_,
                  context_.config.limits.error_limit);

@@ -17,6 +17,9 @@
 // - A token transaction is never queued: each recipient's reply comes after
 //   the mailstore committed it (token_delivery.h). A token session never
 //   relays, never uses GENSTOKEN, and sends only as the token's remote address.
+// - Input that breaks the rules (a bad command line, NUL octets, a message
+//   the data reader refuses, RCPT past max_recipients) gets a specific reply
+//   and a log line and changes nothing on disk (session_input.cc).
 // - Every phase has a deadline (idle, command line, DATA, TLS handshake); on
 //   expiry the client gets 421 4.4.2 and the connection closes.
 // - A session is owned by the SessionRegistry; it removes itself from there
@@ -91,6 +94,10 @@ class Session : public std::enable_shared_from_this<Session> {
     bool utf8 = false;
     MailDsn dsn;  // RET, ENVID (RFC 3461)
     std::vector<AcceptedRecipient> recipients;
+    // RCPT commands answered 250, repeats included: what max_recipients
+    // limits (RFC 5321 §4.5.3.1.8), as a repeat costs a command all the same.
+    std::size_t accepted_rcpt_commands = 0;
+    bool recipient_limit_logged = false;
     bool used_bdat = false;
     std::optional<DataReader> reader;
     std::uint64_t bdat_remaining = 0;  // bytes left in the current chunk
@@ -135,8 +142,17 @@ class Session : public std::enable_shared_from_this<Session> {
   // RCPT in a token transaction (STOKEN / MYSTOKEN); replies itself.
   void token_recipient(const message::Path& path, const std::vector<EsmtpParameter>& parameters);
   void auth_continue(const std::string& line);
+  // Sends a 334 challenge; the next line is the client's SASL response.
+  void ask_sasl_response(std::string_view challenge);
   void auth_verify(std::string login, std::string password);
   void auth_finished(bool success, const std::string& login);
+
+  // session_input.cc: refused input, each with its reply and log line.
+  void refuse_line(LineReader::Status status);   // any status but need_more and line
+  void refuse_message(DataReader::Error error);  // at the end of DATA or BDAT LAST
+  // At max_recipients: replies 452 4.5.3 and returns true.
+  bool recipient_limit_reached();
+  DataReader::Limits data_limits() const;
 
   void finish_bdat_chunk();
   void finish_message();
@@ -155,6 +171,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // A reply that counts towards the error limit; closes the session when the
   // limit is reached (RFC 5321 §4.5.3.1 lets the server protect itself).
   void reply_error(int code, std::string_view enhanced, std::string_view text);
+  void count_error();  // the error limit part of reply_error
   void close_after_flush();
   void close_now();
   void resume_reading();

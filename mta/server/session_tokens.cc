@@ -138,6 +138,7 @@ void Session::token_recipient(const message::Path& path,
   // gets one copy: a repeated recipient is refused rather than answered twice.
   if (duplicate) return reply_error(503, "5.5.1", shown + ": Duplicate recipient");
   transaction_.recipients.push_back({user->address, true, std::move(token)});
+  ++transaction_.accepted_rcpt_commands;
   reply(250, "2.1.5", "Ok");
 }
 

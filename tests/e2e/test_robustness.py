@@ -5,7 +5,8 @@ are split across TCP segments (and a fake end split the same way is still
 refused); that a client vanishing in the middle of DATA or BDAT leaves nothing
 in tmp/ or new/; that a multi-megabyte message is stored byte for byte; that
 concurrent sessions each get their message stored exactly once under a unique
-name; and that SMTPUTF8 and 8BITMIME transactions are accepted.
+name; and that SMTPUTF8 and 8BITMIME transactions are accepted (Received
+says UTF8SMTP for the former).
 """
 
 import smtplib
@@ -143,4 +144,4 @@ def test_smtputf8_and_8bitmime(mta):
         assert (reply.code, reply.enhanced) == (250, "2.0.0"), str(reply)
     stored = mta.messages(ALICE)
     assert len(stored) == 1
-    check_stored(stored[0], message, "ESMTP")
+    check_stored(stored[0], message, "UTF8SMTP")  # RFC 6531 §3.7.3

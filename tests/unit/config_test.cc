@@ -131,6 +131,7 @@ TEST_CASE("a complete configuration loads with every field") {
       "timeouts: {idle: 1m, command: 2m, data: 3m, tls_handshake: 10s,\n"
       "           auth_failure_base_delay: 500ms, auth_failure_max_delay: 4s}\n"
       "normalise_bare_line_endings: true\n"
+      "nul_octets: strip\n"
       "worker_threads: 8\n"
       "log_level: debug\n"
       "log_file: /var/log/stokend.log\n");
@@ -167,6 +168,7 @@ TEST_CASE("a complete configuration loads with every field") {
   CHECK(config.timeouts.auth_failure_base_delay == 500ms);
   CHECK(config.timeouts.auth_failure_max_delay == 4s);
   CHECK(config.normalise_bare_line_endings);
+  CHECK(config.nul_octets == NulOctets::strip);
   CHECK(config.worker_threads == 8);
   CHECK(config.log_level == "debug");
   CHECK(config.log_file == "/var/log/stokend.log");
@@ -204,6 +206,8 @@ TEST_CASE("absent keys take the defaults") {
   CHECK(config.timeouts.auth_failure_base_delay == defaults::auth_failure_base_delay);
   CHECK(config.timeouts.auth_failure_max_delay == defaults::auth_failure_max_delay);
   CHECK(config.normalise_bare_line_endings == defaults::normalise_bare_line_endings);
+  CHECK(config.nul_octets == defaults::nul_octets);
+  CHECK(config.nul_octets == NulOctets::reject);
   CHECK(config.worker_threads == defaults::worker_threads);
   CHECK(config.log_level == defaults::log_level);
   CHECK(config.log_file.empty());
@@ -277,6 +281,8 @@ TEST_CASE("each kind of error is reported at its place") {
       {"worker_threads: 2\nworker_threads: 3\n", "5:1: duplicate key 'worker_threads'"},
       {"normalise_bare_line_endings: maybe\n",
        "4:30: normalise_bare_line_endings: expected true or false, got 'maybe'"},
+      {"nul_octets: keep\n", "4:13: nul_octets: unknown value 'keep' (expected reject or strip)"},
+      {"nul_octets: [strip]\n", "4:13: nul_octets: expected a string, got a list"},
       {"log_level: loud\n",
        "4:12: log_level: unknown level 'loud' (expected one of trace, debug, info, warn, error, "
        "critical, off)"},

@@ -173,20 +173,63 @@ TEST_CASE("DATA refuses every bare line ending smuggling sequence and finds the 
   }
 }
 
-TEST_CASE("DATA keeps NUL bytes as content and a dot with NUL never ends the data") {
+TEST_CASE("DATA refuses NUL octets, finds the real end, and a dot with NUL never ends the data") {
   for (const std::string& sequence : {"\r\n.\0\r\n"s, "\r\n\0.\r\n"s, "\r\n\0\r\n"s}) {
     INFO("sequence " << Catch::Detail::stringify(sequence));
     const std::string input = smuggling_input(sequence);
     const Outcome result = read_data(input);
     CHECK(result.complete);
-    CHECK(result.error == Error::none);
+    CHECK(result.error == Error::nul_octet);
     CHECK(result.consumed == input.size() - std::string("QUIT\r\n").size());
-    CHECK(result.message.find(smuggled) != std::string::npos);
+    // Nothing from the NUL on is stored.
+    CHECK(result.message.find('\0') == std::string::npos);
+    CHECK(result.message.find("evil") == std::string::npos);
   }
-  const Outcome unstuffed = read_data("a\r\n.\0\r\n.\r\n"s);
-  CHECK(unstuffed.message == "a\r\n\0\r\n"s);
+  CHECK(read_data("a\0b\r\n.\r\n"s).error == Error::nul_octet);
+  CHECK(read_data("\0\r\n.\r\n"s).error == Error::nul_octet);
+  // A bare line ending is the finding reported, before or after a NUL: a
+  // NUL must not hide a smuggling attempt.
+  CHECK(read_data("a\nb\0\r\n.\r\n"s).error == Error::bare_line_ending);
+  CHECK(read_data("a\0b\nc\r\n.\r\n"s).error == Error::bare_line_ending);
+  CHECK(read_data("a\r\n\0.\nc\r\n.\r\n"s).error == Error::bare_line_ending);
+  // Other errors do not replace the NUL error.
+  CHECK(read_data("a\0"s + std::string(2000, 'x') + "\r\n.\r\n").error == Error::nul_octet);
 }
 
+namespace {
+
+DataReader::Limits stripping() {
+  DataReader::Limits result = limits();
+  result.strip_nul_octets = true;
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("DATA strips NUL octets when configured; they are no part of the message") {
+  const Outcome result = read_data("Subject: a\0b\r\n\r\n\0\0x\0\r\n.\r\nQUIT\r\n"s, stripping());
+  CHECK(result.complete);
+  CHECK(result.error == Error::none);
+  CHECK(result.message == "Subject: ab\r\n\r\nx\r\n");
+  CHECK(result.size == result.message.size());
+  DataReader reader(stripping());
+  reader.consume("a\0b\0\0\r\n.\r\n"s);
+  CHECK(reader.nul_octets_stripped() == 3);
+  DataReader refusing(limits());
+  refusing.consume("a\0b\r\n.\r\n"s);
+  CHECK(refusing.nul_octets_stripped() == 0);
+  // Stripping happens after SMTP framing: ".\0" is a stuffed line (the dot
+  // is removed as transparency requires), "\0." is a line ".", neither is
+  // the end of the data.
+  const Outcome framing = read_data("a\r\n.\0\r\n\0.\r\n.\r\n"s, stripping());
+  CHECK(framing.complete);
+  CHECK(framing.message == "a\r\n\r\n.\r\n");
+  // NULs do not count toward the line length either.
+  DataReader::Limits short_lines = stripping();
+  short_lines.max_line_length = 5;
+  CHECK(read_data("abc\0\0\0\r\n.\r\n"s, short_lines).error == Error::none);
+  CHECK(read_data("abcd\r\n.\r\n"s, short_lines).error == Error::line_too_long);
+}
 TEST_CASE("DATA normalises bare line endings to CRLF when configured, never ending the data") {
   const std::vector<std::string> sequences = {"\n.\n",   "\n.\r\n", "\r.\n",  "\r.\r",
                                               "\r.\r\n", "\r\n.\n", "\r\n.\r"};
@@ -290,6 +333,16 @@ TEST_CASE("BDAT refuses bare line endings, also across chunk boundaries") {
   CHECK(read_chunks({"abc\r"}).error == Error::bare_line_ending);
   CHECK(read_chunks({"abc\r", "\r\n"}).error == Error::bare_line_ending);
   CHECK(read_chunks({"abc\r", "", "\n"}).error == Error::none);
+}
+
+TEST_CASE("BDAT refuses NUL octets like DATA, or strips them when configured") {
+  CHECK(read_chunks({"abc\r\n", "d\0e\r\n"s}).error == Error::nul_octet);
+  CHECK(read_chunks({"abc\r"s, "\0\n"s}).error == Error::bare_line_ending);
+  CHECK(read_chunks({"\0"s}).error == Error::nul_octet);
+  const Outcome stripped = read_chunks({"a\0b\r"s, "\n\0"s, "c\0"s}, stripping());
+  CHECK(stripped.error == Error::none);
+  CHECK(stripped.message == "ab\r\nc\r\n");
+  CHECK(stripped.size == stripped.message.size());
 }
 
 TEST_CASE("BDAT normalises when configured") {

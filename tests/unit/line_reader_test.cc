@@ -59,8 +59,23 @@ std::vector<Event> read_all_ways(std::string_view input, std::size_t max_line_le
 }
 
 Event line(std::string text) { return {Status::line, std::move(text)}; }
+
+// Feeds one piece of input to a reader that keeps its state between pieces.
+std::vector<Event> collect(LineReader& reader, std::string_view input) {
+  std::vector<Event> events;
+  while (!input.empty()) {
+    std::size_t consumed = 0;
+    const Status status = reader.next(input, consumed);
+    input.remove_prefix(consumed);
+    if (status == Status::need_more) break;
+    events.push_back({status, status == Status::line ? reader.line() : ""});
+  }
+  return events;
+}
 const Event too_long{Status::too_long, ""};
 const Event bad_ending{Status::bad_line_ending, ""};
+const Event nul_octet{Status::nul_octet, ""};
+const Event auth_too_long{Status::auth_too_long, ""};
 
 }  // namespace
 
@@ -101,9 +116,78 @@ TEST_CASE("A bare LF or bare CR makes the line invalid") {
   CHECK(read_all_ways("\r\rA\r\n") == std::vector<Event>{bad_ending});
 }
 
-TEST_CASE("NUL bytes are passed through as line content") {
-  const std::string input("A\0B\r\n", 5);
-  CHECK(read_all_ways(input) == std::vector<Event>{line(std::string("A\0B", 3))});
+TEST_CASE("A NUL octet makes the line invalid, reported at its end") {
+  using namespace std::string_literals;
+  CHECK(read_all_ways("NOOP a\0b\r\nQUIT\r\n"s) == std::vector<Event>{nul_octet, line("QUIT")});
+  CHECK(read_all_ways("EHLO foo\0bar\r\n"s) == std::vector<Event>{nul_octet});
+  CHECK(read_all_ways("\0\r\n"s) == std::vector<Event>{nul_octet});
+  // A bare line ending is the graver fault and is reported first.
+  CHECK(read_all_ways("A\0\nB\r\n"s) == std::vector<Event>{bad_ending, line("B")});
+}
+
+TEST_CASE("An AUTH line and a SASL response may reach the AUTH limit (RFC 4954 4)") {
+  // Ordinary limit 10, AUTH limit 20: "AUTH PLAIN 1234567" + CRLF is 20 octets.
+  auto read_auth = [](std::string_view input) {
+    LineReader reader(10);
+    reader.set_auth_line_length(20);
+    return collect(reader, input);
+  };
+  CHECK(read_auth("AUTH PLAIN 1234567\r\n") == std::vector<Event>{line("AUTH PLAIN 1234567")});
+  CHECK(read_auth("auth plain 12345678\r\nNOOP\r\n") ==
+        std::vector<Event>{auth_too_long, line("NOOP")});
+  // Only AUTH: another verb keeps the ordinary limit, and so does "AUTHX".
+  CHECK(read_auth("NOOP 123456\r\n") == std::vector<Event>{too_long});
+  CHECK(read_auth("AUTHX 1234\r\n") == std::vector<Event>{too_long});
+  // A very long AUTH line is drained wholly: nothing of it is a command.
+  CHECK(read_auth("AUTH " + std::string(5000, 'A') + "\rQUIT\r\nNOOP\r\n") ==
+        std::vector<Event>{auth_too_long, line("NOOP")});
+
+  LineReader reader(10);
+  reader.set_auth_line_length(20);
+  reader.expect_sasl_response();
+  CHECK(collect(reader, "123456789012345678\r\n") ==
+        std::vector<Event>{line("123456789012345678")});
+  // The exception holds for one line only.
+  CHECK(collect(reader, "123456789012\r\n\r\n") == std::vector<Event>{too_long, line("")});
+  reader.expect_sasl_response();
+  std::size_t consumed = 0;
+  CHECK(reader.next("1234567890123456789\r\nNOOP\r\n", consumed) == Status::auth_too_long);
+  CHECK(consumed == 20);  // reported as soon as the AUTH limit is passed
+  CHECK(collect(reader, "\r\nNOOP\r\n") == std::vector<Event>{line("NOOP")});
+  // reset() (STARTTLS) forgets a pending SASL response.
+  reader.expect_sasl_response();
+  reader.reset();
+  CHECK(collect(reader, "123456789012\r\n") == std::vector<Event>{too_long});
+}
+
+TEST_CASE("Without an AUTH limit an AUTH line is an ordinary line") {
+  CHECK(read_all_ways("AUTH PLAIN 1234\r\nNOOP\r\n", 10) ==
+        std::vector<Event>{too_long, line("NOOP")});
+}
+
+TEST_CASE("Whether a line is AUTH does not depend on how the input is split") {
+  auto events = [](const std::vector<std::string_view>& parts) {
+    LineReader reader(10);
+    reader.set_auth_line_length(20);
+    std::vector<Event> result;
+    for (const auto part : parts) {
+      for (auto& event : collect(reader, part)) result.push_back(std::move(event));
+    }
+    return result;
+  };
+  for (const std::string_view input :
+       {"AUTH PLAIN 1234\r\nAUTH x\r\n", "AUTH PLAIN 123\r\nNOOP 1234567\r\n",
+        "AUTHAUTHAUTH\r\nAUTH 1234567890123456\r\n"}) {
+    const auto at_once = events({input});
+    std::vector<std::string_view> bytes;
+    for (std::size_t index = 0; index < input.size(); ++index)
+      bytes.push_back(input.substr(index, 1));
+    CHECK(events(bytes) == at_once);
+    for (std::size_t split = 0; split <= input.size(); ++split) {
+      INFO("split at " << split);
+      CHECK(events({input.substr(0, split), input.substr(split)}) == at_once);
+    }
+  }
 }
 
 TEST_CASE("The limit counts CRLF; longer lines are refused and drained") {

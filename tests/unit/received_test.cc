@@ -114,6 +114,34 @@ TEST_CASE("received: the protocol word is written as given (RFC 3848)", "[receiv
   }
 }
 
+TEST_CASE("received: with_protocol names SMTP, ESMTP, LMTP with S and A (RFC 3848)", "[received]") {
+  CHECK(with_protocol({}) == "SMTP");
+  CHECK(with_protocol({.extended = true}) == "ESMTP");
+  CHECK(with_protocol({.extended = true, .tls = true}) == "ESMTPS");
+  CHECK(with_protocol({.extended = true, .authenticated = true}) == "ESMTPA");
+  CHECK(with_protocol({.extended = true, .tls = true, .authenticated = true}) == "ESMTPSA");
+  CHECK(with_protocol({.lmtp = true, .extended = true}) == "LMTP");
+  CHECK(with_protocol({.lmtp = true, .extended = true, .tls = true, .authenticated = true}) ==
+        "LMTPSA");
+}
+
+TEST_CASE("received: with SMTPUTF8 the protocol is UTF8SMTP or UTF8LMTP (RFC 6531 3.7.3)",
+          "[received]") {
+  CHECK(with_protocol({.extended = true, .smtputf8 = true}) == "UTF8SMTP");
+  CHECK(with_protocol({.extended = true, .tls = true, .smtputf8 = true}) == "UTF8SMTPS");
+  CHECK(with_protocol({.extended = true, .authenticated = true, .smtputf8 = true}) == "UTF8SMTPA");
+  CHECK(with_protocol({.extended = true, .tls = true, .authenticated = true, .smtputf8 = true}) ==
+        "UTF8SMTPSA");
+  CHECK(
+      with_protocol(
+          {.lmtp = true, .extended = true, .tls = true, .authenticated = true, .smtputf8 = true}) ==
+      "UTF8LMTPSA");
+  CHECK(with_protocol({.lmtp = true, .extended = true, .smtputf8 = true}) == "UTF8LMTP");
+  ReceivedInfo info = sample();
+  info.protocol = with_protocol({.extended = true, .tls = true, .smtputf8 = true});
+  CHECK(received_header(info).find(" with UTF8SMTPS id ") != std::string::npos);
+}
+
 TEST_CASE("received: the for clause names the single recipient in angle brackets", "[received]") {
   ReceivedInfo info = sample();
   info.recipient = "<already@bracketed.example>";

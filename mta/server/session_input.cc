@@ -1,0 +1,137 @@
+// The part of Session (see session.h) that answers input it refuses: command
+// lines the line reader rejects (line_reader.h), message content the data
+// reader rejects (data_reader.h), and RCPT past max_recipients. Each refusal
+// gets a specific reply (listed in REPLIES.md) and a log line, and changes
+// nothing on disk: a refused message is never queued or delivered.
+//
+// Also the reader settings taken from the configuration, the SASL
+// challenge step and the Received field's protocol word.
+#include <spdlog/spdlog.h>
+
+#include <string>
+#include <vector>
+
+#include "message/received.h"
+#include "mta/defaults.h"
+#include "mta/server/session.h"
+
+namespace stokend::server {
+
+void Session::refuse_line(LineReader::Status status) {
+  // A refused line ends a SASL exchange in progress: it is never taken as
+  // the response, and the next line is read as a command again.
+  const bool in_auth = phase_ == Phase::auth_response;
+  if (in_auth) {
+    phase_ = Phase::command;
+    auth_mechanism_ = AuthMechanism::none;
+    auth_login_.clear();
+  }
+  const char* where = in_auth ? "an AUTH response" : "a command line";
+  switch (status) {
+    case LineReader::Status::too_long:
+      spdlog::info("session {}: {} over {} octets", session_id_, where,
+                   context_.config.limits.max_line_length);
+      return reply_error(500, "5.5.2", "Line too long");
+    case LineReader::Status::auth_too_long:
+      // RFC 4954 §4: a line longer than the server's authentication buffer
+      // fails the AUTH command with 500 5.5.6 (the text is RFC 4954 §6's).
+      spdlog::info("session {}: {} over the AUTH limit of {} octets", session_id_, where,
+                   defaults::auth_line_length);
+      return reply_error(500, "5.5.6", "Authentication Exchange line is too long");
+    case LineReader::Status::bad_line_ending:
+      spdlog::info("session {}: bare CR or LF in {}", session_id_, where);
+      return reply_error(500, "5.5.2", "Bare CR or LF in command; lines must end with CRLF");
+    case LineReader::Status::nul_octet:
+      // RFC 5321 §4.1.1: commands are text; a NUL is no part of any.
+      spdlog::info("session {}: NUL octet in {}", session_id_, where);
+      return reply_error(500, "5.5.2", "Command line contains a NUL octet");
+    case LineReader::Status::need_more:
+    case LineReader::Status::line:
+      break;
+  }
+}
+
+void Session::refuse_message(DataReader::Error error) {
+  Reply refusal;
+  switch (error) {
+    case DataReader::Error::bare_line_ending:
+      spdlog::warn("session {}: message refused: bare CR or LF (possible SMTP smuggling)",
+                   session_id_);
+      refusal = {550, "5.5.2", "Message contains a bare CR or LF; lines must end with CRLF"};
+      break;
+    case DataReader::Error::line_too_long:
+      spdlog::info("session {}: message refused: line over {} octets", session_id_,
+                   context_.config.limits.max_line_length);
+      refusal = {500, "5.5.2",
+                 "Message contains a line over " +
+                     std::to_string(context_.config.limits.max_line_length) + " octets"};
+      break;
+    case DataReader::Error::message_too_large:
+      spdlog::info("session {}: message refused: over {} octets", session_id_,
+                   context_.config.limits.max_message_size);
+      refusal = {552, "5.3.4", "Message size exceeds fixed limit"};
+      break;
+    case DataReader::Error::nul_octet:
+      // RFC 5322 §3.5 and RFC 2045 §2.7-2.8: mail text holds no NUL; only
+      // BINARYMIME (RFC 3030 §3), not offered here, could carry one.
+      spdlog::info("session {}: message refused: NUL octet in the content", session_id_);
+      refusal = {554, "5.6.0", "Message contains a NUL octet"};
+      break;
+    case DataReader::Error::none:
+      return;
+  }
+  std::vector<std::string> recipients;
+  if (transaction_.token) {
+    for (const auto& recipient : transaction_.recipients) recipients.push_back(recipient.address);
+  }
+  reset_transaction();
+  if (recipients.empty()) return reply_error(refusal.code, refusal.enhanced, refusal.text);
+  // A token transaction answers once per accepted recipient after the data
+  // (RFC 2033 §4.2), refusals included; together they count as one error.
+  for (const auto& address : recipients) {
+    reply(refusal.code, refusal.enhanced, "<" + address + "> " + refusal.text);
+  }
+  count_error();
+}
+
+bool Session::recipient_limit_reached() {
+  const std::size_t limit = context_.config.limits.max_recipients;
+  if (transaction_.accepted_rcpt_commands < limit) return false;
+  if (!transaction_.recipient_limit_logged) {
+    transaction_.recipient_limit_logged = true;
+    spdlog::info("session {}: recipient limit of {} reached", session_id_, limit);
+  }
+  // RFC 5321 §4.5.3.1.10: 452 for too many recipients, the client retries the rest.
+  reply(452, "4.5.3", "Too many recipients");
+  return true;
+}
+
+DataReader::Limits Session::data_limits() const {
+  DataReader::Limits limits;
+  limits.max_message_size = context_.config.limits.max_message_size;
+  limits.max_line_length = context_.config.limits.max_line_length;
+  limits.normalise_bare_line_endings = context_.config.normalise_bare_line_endings;
+  limits.strip_nul_octets = context_.config.nul_octets == NulOctets::strip;
+  return limits;
+}
+
+void Session::ask_sasl_response(std::string_view challenge) {
+  phase_ = Phase::auth_response;
+  // RFC 4954 §4: the response may be longer than a command line.
+  line_reader_.expect_sasl_response();
+  reply(334, "", challenge);
+}
+
+std::string Session::received_protocol() const {
+  // RFC 3848 §4: LMTPSA for token deliveries, as the extension requires;
+  // RFC 6531 §3.7.3: UTF8 variants when the transaction used SMTPUTF8.
+  message::ProtocolUsed used;
+  used.lmtp = transaction_.token;
+  used.extended = extended_ || transaction_.token;
+  used.tls = tls_active_ || transaction_.token;
+  used.authenticated = authenticated_user_.has_value() || transaction_.token;
+  used.smtputf8 = transaction_.utf8;
+  return message::with_protocol(used);
+}
+
+}  // namespace stokend::server
