@@ -24,7 +24,8 @@ Two delivery paths (--path):
            before answering 250), the way a relay in front of an existing
            MX is set up: `routes: {relay.test: "smtp:[127.0.0.1]:SINK"}`.
   maildir  the built-in Maildir of alice@example.test; new/ is read, and
-           the files left in tmp/ after each restart are counted.
+           the files the kill left in tmp/ are counted, and again once the
+           restarted daemon has drained its queue.
 
 A duplicate is a delivery that finished at the next hop (or in the Maildir)
 whose outcome was not yet durable in stokend's spool when it was killed:
@@ -251,19 +252,22 @@ def run_trial(number, args, rng, daemon, reader, deliveries, recipient,
     # Delivered before the kill (the dump is written before each 250):
     # acknowledged minus this is the backlog the restart must recover.
     before_restart = reader.collect(deliveries)
-    tmp_left = len(os.listdir(tmp_folder)) if tmp_folder and os.path.isdir(
-        tmp_folder) else 0
+    # Files a delivery cut short by the kill left in the Maildir's tmp/.
+    tmp_left = set(os.listdir(tmp_folder)) if tmp_folder and os.path.isdir(
+        tmp_folder) else set()
 
     daemon.start(timeout=60, add_users=False)
     restarted_at = time.monotonic()
-    tmp_after_start = (len(os.listdir(tmp_folder)) if tmp_folder and
-                       os.path.isdir(tmp_folder) else 0)
     if not wait_until(lambda: queue_is_empty(daemon), args.drain_timeout,
                       interval=0.2):
         raise RuntimeError(f"trial {number}: the queue did not drain within "
                            f"{args.drain_timeout}s:\n{daemon.log_tail()}")
     drained_at = time.monotonic()
     after_restart = reader.collect(deliveries)
+    # Of those, the ones still there once the queue is empty (nothing is
+    # being delivered any more).
+    tmp_still_there = (len(tmp_left & set(os.listdir(tmp_folder)))
+                       if tmp_left else 0)
 
     prefix = f"t{number}c"
     mine = {m: c for m, c in deliveries.copies.items() if m.startswith(prefix)}
@@ -290,8 +294,8 @@ def run_trial(number, args, rng, daemon, reader, deliveries, recipient,
         "drain_s": round(drained_at - restarted_at, 3),
     }
     if tmp_folder:
-        result["maildir_tmp_after_kill"] = tmp_left
-        result["maildir_tmp_after_start"] = tmp_after_start
+        result["maildir_tmp_after_kill"] = len(tmp_left)
+        result["maildir_tmp_left_after_restart"] = tmp_still_there
     if load.refused:
         result["refused_examples"] = load.refused[:3]
     return result
@@ -368,8 +372,9 @@ def main():
             result = run_trial(number, args, rng, daemon, reader, deliveries,
                                recipient, tmp_folder)
             results.append(result)
-            extra = (f" maildir tmp/ after kill {result['maildir_tmp_after_kill']}"
-                     f", after start {result['maildir_tmp_after_start']}"
+            extra = (f" maildir tmp/ after the kill {result['maildir_tmp_after_kill']}"
+                     f", still there after the restart "
+                     f"{result['maildir_tmp_left_after_restart']}"
                      if tmp_folder else "")
             print(f"trial {number + 1:3d}/{args.trials}: load {result['load_s']:.2f}s"
                   f" acknowledged {result['acknowledged']:5d}"
@@ -404,10 +409,11 @@ def main():
           f"{sum(r['unanswered_delivered'] for r in results)}), refused "
           f"{sum(r['refused'] for r in results)}")
     if tmp_folder:
-        print("maildir tmp/ files after a kill: "
+        print("maildir tmp/ files left by the kills: "
               f"{sum(r['maildir_tmp_after_kill'] for r in results)}, "
-              "left after the restart: "
-              f"{sum(r['maildir_tmp_after_start'] for r in results)}")
+              "of which still there once the restarted daemon drained "
+              f"its queue: "
+              f"{sum(r['maildir_tmp_left_after_restart'] for r in results)}")
     for problem in deliveries.corrupted[:5]:
         print(f"corrupted: {problem}")
     if args.json:
