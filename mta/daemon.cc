@@ -220,10 +220,6 @@ int run_daemon(const Config& config) {
       return 1;
     }
   }
-  // Files a crash left in tmp/ (mta/store/maildir_cleanup.h): on this
-  // thread, before anything delivers; later daily, on a worker.
-  store::remove_stale_maildir_tmp_files(config.maildir_root, defaults::maildir_tmp_max_age);
-
   UserDirectory users(config.users_file);
   if (auto error = users.load()) {
     spdlog::critical("{}", *error);
@@ -268,6 +264,11 @@ int run_daemon(const Config& config) {
   spdlog::info("spool {}: {} messages recovered ({} segments, {} torn tails, {} quarantined)",
                config.spool_directory.string(), recovery.messages.size(), recovery.segments_read,
                recovery.torn_tails_discarded, recovery.files_quarantined);
+  // Files a crash left in tmp/ (mta/store/maildir_cleanup.h): our own
+  // unfinished deliveries at once, other files by age. On this thread, with
+  // the spool ours and before the queue delivers anything; later daily, on a
+  // worker, by age only.
+  store::remove_maildir_tmp_files_at_start(config.maildir_root, defaults::maildir_tmp_max_age);
 
   // Outbound: DNS, pooled SMTP/LMTP connections with opportunistic STARTTLS.
   dns::ResolverOptions resolver_options;

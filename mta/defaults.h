@@ -96,7 +96,9 @@ inline constexpr std::chrono::seconds token_store_cleanup_interval = 1h;
 
 // The built-in Maildir store: a file a crash left in a tmp/ folder (written,
 // never renamed into new/) is removed once its mtime is this old, the Maildir
-// convention Dovecot follows; no delivery takes anywhere near as long.
+// convention Dovecot follows; no delivery takes anywhere near as long. The
+// daemon's own delivery files go at start whatever their age
+// (mta/store/maildir_cleanup.h); this rule is for everyone else's.
 inline constexpr std::chrono::seconds maildir_tmp_max_age = 36h;
 inline constexpr std::chrono::seconds maildir_cleanup_interval = 24h;
 

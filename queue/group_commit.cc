@@ -2,6 +2,7 @@
 #include "queue/group_commit.h"
 
 #include <algorithm>
+#include <iterator>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -50,11 +51,22 @@ void GroupCommitter::run() {
       if (jobs_.empty()) return;  // stopping, and every job is done
       batch.swap(jobs_);
       ++statistics_.batches;
-      statistics_.jobs += batch.size();
-      statistics_.largest_batch = std::max(statistics_.largest_batch, batch.size());
     }
-    for (Job& job : batch) {
-      if (job.perform) job.perform();
+    std::size_t performed = 0;
+    for (int round = 0;; ++round) {
+      for (; performed < batch.size(); ++performed) {
+        if (batch[performed].perform) batch[performed].perform();
+      }
+      // Jobs that arrived while performing share this commit (they follow
+      // every job already in the batch, so the order is kept).
+      std::lock_guard lock(mutex_);
+      if (jobs_.empty() || round == max_join_rounds) {
+        statistics_.jobs += batch.size();
+        statistics_.largest_batch = std::max(statistics_.largest_batch, batch.size());
+        break;
+      }
+      std::move(jobs_.begin(), jobs_.end(), std::back_inserter(batch));
+      jobs_.clear();
     }
     const std::error_code commit_error = commit_();
     auto completions = std::make_shared<std::vector<Complete>>();

@@ -174,7 +174,7 @@ void QueueManager::dispatch() {
   do {
     dispatch_again_ = false;
     const TimePoint now = clock_();
-    while (in_flight_ < settings_.max_concurrent_deliveries && !stopped_) {
+    while (slots_taken() < settings_.max_concurrent_deliveries && !stopped_) {
       std::optional<std::string> id = scheduler_.take_due(now);
       if (!id) break;
       auto entry = messages_.find(*id);
@@ -191,8 +191,8 @@ void QueueManager::dispatch() {
 
 void QueueManager::arm_wakeup() {
   const std::optional<TimePoint> next = scheduler_.next_due();
-  if (stopped_ || !next || in_flight_ >= settings_.max_concurrent_deliveries) {
-    // At the limit, the next completion dispatches again.
+  if (stopped_ || !next || slots_taken() >= settings_.max_concurrent_deliveries) {
+    // At the limit, the next completion or recorded outcome dispatches again.
     wakeup_.reset();
     wakeup_at_.reset();
     return;
@@ -300,6 +300,11 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
   // Large messages are not kept in memory between attempts.
   drop_data(entry);
   schedule(id, entry);
+  // The slot stays taken until the outcome written below is durable.
+  if (!entry.outcome_unrecorded) {
+    entry.outcome_unrecorded = true;
+    ++outcomes_unrecorded_;
+  }
   const bool all_delivered =
       std::all_of(entry.state.recipients.begin(), entry.state.recipients.end(),
                   [](const RecipientState& recipient) {
@@ -316,7 +321,22 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
   } else {
     persist_and_advance(id);
   }
+  // Nothing was written (a notification is being enqueued, whose completion
+  // records the state): then there is no write to wait for.
+  if (auto written = messages_.find(id); written != messages_.end() && !written->second.removing &&
+                                         written->second.state_writes == 0) {
+    outcome_recorded(written->second);
+  }
   dispatch();
+}
+
+void QueueManager::outcome_recorded(Entry& entry) {
+  if (!entry.outcome_unrecorded) return;
+  entry.outcome_unrecorded = false;
+  --outcomes_unrecorded_;
+  // A slot is free: a delivery waiting for one may start (not while
+  // dispatching: dispatch() itself is what brought us here then).
+  if (!dispatching_) dispatch();
 }
 
 // ---------------------------------------------------------------- recording state
@@ -331,6 +351,11 @@ void QueueManager::persist(const std::string& id, std::function<void(std::error_
                         auto found = messages_.find(id);
                         if (found == messages_.end()) return;
                         --found->second.state_writes;
+                        // Durable, or failed with a retry set (retry_later):
+                        // either way the slot is not held for the retry.
+                        if (found->second.state_writes == 0) outcome_recorded(found->second);
+                        found = messages_.find(id);
+                        if (found == messages_.end()) return;
                         if (then) then(error);
                         // Whatever this write was for, durable state may let
                         // the message move on (a notification, its removal).
@@ -445,11 +470,15 @@ void QueueManager::advance(const std::string& id) {
       spdlog::error("queue: {}: cannot remove the finished message: {}", id, error.message());
       found->second.removing = false;
       retry_later(id, found->second, /*persist_first=*/false);
+      outcome_recorded(found->second);
       return;
     }
     spdlog::info("queue: {} removed: finished", id);
     drop_data(found->second);
+    const bool held_slot = found->second.outcome_unrecorded;
+    if (held_slot) --outcomes_unrecorded_;
     messages_.erase(found);
+    if (held_slot && !dispatching_) dispatch();
   });
 }
 

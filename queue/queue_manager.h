@@ -29,8 +29,19 @@
 // on it (a bounce is enqueued only after the failure is durable; a message is
 // removed only after its final state is durable; a failure is marked
 // reported only after its bounce is durable). After a crash, start() resumes
-// from whatever was durable, so at worst one delivery or one notification
-// is repeated, never lost.
+// from whatever was durable, so at worst a delivery or a notification is
+// repeated, never lost.
+//
+// Duplicates after a crash. A delivery's outcome (the removal record of a
+// delivered message, or its state record) is handed to the spool the moment
+// the agent reports it and joins the group commit being gathered (spool.h),
+// so what a crash repeats is the deliveries that finished within about one
+// commit before it. A delivery keeps its slot among
+// max_concurrent_deliveries until its outcome is durable, not only until
+// the agent answers: deliveries running plus outcomes not yet on disk never
+// exceed that limit, which bounds what one crash can deliver twice even
+// when the disk is slow (the queue then starts new deliveries only as fast
+// as their outcomes are recorded).
 //
 // Contract: every function is called on the loop thread, and every callback
 // runs there. enqueue() and the admin changes (hold, release, remove) report
@@ -134,6 +145,7 @@ class QueueManager {
   struct Statistics {
     std::size_t messages = 0;
     std::size_t in_flight = 0;
+    std::size_t outcomes_unrecorded = 0;  // finished deliveries whose outcome is not yet durable
     std::size_t scheduled = 0;
     std::size_t held = 0;
     std::size_t resident_data_bytes = 0;  // message data held in memory
@@ -146,8 +158,9 @@ class QueueManager {
     MessageState state;
     bool in_flight = false;
     bool removing = false;
-    bool reporting = false;    // a notification is being enqueued
-    bool state_dirty = false;  // the last state write failed; a retry is set
+    bool reporting = false;           // a notification is being enqueued
+    bool state_dirty = false;         // the last state write failed; a retry is set
+    bool outcome_unrecorded = false;  // holds a delivery slot until its outcome is durable
     unsigned state_writes = 0;
     std::unique_ptr<EventLoop::Timer> retry_timer;
   };
@@ -156,6 +169,11 @@ class QueueManager {
   void schedule(const std::string& id, Entry& entry);
   void dispatch();
   void arm_wakeup();
+  // Delivery slots taken: deliveries running plus outcomes not yet durable.
+  std::size_t slots_taken() const { return in_flight_ + outcomes_unrecorded_; }
+  // The outcome of entry's last delivery is durable (or its write failed
+  // and a retry is set): its slot is free again.
+  void outcome_recorded(Entry& entry);
   void start_delivery(const std::string& id, Entry& entry, TimePoint now);
   void on_delivered(const std::string& id, const std::vector<std::size_t>& indices,
                     std::vector<RecipientResult> results);
@@ -181,7 +199,8 @@ class QueueManager {
   Scheduler scheduler_;
   std::unordered_map<std::string, Entry> messages_;
   std::size_t in_flight_ = 0;
-  std::size_t resident_bytes_ = 0;  // data held by entries (keep_data / drop_data)
+  std::size_t outcomes_unrecorded_ = 0;  // entries with outcome_unrecorded set
+  std::size_t resident_bytes_ = 0;       // data held by entries (keep_data / drop_data)
   bool started_ = false;
   bool stopped_ = false;
   bool dispatching_ = false;

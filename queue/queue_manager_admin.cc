@@ -141,9 +141,11 @@ void QueueManager::remove(const std::string& id, AdminDone done) {
     // A delivery still running finds the entry gone and its result is dropped.
     if (found != messages_.end()) {
       drop_data(found->second);
+      if (found->second.outcome_unrecorded) --outcomes_unrecorded_;
       messages_.erase(found);
     }
     done(AdminOutcome::done);
+    dispatch();
   });
 }
 
@@ -151,6 +153,7 @@ QueueManager::Statistics QueueManager::statistics() const {
   Statistics statistics;
   statistics.messages = messages_.size();
   statistics.in_flight = in_flight_;
+  statistics.outcomes_unrecorded = outcomes_unrecorded_;
   statistics.scheduled = scheduler_.size();
   statistics.resident_data_bytes = resident_bytes_;
   for (const auto& [id, entry] : messages_) {

@@ -77,12 +77,17 @@
 // log. `stokenctl queue damaged` lists the reports. A file without a valid
 // name is quarantined as foreign.
 //
-// Never delivered twice. A recipient's result is recorded in a state record
-// right after the remote reply, and the message is removed only after the
-// state saying it is finished is durable; a removed message's removal record
-// is kept (see below) as long as any copy of its message record exists. A
-// crash can at most repeat the one delivery whose result was being recorded
-// (at least once, with the window kept to one batch).
+// Delivered at least once, rarely twice. A delivery's outcome is appended
+// the moment the queue hears it: for a message whose recipients are all
+// delivered, its removal record (which alone says it is finished);
+// otherwise a state record, the message being removed only after the state
+// saying it is finished is durable. The request joins the batch being
+// gathered, or the one being performed if its sync has not begun
+// (group_commit.h), never a later one. A removed message's removal record is
+// kept (see below) as long as any copy of its message record exists. A
+// crash repeats only deliveries whose outcome was not yet durable: those
+// that finished within about one commit before it, and never more than the
+// queue's delivery slots (queue_manager.h).
 //
 // Space reclaim. Loop-side bookkeeping knows, for each segment, which
 // records are still needed: a live message's newest message record and

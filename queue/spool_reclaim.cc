@@ -81,6 +81,17 @@ std::vector<Spool::Relocation> Spool::plan_relocations(std::uint64_t sequence,
   std::vector<Relocation> plan;
   auto segment = segments_.find(sequence);
   if (segment == segments_.end()) return plan;
+  if (skip_busy_messages) {
+    // Looked at before anything is read: this runs on the loop after every
+    // completed write, and a segment being drained by deliveries has some
+    // message with a write in flight most of the time; reading (and
+    // checksumming) its records only to drop them stalled the loop, and
+    // with it the recording of delivery outcomes.
+    for (const auto& [id, count] : segment->second.holders) {
+      auto indexed = messages_.find(id);
+      if (indexed != messages_.end() && indexed->second.writes_in_flight > 0) return plan;
+    }
+  }
   for (const auto& [id, count] : segment->second.holders) {
     Relocation relocation;
     relocation.id = id;
@@ -92,10 +103,6 @@ std::vector<Spool::Relocation> Spool::plan_relocations(std::uint64_t sequence,
     }
     auto indexed = messages_.find(id);
     if (indexed == messages_.end()) continue;
-    if (skip_busy_messages && indexed->second.writes_in_flight > 0) {
-      plan.clear();  // try the whole segment again once its writes are done
-      return plan;
-    }
     const IndexedMessage& entry = indexed->second;
     relocation.copies_message = entry.message.segment == sequence;
     // A copied message record must be followed by its newest state, wherever

@@ -128,15 +128,18 @@ class StokendInstance:
             resource.setrlimit(resource.RLIMIT_NOFILE,
                                (self.nofile, self.nofile))
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, add_users=True):
+        """Writes the configuration, adds the users (add_users=False when
+        starting again on a folder that has them) and starts the daemon."""
         for exe in (self.stokend, self.stokenctl):
             if not os.access(exe, os.X_OK):
                 raise RuntimeError(f"{exe} not found; build it or pass "
                                    "--bin-dir")
         os.makedirs(self.dir, exist_ok=True)
         self.write_config()
-        for address in self.users:
-            self.add_user(address)
+        if add_users:
+            for address in self.users:
+                self.add_user(address)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([*self.command_prefix, self.stokend,
                                       "--config", self.config],
@@ -165,6 +168,15 @@ class StokendInstance:
 
     def stop(self, timeout=15):
         stop_process(self.proc, timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self):
+        """SIGKILL, as a power cut would end it; waits until it is gone."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(10)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/call_free.h"
+#include "mta/store/maildir_layout.h"
 #include "queue/unique_fd.h"
 
 namespace stokend::store {
@@ -35,7 +36,9 @@ std::string describe_errno(int error) { return std::system_category().message(er
 
 class TmpCleanup {
  public:
-  explicit TmpCleanup(std::chrono::system_clock::time_point cutoff) : cutoff_(cutoff) {}
+  // own_deliveries_at_any_age: the start-up run (maildir_cleanup.h).
+  TmpCleanup(std::chrono::system_clock::time_point cutoff, bool own_deliveries_at_any_age)
+      : cutoff_(cutoff), own_deliveries_at_any_age_(own_deliveries_at_any_age) {}
 
   void run(const fs::path& root);
   const MaildirCleanupResult& result() const { return result_; }
@@ -48,6 +51,7 @@ class TmpCleanup {
   void report(const fs::path& shown, std::string_view action, int error);
 
   std::chrono::system_clock::time_point cutoff_;
+  bool own_deliveries_at_any_age_;
   MaildirCleanupResult result_;
 };
 
@@ -115,12 +119,14 @@ void TmpCleanup::clean_tmp(int maildir, const fs::path& shown) {
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::seconds(status.st_mtim.tv_sec) +
             std::chrono::nanoseconds(status.st_mtim.tv_nsec)));
-    if (modified >= cutoff_) continue;
+    const bool unfinished_delivery = own_deliveries_at_any_age_ && is_delivery_tmp_file_name(name);
+    if (modified >= cutoff_ && !unfinished_delivery) continue;
     if (::unlinkat(tmp.get(), name.c_str(), 0) != 0) {
       if (errno != ENOENT) report(tmp_shown / name, "remove", errno);
       continue;
     }
     ++result_.removed;
+    if (unfinished_delivery) ++result_.unfinished_deliveries_removed;
   }
 }
 
@@ -161,23 +167,39 @@ void TmpCleanup::run(const fs::path& root) {
   }
 }
 
-}  // namespace
-
-MaildirCleanupResult remove_stale_maildir_tmp_files(
-    const fs::path& root, std::chrono::seconds max_age,
-    std::chrono::system_clock::time_point now) noexcept {
-  TmpCleanup cleanup(now - max_age);
+MaildirCleanupResult clean(const fs::path& root, std::chrono::seconds max_age,
+                           std::chrono::system_clock::time_point now,
+                           bool own_deliveries_at_any_age) noexcept {
+  TmpCleanup cleanup(now - max_age, own_deliveries_at_any_age);
   try {
     cleanup.run(root);
-    spdlog::info("maildir cleanup: {} stale tmp files removed under {} (older than {}s){}",
-                 cleanup.result().removed, root.string(), max_age.count(),
-                 cleanup.result().errors > 0 ? fmt::format(", {} errors", cleanup.result().errors)
-                                             : std::string());
+    const MaildirCleanupResult& result = cleanup.result();
+    spdlog::info(
+        "maildir cleanup: {} tmp files removed under {} ({} older than {}s{}){}", result.removed,
+        root.string(), result.removed - result.unfinished_deliveries_removed, max_age.count(),
+        own_deliveries_at_any_age
+            ? fmt::format(", {} unfinished deliveries", result.unfinished_deliveries_removed)
+            : std::string(),
+        result.errors > 0 ? fmt::format(", {} errors", result.errors) : std::string());
   } catch (const std::exception& error) {
     // Only allocation can throw here; the next run tries again.
     spdlog::error("maildir cleanup: {}", error.what());
   }
   return cleanup.result();
+}
+
+}  // namespace
+
+MaildirCleanupResult remove_stale_maildir_tmp_files(
+    const fs::path& root, std::chrono::seconds max_age,
+    std::chrono::system_clock::time_point now) noexcept {
+  return clean(root, max_age, now, /*own_deliveries_at_any_age=*/false);
+}
+
+MaildirCleanupResult remove_maildir_tmp_files_at_start(
+    const fs::path& root, std::chrono::seconds max_age,
+    std::chrono::system_clock::time_point now) noexcept {
+  return clean(root, max_age, now, /*own_deliveries_at_any_age=*/true);
 }
 
 }  // namespace stokend::store

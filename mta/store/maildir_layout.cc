@@ -61,6 +61,15 @@ std::string unique_maildir_file_name(std::string_view host, std::size_t size) {
          ",S=" + std::to_string(size);
 }
 
+std::string delivery_tmp_file_name(std::string_view final_name) {
+  return std::string(delivery_tmp_file_prefix) + std::string(final_name);
+}
+
+bool is_delivery_tmp_file_name(std::string_view name) {
+  return name.size() > delivery_tmp_file_prefix.size() &&
+         name.starts_with(delivery_tmp_file_prefix);
+}
+
 std::error_code make_maildir(const std::filesystem::path& maildir) {
   for (const char* part : {"tmp", "new", "cur"}) {
     if (std::error_code error = durable::make_directories(maildir / part)) return error;

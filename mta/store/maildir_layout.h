@@ -50,6 +50,16 @@ std::string sanitise_hostname_for_file_names(std::string_view hostname);
 // sanitised.
 std::string unique_maildir_file_name(std::string_view host, std::size_t size);
 
+// The name a delivery of the built-in store gives its file in tmp/ while it
+// writes it: the final name (unique_maildir_file_name) behind a fixed
+// prefix, so that the daemon can tell its own unfinished deliveries from the
+// tmp/ files of another program sharing the Maildir (Dovecot, a client's
+// IMAP APPEND). Only the daemon's deliveries use it; it holds the spool lock
+// while it runs, so at its start no such file is still being written.
+inline constexpr std::string_view delivery_tmp_file_prefix = "stokend-delivery.";
+std::string delivery_tmp_file_name(std::string_view final_name);
+bool is_delivery_tmp_file_name(std::string_view name);
+
 // Creates a Maildir's tmp/, new/ and cur/ (and their parents) when missing.
 std::error_code make_maildir(const std::filesystem::path& maildir);
 

@@ -4,7 +4,9 @@
 //
 // A message is written under a unique name into tmp/ and renamed into new/ by
 // the durable-write helper, so a reader never sees a partial message and a
-// delivery reported as done survives a crash.
+// delivery reported as done survives a crash. Its tmp/ name carries the
+// delivery prefix (maildir_layout.h), so that what a crash leaves there is
+// recognised as ours and removed at the next start (maildir_cleanup.h).
 #include "mta/store/maildir_store.h"
 
 #include <unistd.h>
@@ -67,7 +69,7 @@ DeliveryResult MaildirStore::deliver(const Recipient& recipient, std::string_vie
   const std::filesystem::path final_path = maildir / "new" / name;
   const std::string_view parts[] = {message};
   const durable::WriteResult written =
-      durable::write_file(maildir / "tmp" / name, final_path, parts);
+      durable::write_file(maildir / "tmp" / delivery_tmp_file_name(name), final_path, parts);
   if (!written) {
     if (written.step == "fsync-dir") {
       // The message is already visible in new/ but may not survive a crash;

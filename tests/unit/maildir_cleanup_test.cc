@@ -1,5 +1,6 @@
 // Unit tests for the removal of stale Maildir tmp/ files (mta/store/maildir_cleanup.h):
-// old regular files in tmp/ go, everything else stays, links are never followed.
+// old regular files in tmp/ go, everything else stays, links are never followed;
+// at start, the daemon's own unfinished deliveries go whatever their age.
 #include "mta/store/maildir_cleanup.h"
 
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <string>
 
+#include "mta/store/maildir_layout.h"
 #include "tests/unit/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
@@ -17,6 +19,7 @@ using stokend::testing::write_whole_file;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using stokend::store::remove_maildir_tmp_files_at_start;
 using stokend::store::remove_stale_maildir_tmp_files;
 
 namespace {
@@ -120,4 +123,69 @@ TEST_CASE("maildir cleanup of a missing or empty root removes nothing", "[maildi
   CHECK(result.removed == 0);
   CHECK(result.errors == 0);
   CHECK(fs::exists(root.path() / "stray-file"));
+}
+
+TEST_CASE(
+    "at start our own unfinished deliveries go at any age, foreign tmp files keep the age rule",
+    "[maildir_cleanup]") {
+  TemporaryDirectory root;
+  const auto now = std::chrono::system_clock::now();
+  const fs::path alice = root.path() / "example.test" / "alice";
+  const fs::path chats = alice / ".COI.Chats";
+  const std::string ours =
+      stokend::store::delivery_tmp_file_name("1765000000.M1P42Q7.mx.example.test,S=1024");
+  make_file(alice / "tmp" / ours, now, 0s);
+  make_file(chats / "tmp" / ours, now, 5s);
+  // Dovecot's own names in a shared Maildir: one in the middle of being
+  // written (fresh), one an orphan of its own crash (old).
+  make_file(alice / "tmp" / "1765000000.M2P99.mx.example.test", now, 1s);
+  make_file(alice / "tmp" / "1765000000.M3P99.mx.example.test", now, 40h);
+  // Only the exact prefix marks our files; the prefix alone is no name.
+  make_file(alice / "tmp" / "xstokend-delivery.1", now, 1s);
+  make_file(alice / "tmp" / std::string(stokend::store::delivery_tmp_file_prefix), now, 1s);
+  make_file(alice / "new" / ours, now, 0s);  // never touched outside tmp/
+
+  SECTION("the periodic run leaves fresh files of ours alone") {
+    const auto result = remove_stale_maildir_tmp_files(root.path(), max_age, now);
+    CHECK(result.removed == 1);
+    CHECK(result.unfinished_deliveries_removed == 0);
+    CHECK(fs::exists(alice / "tmp" / ours));
+    CHECK(fs::exists(chats / "tmp" / ours));
+    CHECK_FALSE(fs::exists(alice / "tmp" / "1765000000.M3P99.mx.example.test"));
+  }
+  SECTION("the start-up run removes them and the old foreign one") {
+    const auto result = remove_maildir_tmp_files_at_start(root.path(), max_age, now);
+    CHECK(result.removed == 3);
+    CHECK(result.unfinished_deliveries_removed == 2);
+    CHECK(result.errors == 0);
+    CHECK_FALSE(fs::exists(alice / "tmp" / ours));
+    CHECK_FALSE(fs::exists(chats / "tmp" / ours));
+    CHECK_FALSE(fs::exists(alice / "tmp" / "1765000000.M3P99.mx.example.test"));
+    CHECK(fs::exists(alice / "tmp" / "1765000000.M2P99.mx.example.test"));
+    CHECK(fs::exists(alice / "tmp" / "xstokend-delivery.1"));
+    CHECK(fs::exists(alice / "tmp" / std::string(stokend::store::delivery_tmp_file_prefix)));
+    CHECK(fs::exists(alice / "new" / ours));
+  }
+}
+
+TEST_CASE("the start-up run never follows links either", "[maildir_cleanup]") {
+  TemporaryDirectory root;
+  TemporaryDirectory elsewhere;
+  const auto now = std::chrono::system_clock::now();
+  const std::string ours = stokend::store::delivery_tmp_file_name("1.M1P1Q1.host,S=1");
+  make_file(elsewhere.path() / "tmp" / ours, now, 0s);
+  make_file(elsewhere.path() / "target", now, 0s);
+  const fs::path alice = root.path() / "example.test" / "alice";
+  fs::create_directories(alice / "new");
+  fs::create_directory_symlink(elsewhere.path() / "tmp", alice / "tmp");
+  const fs::path bob_tmp = root.path() / "example.test" / "bob" / "tmp";
+  fs::create_directories(bob_tmp);
+  fs::create_symlink(elsewhere.path() / "target", bob_tmp / ours);
+
+  const auto result = remove_maildir_tmp_files_at_start(root.path(), max_age, now);
+
+  CHECK(result.removed == 0);
+  CHECK(fs::exists(elsewhere.path() / "tmp" / ours));
+  CHECK(fs::is_symlink(bob_tmp / ours));
+  CHECK(fs::exists(elsewhere.path() / "target"));
 }

@@ -6,10 +6,13 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -246,6 +249,85 @@ TEST_CASE("waiting messages keep their data within the budget", "[queue]") {
   REQUIRE(queue.agent.calls.size() == 3);
   CHECK(*queue.agent.calls[2].message.data == third);  // read back from the spool
   CHECK(queue.manager->statistics().resident_data_bytes == 0);
+}
+
+TEST_CASE("a delivery keeps its slot until its outcome is durable", "[queue]") {
+  // The spool's syncs wait for the test's word once it closes the gate.
+  struct Gate {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool closed = false;
+    std::atomic<int> waiting{0};
+    void set_closed(bool value) {
+      {
+        std::lock_guard lock(mutex);
+        closed = value;
+      }
+      changed.notify_all();
+    }
+    void pass() {
+      std::unique_lock lock(mutex);
+      ++waiting;
+      changed.wait(lock, [this] { return !closed; });
+      --waiting;
+    }
+  };
+  Gate gate;
+  QueueFixture queue;
+  // Destroyed before the queue: a failed check must not leave the writer
+  // waiting at a closed gate while the spool joins it.
+  struct Opener {
+    Gate& gate;
+    ~Opener() { gate.set_closed(false); }
+  } opener{gate};
+  queue.settings.max_concurrent_deliveries = 1;
+  queue.data_sync = [&gate](int) {
+    gate.pass();
+    return std::error_code{};
+  };
+  queue.start();
+  const EnqueueResult first = queue.enqueue(envelope({"a@example.net"}), ordinary_mail("first"));
+  const EnqueueResult second = queue.enqueue(envelope({"b@example.net"}), ordinary_mail("second"));
+  REQUIRE(first);
+  REQUIRE(second);
+  REQUIRE(queue.agent.calls.size() == 1);  // the only slot
+
+  gate.set_closed(true);
+  queue.agent.answer(0, {delivered()});
+  // The removal of the first message is written, not yet synced.
+  REQUIRE(queue.loop.run_until([&] { return gate.waiting.load() == 1; }));
+  queue.loop.run_posted();
+  CHECK(queue.manager->statistics().in_flight == 0);
+  CHECK(queue.manager->statistics().outcomes_unrecorded == 1);
+  // A crash now repeats the first delivery; the second has not started, so
+  // it cannot be a second one to repeat.
+  CHECK(queue.agent.calls.size() == 1);
+  CHECK(queue.spool->contains(first.id));
+
+  gate.set_closed(false);
+  REQUIRE(queue.loop.run_until([&] { return queue.agent.calls.size() == 2; }));
+  CHECK_FALSE(queue.spool->contains(first.id));
+  CHECK(queue.manager->statistics().outcomes_unrecorded == 0);
+  CHECK(queue.agent.calls[1].recipients == std::vector<std::string>{"b@example.net"});
+  queue.agent.answer(1, {delivered()});
+  queue.settle();
+  CHECK(queue.manager->list().empty());
+}
+
+TEST_CASE("a failed outcome write frees the slot for the retry's wait", "[queue]") {
+  QueueFixture queue;
+  queue.settings.max_concurrent_deliveries = 1;
+  queue.start();
+  queue.enqueue(envelope({"a@example.net"}), ordinary_mail("first"));
+  queue.enqueue(envelope({"b@example.net"}), ordinary_mail("second"));
+  REQUIRE(queue.agent.calls.size() == 1);
+  // The disk fails: the first outcome cannot be recorded and waits for
+  // storage_retry_delay; the second message must not wait that long.
+  queue.spool->close();
+  queue.agent.answer(0, {deferred()});
+  queue.loop.run_posted();
+  CHECK(queue.manager->statistics().outcomes_unrecorded == 0);
+  CHECK(queue.agent.calls.size() == 2);
 }
 
 TEST_CASE("queue hold, release, flush and delete", "[queue]") {
