@@ -6,7 +6,8 @@ leave nothing on disk; that NOTIFY=SUCCESS brings a success report ("Action:
 delivered", with Original-Envelope-Id and Original-Recipient) once the message
 is in the local Maildir or in Dovecot (LMTP); that NOTIFY=NEVER keeps a failing recipient's bounce
 away while NOTIFY=FAILURE brings it; that RET=HDRS bounces carry no body and
-RET=FULL ones the whole message. Against a real Postfix next hop (delivering
+RET=FULL ones the whole message; that the delay report after
+delay_warning_time names only the recipients that asked for it. Against a real Postfix next hop (delivering
 b.test into its own Maildir, sending everything else back through stokend's
 MX): the parameters cross (Postfix's own success report names the ORCPT and
 ENVID given to stokend, Postfix's bounce for a recipient it fails honours
@@ -261,6 +262,25 @@ def test_notify_never_and_ret_against_a_failing_next_hop(stokend_factory, peers)
     assert re.search(rf"queue: {q_never}: failed, but no notification is sent for a recipient "
                      rf"whose NOTIFY leaves out FAILURE$", mta.log(), re.M)
     assert [m for m in mta.messages(ALICE) if never.encode() in m] == []
+
+
+def test_delay_report_only_for_recipients_that_ask(stokend_factory, peers):
+    """A next hop that answers 4xx: after delay_warning_time the sender hears
+    of the recipient with NOTIFY=DELAY, not of the one with FAILURE only."""
+    sink = peers.sink(soft=("RCPT",))
+    mta = queue_daemon(stokend_factory, routes={"slow.test": sink.route},
+                       queue={"first_retry": "1s", "max_retry_interval": "2s",
+                              "delay_warning_time": "1s"})
+    marker = uuid.uuid4().hex
+    qid = submit_dsn(mta, f"<{ALICE}> ENVID={marker}",
+                     ["<x@slow.test> NOTIFY=DELAY,FAILURE", "<y@slow.test> NOTIFY=FAILURE"],
+                     message(marker))
+    dsn = reports_for(mta, marker, 1)[0]
+    assert dsn.message["Subject"] == "Delayed Mail (still being retried)"
+    assert [r["Final-Recipient"] for r in dsn.report] == ["rfc822; x@slow.test"]
+    assert dsn.report[0]["Action"] == "delayed"
+    assert dsn.report[0]["Status"].startswith("4.")
+    assert re.search(rf"queue: {qid}: delay notification \S+ to <{ALICE}>$", mta.log(), re.M)
 
 
 # --- a real Postfix as the next hop ------------------------------------------------

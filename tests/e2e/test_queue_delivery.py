@@ -102,7 +102,8 @@ def test_submission_starttls_to_static_smtp_route(stokend_factory, peers):
     got = sink.messages()
     assert len(got) == 1, f"the next hop got {len(got)} copies"
     assert got[0].mail_args.split()[0] == "<alice@example.test>", got[0].mail_args
-    assert got[0].rcpt_args == ["<friend@relay.test>"], got[0].rcpt_args
+    # smtp-sink offers DSN: the ORCPT a relay adds goes with the recipient (RFC 3461 §4.2).
+    assert got[0].rcpt_args == ["<friend@relay.test> ORCPT=rfc822;friend@relay.test"], got[0].rcpt_args
     received = check_relayed(got[0].data, original)
     assert b"by mx.example.test" in received, received
     assert re.search(rb"\bwith ESMTPSA\b", received), received
@@ -127,7 +128,8 @@ def test_submission_implicit_tls_by_mx_record(stokend_factory, peers):
     got = sink.messages()
     # Both recipients of one domain go in one transaction.
     assert len(got) == 1, f"the MX host got {len(got)} transactions"
-    assert sorted(got[0].rcpt_args) == ["<one@remote.test>", "<two@remote.test>"], got[0].rcpt_args
+    assert sorted(got[0].rcpt_args) == ["<one@remote.test> ORCPT=rfc822;one@remote.test",
+                                        "<two@remote.test> ORCPT=rfc822;two@remote.test"], got[0].rcpt_args
     received = check_relayed(got[0].data, original)
     assert re.search(rb"\bwith ESMTPSA\b", received), received
     queries = dns.output()
@@ -149,7 +151,7 @@ def test_local_and_remote_recipients_of_one_message(stokend_factory, peers):
     assert len(bob) == 1
     check_stored(bob[0], original, "ESMTPSA")
     got = sink.wait_for_messages(1)
-    assert len(got) == 1 and got[0].rcpt_args == ["<friend@relay.test>"], got
+    assert len(got) == 1 and got[0].rcpt_args == ["<friend@relay.test> ORCPT=rfc822;friend@relay.test"], got
     check_relayed(got[0].data, original)
     assert removed(log, qid)
 

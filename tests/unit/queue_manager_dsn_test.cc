@@ -102,6 +102,9 @@ TEST_CASE("queue: a success report sent is durable across a restart", "[queue][d
   queue.agent.answer(0, {delivered_to(Handoff::mailstore), deferred()});
   queue.settle();
   REQUIRE(notifications(queue.agent).size() == 1);
+  REQUIRE(queue.agent.calls.size() == 2);
+  queue.agent.answer(1, {delivered()});  // the report itself is delivered and gone
+  queue.settle();
   auto details = queue.manager->show(stored.id);
   REQUIRE(details);
   CHECK(details->state.recipients[0].success_reported);
@@ -113,6 +116,7 @@ TEST_CASE("queue: a success report sent is durable across a restart", "[queue][d
   CHECK(details->state.recipients[0].success_reported);  // durable: not sent again
   CHECK(details->state.recipients[0].handoff == Handoff::mailstore);
   REQUIRE(details->recipients.size() == 2);
+  CHECK(queue.manager->list().size() == 1);
   CHECK(notifications(queue.agent).empty());
 }
 

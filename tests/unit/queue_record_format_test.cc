@@ -152,7 +152,8 @@ TEST_CASE("record format: DSN requests round-trip", "[queue][dsn]") {
   // bits are refused as damage.
   QueuedMessage ret_only = sample_message();
   ret_only.envelope.dsn_return = DsnReturn::full;
-  raw = record::parse_record(join(record::encode_message(ret_only)), max_size);
+  const std::string ret_only_bytes = join(record::encode_message(ret_only));
+  raw = record::parse_record(ret_only_bytes, max_size);
   REQUIRE(raw);
   decoded = record::decode_message(raw->payload, false);
   REQUIRE(decoded);
@@ -161,7 +162,8 @@ TEST_CASE("record format: DSN requests round-trip", "[queue][dsn]") {
   CHECK(decoded->envelope.dsn_of(0) == RecipientDsn{});
 
   message.envelope.recipient_dsn[1].notify = 0x10;
-  raw = record::parse_record(join(record::encode_message(message)), max_size);
+  const std::string bad_bytes = join(record::encode_message(message));
+  raw = record::parse_record(bad_bytes, max_size);
   REQUIRE(raw);
   CHECK_FALSE(record::decode_message(raw->payload, true));
 }
@@ -230,7 +232,8 @@ TEST_CASE("record format: success reports and handoffs in the state record", "[q
   old_state.recipients.resize(1);
   old_state.recipients[0].status = RecipientStatus::failed;
   old_state.recipients[0].failure_reported = true;
-  raw = record::parse_record(join(record::encode_state("m3", old_state)), max_size);
+  const std::string old_bytes = join(record::encode_state("m3", old_state));
+  raw = record::parse_record(old_bytes, max_size);
   REQUIRE(raw);
   const std::string old_payload(raw->payload);
   // id (4 + 2), flags (1), count (4), status (1), attempts (4), two times (16): then the byte.
