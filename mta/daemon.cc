@@ -38,6 +38,7 @@
 #include "queue/libevent_loop.h"
 #include "queue/queue_manager.h"
 #include "queue/spool.h"
+#include "queue/spool_lock.h"
 #include "tokens/secret_rings.h"
 #include "tokens/sqlite_token_store.h"
 #include "tokens/token_authority.h"
@@ -220,6 +221,15 @@ int run_daemon(const Config& config) {
       return 1;
     }
   }
+  // One daemon per spool (queue/spool_lock.h): taken before anything reads
+  // or changes the spool, held until we return. A second start stops here,
+  // touching nothing.
+  queue::SpoolLock spool_lock;
+  if (auto error = spool_lock.acquire(config.spool_directory); !error.empty()) {
+    spdlog::critical("{}", error);
+    return 1;
+  }
+
   // Files a crash left in tmp/ (mta/store/maildir_cleanup.h): on this
   // thread, before anything delivers; later daily, on a worker.
   store::remove_stale_maildir_tmp_files(config.maildir_root, defaults::maildir_tmp_max_age);

@@ -74,6 +74,10 @@
 // not copied, so a copy never overtakes a newer state. The active segment is
 // never reclaimed.
 //
+// One process per spool. The daemon holds the spool lock (spool_lock.h)
+// before open() and until it exits; a second daemon on the same folder stops
+// before it reads anything here.
+//
 // Contract: all public functions are called on the loop thread. store(),
 // record_state() and remove() are asynchronous: `done` runs later on the
 // loop thread, never inside the call, with an empty error once the change is
