@@ -35,6 +35,7 @@
 #include "mta/users.h"
 #include "mta/worker_pool.h"
 #include "queue/durable_file.h"
+#include "queue/free_space.h"
 #include "queue/libevent_loop.h"
 #include "queue/queue_manager.h"
 #include "queue/spool.h"
@@ -379,6 +380,12 @@ int run_daemon(const Config& config) {
       {config.recipient_probe.positive_ttl, config.recipient_probe.negative_ttl,
        defaults::recipient_probe_cache_entries});
   context.recipient_verifier = &recipient_probe;
+  queue::FreeSpaceMonitor spool_space(
+      config.spool_directory,
+      config.queue.min_free_space.value_or(
+          queue::defaults::min_free_space(config.limits.max_message_size)),
+      queue::defaults::free_space_refresh);
+  context.spool_space = &spool_space;
 
   // stokenctl queue ...: the administrator's way into the running queue.
   control::ControlServer control(base.get(), config.control_socket, queue);

@@ -43,4 +43,19 @@ inline constexpr double compaction_threshold = 0.25;
 // No record is larger than this; a length field above it marks garbage.
 inline constexpr std::size_t max_record_size = 512 * 1024 * 1024;
 
+// New mail is refused (452 4.3.1) while the spool's file system has less
+// than this free (queue/free_space.h). Postfix refuses below one and a half
+// times its message_size_limit, so that a message of the largest size still
+// fits with a margin; the floor keeps room for the state and removal records
+// of what is queued (some 100 bytes each: 16M serves over 100,000 messages)
+// when the largest message is small.
+inline constexpr std::size_t min_free_space_floor = 16 * 1024 * 1024;
+constexpr std::size_t min_free_space(std::size_t max_message_size) {
+  const std::size_t margin = max_message_size + max_message_size / 2;
+  return margin > min_free_space_floor ? margin : min_free_space_floor;
+}
+// How long a free-space measurement is believed: a MAIL command costs no
+// system call most of the time, and space coming back is noticed this soon.
+inline constexpr std::chrono::milliseconds free_space_refresh = 1s;
+
 }  // namespace stokend::queue::defaults
