@@ -37,6 +37,11 @@ inline constexpr std::chrono::seconds storage_retry_delay = 30s;
 
 // Spool segments: a new one is started once the active one reaches this size.
 inline constexpr std::size_t segment_size = 16 * 1024 * 1024;
+// The active segment keeps this much disk space allocated beyond its end
+// (fallocate, the file size unchanged), topped up whenever half of it is
+// used: when the file system fills up, state and removal records (some 100
+// bytes each) still fit, so deliveries are recorded and free space.
+inline constexpr std::size_t segment_headroom = 256 * 1024;
 // A sealed segment whose records still in use fill at most this fraction of
 // it is compacted: those records are copied forward and the segment deleted.
 inline constexpr double compaction_threshold = 0.25;

@@ -20,6 +20,8 @@ Spool::Spool(EventLoop& loop, SpoolOptions options)
       options_(std::move(options)),
       segments_directory_(options_.directory / "segments"),
       quarantine_directory_(options_.directory / "quarantine"),
+      compaction_space_(options_.directory, defaults::segment_headroom,
+                        defaults::free_space_refresh, FreeSpaceMonitor::Logging::quiet),
       appender_(segments_directory_, options_.segment_size, [this](int descriptor) {
         ++data_syncs_;
         return options_.data_sync ? options_.data_sync(descriptor) : durable::sync_data(descriptor);
