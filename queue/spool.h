@@ -38,7 +38,8 @@
 // batch's fdatasync, which also persists the file size they need. A request
 // completes, on the loop thread, only after that sync: "stored" means on
 // disk, and a 250 may be sent. If a write or sync fails, every request of
-// the batch fails, and the appender moves on to a fresh segment.
+// the batch fails, and the appender moves on to a fresh segment (unless the
+// write failed for space and was cut back cleanly: see "A full file system").
 //
 // Crash at any instant. Every record whose request completed survives. A
 // batch being written may leave a torn record at the end of the newest
