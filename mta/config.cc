@@ -722,7 +722,15 @@ void ConfigReader::read_queue(const Field& field, QueueConfig& queue) {
             // 1 would compact segments whose records are all still needed:
             // the copies fill a segment that is compacted again, forever.
             {"compaction_threshold", number(queue.compaction_threshold, 0.0, 1.0, false,
-                                            "from 0 up to, not including, 1 (e.g. 0.25)")}});
+                                            "from 0 up to, not including, 1 (e.g. 0.25)")},
+            // 0 switches the reserve off (Postfix's queue_minfree = 0).
+            {"min_free_space", [&](const Field& key_field) {
+               if (key_field.value.IsScalar() && key_field.value.Scalar() == "0") {
+                 queue.min_free_space = 0;
+               } else if (const auto size = read_size(key_field)) {
+                 queue.min_free_space = *size;
+               }
+             }}});
   if (queue.max_retry_interval < queue.first_retry) {
     error_at(field.value_mark(), field.setting + ": max_retry_interval (" +
                                      format_duration(queue.max_retry_interval) +
@@ -1025,6 +1033,10 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
   }
   if (config.tokens.secrets_file.empty()) {
     config.tokens.secrets_file = config.spool_directory / defaults::token_secrets_file_name;
+  }
+  // Likewise limits may come after queue.
+  if (!config.queue.min_free_space) {
+    config.queue.min_free_space = queue::defaults::min_free_space(config.limits.max_message_size);
   }
 }
 

@@ -74,6 +74,11 @@ struct QueueConfig {
   // Fraction of a sealed spool segment still in use at or below which it is
   // compacted, 0 .. <1 (queue/spool.h).
   double compaction_threshold = queue::defaults::compaction_threshold;
+  // New mail is refused with 452 4.3.1 while the spool's file system has
+  // less than this free (queue/free_space.h); 0: no reserve. Never empty
+  // after load_config(): absent, queue::defaults::min_free_space of
+  // limits.max_message_size.
+  std::optional<std::size_t> min_free_space;
 };
 
 struct DnsConfig {

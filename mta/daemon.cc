@@ -35,9 +35,11 @@
 #include "mta/users.h"
 #include "mta/worker_pool.h"
 #include "queue/durable_file.h"
+#include "queue/free_space.h"
 #include "queue/libevent_loop.h"
 #include "queue/queue_manager.h"
 #include "queue/spool.h"
+#include "queue/spool_lock.h"
 #include "tokens/secret_rings.h"
 #include "tokens/sqlite_token_store.h"
 #include "tokens/token_authority.h"
@@ -220,6 +222,15 @@ int run_daemon(const Config& config) {
       return 1;
     }
   }
+  // One daemon per spool (queue/spool_lock.h): taken before anything reads
+  // or changes the spool, held until we return. A second start stops here,
+  // touching nothing.
+  queue::SpoolLock spool_lock;
+  if (auto error = spool_lock.acquire(config.spool_directory); !error.empty()) {
+    spdlog::critical("{}", error);
+    return 1;
+  }
+
   UserDirectory users(config.users_file);
   if (auto error = users.load()) {
     spdlog::critical("{}", *error);
@@ -370,6 +381,12 @@ int run_daemon(const Config& config) {
       {config.recipient_probe.positive_ttl, config.recipient_probe.negative_ttl,
        defaults::recipient_probe_cache_entries});
   context.recipient_verifier = &recipient_probe;
+  queue::FreeSpaceMonitor spool_space(
+      config.spool_directory,
+      config.queue.min_free_space.value_or(
+          queue::defaults::min_free_space(config.limits.max_message_size)),
+      queue::defaults::free_space_refresh);
+  context.spool_space = &spool_space;
 
   // stokenctl queue ...: the administrator's way into the running queue.
   control::ControlServer control(base.get(), config.control_socket, queue);

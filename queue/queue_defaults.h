@@ -41,6 +41,11 @@ inline constexpr std::chrono::seconds storage_retry_delay = 30s;
 
 // Spool segments: a new one is started once the active one reaches this size.
 inline constexpr std::size_t segment_size = 16 * 1024 * 1024;
+// The active segment keeps this much disk space allocated beyond its end
+// (fallocate, the file size unchanged), topped up whenever half of it is
+// used: when the file system fills up, state and removal records (some 100
+// bytes each) still fit, so deliveries are recorded and free space.
+inline constexpr std::size_t segment_headroom = 256 * 1024;
 // A sealed segment whose records still in use fill at most this fraction of
 // it is compacted: those records are copied forward and the segment deleted.
 inline constexpr double compaction_threshold = 0.25;
@@ -50,5 +55,20 @@ inline constexpr std::size_t max_record_size = 512 * 1024 * 1024;
 // each one's claimed length) for at most this many times a segment's size,
 // so that data full of fake record starts cannot stall a start.
 inline constexpr std::size_t resync_scan_budget_factor = 16;
+
+// New mail is refused (452 4.3.1) while the spool's file system has less
+// than this free (queue/free_space.h). Postfix refuses below one and a half
+// times its message_size_limit, so that a message of the largest size still
+// fits with a margin; the floor keeps room for the state and removal records
+// of what is queued (some 100 bytes each: 16M serves over 100,000 messages)
+// when the largest message is small.
+inline constexpr std::size_t min_free_space_floor = 16 * 1024 * 1024;
+constexpr std::size_t min_free_space(std::size_t max_message_size) {
+  const std::size_t margin = max_message_size + max_message_size / 2;
+  return margin > min_free_space_floor ? margin : min_free_space_floor;
+}
+// How long a free-space measurement is believed: a MAIL command costs no
+// system call most of the time, and space coming back is noticed this soon.
+inline constexpr std::chrono::milliseconds free_space_refresh = 1s;
 
 }  // namespace stokend::queue::defaults

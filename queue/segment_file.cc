@@ -10,6 +10,8 @@
 #include <cstdio>
 
 #include "queue/durable_file.h"
+#include "queue/free_space.h"
+#include "queue/queue_defaults.h"
 
 namespace stokend::queue {
 namespace {
@@ -93,8 +95,43 @@ std::error_code SegmentAppender::start_segment(std::uint64_t sequence, TimePoint
   active_file_ = std::move(file);
   active_sequence_ = sequence;
   active_size_ = header.size();
+  allocated_end_ = active_size_;
   active_unusable_ = false;
+  keep_headroom();
   return {};
+}
+
+void SegmentAppender::keep_headroom() {
+  constexpr std::uint64_t headroom = defaults::segment_headroom;
+  if (active_size_ + headroom / 2 <= allocated_end_) return;
+  // Best effort: a file system without fallocate (EOPNOTSUPP) or already
+  // full (ENOSPC) simply has no headroom; the appends themselves tell.
+  if (::fallocate(active_file_->get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(active_size_),
+                  static_cast<off_t>(headroom)) == 0) {
+    allocated_end_ = active_size_ + headroom;
+  }
+}
+
+std::error_code SegmentAppender::resume_segment(std::uint64_t sequence, std::uint64_t size) {
+  const std::filesystem::path path = directory_ / segment_file_name(sequence);
+  auto file = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC));
+  if (!file->valid()) return last_error();
+  active_file_ = std::move(file);
+  active_sequence_ = sequence;
+  active_size_ = size;
+  // Space an earlier run allocated beyond the end is still there (unless a
+  // torn tail was cut off); on a full file system the top-up fails.
+  allocated_end_ = size;
+  active_unusable_ = false;
+  keep_headroom();
+  return {};
+}
+
+void SegmentAppender::start_next_as(std::uint64_t sequence) {
+  active_file_.reset();
+  active_sequence_ = sequence - 1;
+  active_size_ = 0;
+  active_unusable_ = false;
 }
 
 SegmentAppender::Appended SegmentAppender::append(std::span<const std::string_view> parts,
@@ -102,8 +139,13 @@ SegmentAppender::Appended SegmentAppender::append(std::span<const std::string_vi
   Appended result;
   if (!active_file_ || active_unusable_ || active_size_ >= segment_size_) {
     if (auto error = start_segment(active_sequence_ + 1, now)) {
-      result.error = error;
-      return result;
+      // A full active segment still takes records while the file system has
+      // no room for a new one (its headroom may, and freed space will).
+      const bool keep_active = active_file_ && !active_unusable_ && is_out_of_space(error);
+      if (!keep_active) {
+        result.error = error;
+        return result;
+      }
     }
   }
   std::uint64_t size = 0;
@@ -111,16 +153,23 @@ SegmentAppender::Appended SegmentAppender::append(std::span<const std::string_vi
   const std::uint64_t offset = active_size_;
   if (auto error = durable::write_all(active_file_->get(), parts)) {
     // Cut the partial record off so the file stays a clean run of records;
-    // should that fail too, the reader treats the rest as a torn tail. Either
-    // way the next record goes to a fresh segment.
-    if (::ftruncate(active_file_->get(), static_cast<off_t>(offset)) != 0) {
-      // Nothing more to do here: the next start discards the torn tail.
+    // should that fail too, the reader treats the rest as a torn tail. The
+    // next record goes to a fresh segment, except when this one ran out of
+    // space and was cut back cleanly: it is fine, and a new segment would
+    // need space too.
+    const bool cut_back = ::ftruncate(active_file_->get(), static_cast<off_t>(offset)) == 0;
+    active_unusable_ = !(cut_back && is_out_of_space(error));
+    if (!active_unusable_) {
+      // The cut also gave back whatever headroom the record had used: take
+      // it again, for the state records that must still fit.
+      allocated_end_ = offset;
+      keep_headroom();
     }
-    active_unusable_ = true;
     result.error = error;
     return result;
   }
   active_size_ += size;
+  keep_headroom();
   if (unsynced_.empty() || unsynced_.back() != active_file_) unsynced_.push_back(active_file_);
   result.location = RecordLocation{active_sequence_, offset, size};
   result.file = active_file_;

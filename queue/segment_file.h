@@ -5,7 +5,10 @@
 // also its name: "<16 hex digits>.seg". Segments are created complete with
 // their header through durable::write_file (temporary file, fsync, rename,
 // folder fsync), so a segment name never points at a file without a header;
-// records are then appended and made durable with fdatasync.
+// records are then appended and made durable with fdatasync. The active
+// segment keeps some space allocated beyond its end (fallocate with
+// FALLOC_FL_KEEP_SIZE: readers see only the records), so that appends go on
+// for a while when the file system fills up.
 //
 // Reading back resynchronises after damage: where following record lengths
 // runs into bytes that do not verify, the reader scans forward for the next
@@ -69,6 +72,13 @@ class SegmentAppender {
 
   // Creates segment `sequence` durably and makes it the active one.
   std::error_code start_segment(std::uint64_t sequence, TimePoint now);
+  // Appends to the existing segment `sequence`, `size` bytes long and a clean
+  // run of records, instead of starting a new one: for a start on a full
+  // file system, where no new segment can be created (spool.h).
+  std::error_code resume_segment(std::uint64_t sequence, std::uint64_t size);
+  // No active segment: the next append starts segment `sequence` (used when
+  // neither a new segment can be created nor the newest resumed).
+  void start_next_as(std::uint64_t sequence);
 
   struct Appended {
     std::error_code error;
@@ -77,7 +87,10 @@ class SegmentAppender {
   };
   // Appends one record (as pieces) to the active segment, first starting the
   // next segment when the active one is full or unusable. Not yet durable:
-  // see sync().
+  // see sync(). Out of space (ENOSPC, EDQUOT), the active segment stays in
+  // use: a full one grows past segment_size rather than fail a write that
+  // fits, and one whose write failed for space is cut back to its last
+  // record and written to again once space returns.
   Appended append(std::span<const std::string_view> parts, TimePoint now);
 
   // Makes everything appended since the last sync durable: one fdatasync per
@@ -88,6 +101,10 @@ class SegmentAppender {
   std::size_t data_sync_calls() const { return data_sync_calls_; }
 
  private:
+  // Keeps defaults::segment_headroom allocated beyond the active segment's
+  // end (spool.h, "Start on a full file system").
+  void keep_headroom();
+
   std::filesystem::path directory_;
   std::size_t segment_size_;
   DataSync data_sync_;
@@ -95,7 +112,8 @@ class SegmentAppender {
   std::uint64_t active_sequence_ = 0;
   SharedFile active_file_;
   std::uint64_t active_size_ = 0;
-  bool active_unusable_ = false;  // a write failed: continue in a fresh segment
+  std::uint64_t allocated_end_ = 0;  // the active segment's space allocated so far
+  bool active_unusable_ = false;     // a write failed: continue in a fresh segment
   std::vector<SharedFile> unsynced_;
   std::size_t data_sync_calls_ = 0;
 };

@@ -21,6 +21,8 @@ Spool::Spool(EventLoop& loop, SpoolOptions options)
       options_(std::move(options)),
       segments_directory_(options_.directory / "segments"),
       quarantine_directory_(options_.directory / quarantine_folder_name),
+      compaction_space_(options_.directory, defaults::segment_headroom,
+                        defaults::free_space_refresh, FreeSpaceMonitor::Logging::quiet),
       appender_(
           segments_directory_, options_.segment_size,
           [this](int descriptor) {

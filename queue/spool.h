@@ -38,7 +38,8 @@
 // batch's fdatasync, which also persists the file size they need. A request
 // completes, on the loop thread, only after that sync: "stored" means on
 // disk, and a 250 may be sent. If a write or sync fails, every request of
-// the batch fails, and the appender moves on to a fresh segment.
+// the batch fails, and the appender moves on to a fresh segment (unless the
+// write failed for space and was cut back cleanly: see "A full file system").
 //
 // Crash at any instant. Every record whose request completed survives. A
 // batch being written may leave a torn record at the end of the newest
@@ -97,15 +98,51 @@
 // folder fsync before anything depends on it being gone). A sealed segment
 // whose needed records fill at most compaction_threshold of it is compacted:
 // those records are copied verbatim (they are self-contained) to the active
-// segment, after which it needs nothing. Copies are written in the same
+// segment, after which it needs nothing; not while the file system lacks
+// room for the copies beside the active segment's headroom (see below), so
+// that a full disk is not made fuller. Copies are written in the same
 // request order as everything else, and a message with a write in flight is
 // not copied, so a copy never overtakes a newer state. The active segment is
 // never reclaimed.
 //
+// One process per spool. The daemon holds the spool lock (spool_lock.h)
+// before open() and until it exits; a second daemon on the same folder stops
+// before it reads anything here.
+//
+// A full file system. The active segment keeps segment_headroom
+// (queue_defaults.h) allocated beyond its end, so that when the file system
+// fills up the state and removal records of deliveries still fit: the queue
+// goes on delivering, and sealed segments whose messages are all gone are
+// deleted, which frees space. The session refuses new mail at MAIL while
+// free space is under a reserve (free_space.h), so new messages rarely eat
+// into that headroom.
+//
+// Start on a full file system. A daemon stopped while the file system was
+// full must still start: it holds mail to deliver, and delivering it is
+// what frees space. open() therefore never fails for lack of space. Reading,
+// cutting torn tails and quarantining need no new space. If the new segment
+// cannot be created (ENOSPC, EDQUOT), the newest segment, when it is a clean
+// run of records (read to its end, its torn tail cut off), becomes the
+// active one again and takes new records behind its last valid one; if it
+// is not, nothing can be written until space returns, and the first write
+// after that creates the next segment. Either way the appender keeps the
+// active segment while space is short: a full one grows past segment_size
+// rather than fail a write that fits, and a write that fails for space is
+// cut back so the file stays clean and is written to again later. Writes
+// that do not fit fail with ENOSPC or EDQUOT (the session then says 452
+// 4.3.1, the queue retries state records after storage_retry_delay). What
+// start writes outside the segments needs no new space either: the lock
+// file exists after the first start and its PID is rewritten in place, and
+// the token store (tokens.db, by default in the spool folder) keeps its -wal
+// and -shm files (tokens/sqlite_token_store.h), so it opens without new
+// space too.
+//
 // Contract: all public functions are called on the loop thread. store(),
 // record_state() and remove() are asynchronous: `done` runs later on the
 // loop thread, never inside the call, with an empty error once the change is
-// durable. open() is synchronous and is called once, before anything else.
+// durable. open() is synchronous and is called once, before anything else;
+// it fails only when the spool cannot be used at all (folders missing and
+// impossible to create, I/O errors), not for lack of space in it.
 // load_data() reads synchronously (a pread of one record) and validates what
 // it reads.
 #pragma once
@@ -126,6 +163,7 @@
 
 #include "queue/damage_report.h"
 #include "queue/event_loop.h"
+#include "queue/free_space.h"
 #include "queue/group_commit.h"
 #include "queue/queue_defaults.h"
 #include "queue/queued_message.h"
@@ -307,6 +345,10 @@ class Spool {
   std::filesystem::path quarantine_directory_;
 
   // Loop thread only.
+  // Compaction copies records forward only when they fit beside the
+  // headroom (a copy on a full file system would eat the space that state
+  // records need).
+  FreeSpaceMonitor compaction_space_;
   std::unordered_map<std::string, IndexedMessage> messages_;
   std::unordered_map<std::string, Tombstone> tombstones_;
   std::unordered_set<std::string> stores_in_flight_;

@@ -195,6 +195,11 @@ void Spool::collect_garbage() {
 void Spool::compact(std::uint64_t sequence) {
   std::vector<Relocation> plan = plan_relocations(sequence, /*skip_busy_messages=*/true);
   if (plan.empty()) return;
+  std::uint64_t bytes = 0;
+  for (const Relocation& relocation : plan) {
+    for (const std::string& record : relocation.records) bytes += record.size();
+  }
+  if (!compaction_space_.check(bytes).enough) return;  // tried again at the next reclaim
   for (const Relocation& relocation : plan) {
     if (auto indexed = messages_.find(relocation.id); indexed != messages_.end()) {
       ++indexed->second.writes_in_flight;

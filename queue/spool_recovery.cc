@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "queue/durable_file.h"
+#include "queue/free_space.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"
 #include "queue/spool_forensics.h"
@@ -79,7 +80,11 @@ RecoveryReport Spool::open() {
     std::vector<DamagedRecord> records;
   };
   std::vector<DamagedSegment> damaged;
+  // Whether the newest segment is a clean run of records that may be
+  // appended to (a start on a full file system, below).
+  bool newest_clean = false;
   for (std::uint64_t sequence : sequences) {
+    newest_clean = false;
     const std::filesystem::path path = segments_directory_ / segment_file_name(sequence);
     bool undecodable = false;
     const SegmentReadReport read = read_segment(
@@ -136,6 +141,7 @@ RecoveryReport Spool::open() {
       damaged.push_back(DamagedSegment{sequence, std::move(problem), std::move(records)});
       continue;
     }
+    bool clean = true;
     if (read.torn_tail()) {
       // An append that never completed (crash, full disk): its requests were
       // never acknowledged. Cut it off so the file is a clean run of records.
@@ -146,9 +152,11 @@ RecoveryReport Spool::open() {
           durable::sync_data(writable.get())) {
         spdlog::warn("spool: {}: cannot cut off the unfinished write: {}", path.string(),
                      last_error().message());
+        clean = false;
       }
       ++report.torn_tails_discarded;
     }
+    newest_clean = clean;
   }
 
   // Needed-record bookkeeping for everything replayed.
@@ -162,9 +170,25 @@ RecoveryReport Spool::open() {
   // bytes.
   const std::uint64_t next_sequence = sequences.empty() ? 1 : sequences.back() + 1;
   if (auto error = appender_.start_segment(next_sequence, now())) {
-    return fail(error, "create segment " + segment_file_name(next_sequence));
-  }
-  {
+    if (!is_out_of_space(error)) {
+      return fail(error, "create segment " + segment_file_name(next_sequence));
+    }
+    // A full file system (spool.h, "Start on a full file system"): start
+    // anyway, so that what is queued is delivered and frees space. The
+    // newest segment, cut back to its last valid record above, takes the
+    // records until a new segment can be created.
+    if (newest_clean) {
+      if (auto resumed =
+              appender_.resume_segment(sequences.back(), segments_.at(sequences.back()).size)) {
+        return fail(resumed, "reopen segment " + segment_file_name(sequences.back()));
+      }
+    } else {
+      appender_.start_next_as(next_sequence);
+    }
+    spdlog::warn("spool: no space for a new segment ({}): {}", error.message(),
+                 newest_clean ? "appending to segment " + segment_file_name(sequences.back())
+                              : "nothing can be written until space returns");
+  } else {
     const std::filesystem::path path = segments_directory_ / segment_file_name(next_sequence);
     auto file = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!file->valid()) return fail(last_error(), "open " + path.string());

@@ -227,6 +227,10 @@ void SqliteTokenStore::open() {
   database_.reset(database);
   if (status != SQLITE_OK) fail("cannot open the token store");
   sqlite3_extended_result_codes(database, 1);
+  // Keep -wal and -shm after the last close (sqlite_token_store.h: a start
+  // on a full file system). Set before WAL mode, which creates them.
+  int persist_wal = 1;
+  sqlite3_file_control(database, "main", SQLITE_FCNTL_PERSIST_WAL, &persist_wal);
   sqlite3_busy_timeout(database, static_cast<int>(options_.busy_timeout.count()));
 
   // journal_mode answers with the mode in effect, which stays "delete" when

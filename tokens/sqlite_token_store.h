@@ -14,7 +14,13 @@
 // a busy timeout so that the daemon and stokenctl wait for each other instead
 // of failing, the schema versioned with PRAGMA user_version, the file created
 // with mode 0600 (its tokens let their holders deliver mail; SQLite gives the
-// -wal and -shm files the same mode).
+// -wal and -shm files the same mode), and a persistent WAL
+// (SQLITE_FCNTL_PERSIST_WAL): the -wal and -shm files stay when the last
+// connection closes, so that opening and reading the store later creates
+// nothing. Without it a daemon could not start on a full file system (the
+// default store lives in the spool folder): SQLite cannot create the -shm
+// file there, and the open fails. Writes still need space and fail (with
+// TokenStoreError) while the disk is full.
 //
 // Speed: verification asks revocation_mark() (temporary tokens) or
 // find_issued() (permanent tokens) for every token, so both answer from an

@@ -16,6 +16,7 @@
 #include "mta/routes.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
+#include "queue/free_space.h"
 #include "queue/queue_manager.h"
 #include "tokens/token_authority.h"
 
@@ -64,6 +65,9 @@ struct ServerContext {
   const RouteTable* routes = nullptr;  // which local domains have a mailstore route
   // Asks the next hop whether a recipient of a recipient_probe domain exists.
   RecipientVerifier* recipient_verifier = nullptr;
+  // Free space on the spool's file system, checked at MAIL (452 4.3.1 under
+  // the reserve); null: not checked.
+  queue::FreeSpaceMonitor* spool_space = nullptr;
 };
 
 }  // namespace stokend::server

@@ -366,6 +366,7 @@ void Session::command_mail(const Command& command) {
   bool utf8 = false;
   // DSN is offered after EHLO, to transactions that are queued.
   const bool dsn_offered = extended_ && !lmtp_ && !token_transaction;
+  std::uint64_t declared_size = 0;
   for (const auto& parameter : parsed.argument->parameters) {
     if (parameter.keyword == "SIZE") {
       auto size = parse_decimal(parameter.value);
@@ -374,6 +375,7 @@ void Session::command_mail(const Command& command) {
       if (*size > context_.config.limits.max_message_size) {
         return reply_error(552, "5.3.4", "Message size exceeds fixed limit");
       }
+      declared_size = *size;
     } else if (parameter.keyword == "BODY") {
       if (!iequals(parameter.value, "7BIT") && !iequals(parameter.value, "8BITMIME")) {
         return reply_error(501, "5.5.4", "Unsupported BODY type " + parameter.value);
@@ -421,6 +423,17 @@ void Session::command_mail(const Command& command) {
       return reply_error(553, "5.7.1",
                          "Sender address " + path.mailbox.to_string() +
                              " is not the address the token was issued to");
+    }
+  }
+  // A queued transaction needs room in the spool beyond the reserve
+  // (queue/free_space.h); RFC 1870 §6.1 and RFC 3463 4.3.1: a temporary
+  // refusal, the client retries later. Token transactions store nothing in
+  // the spool.
+  if (!token_transaction && context_.spool_space) {
+    if (const auto space = context_.spool_space->check(declared_size); !space.enough) {
+      spdlog::warn("session {}: MAIL refused: {} bytes free for the spool, reserve {}, size {}",
+                   session_id_, space.available, context_.spool_space->reserve(), declared_size);
+      return reply(452, "4.3.1", "Insufficient system storage");
     }
   }
   transaction_.active = true;
@@ -839,10 +852,16 @@ void Session::enqueue(std::string message_id, std::string message) {
         auto session = weak.lock();
         if (!result) {
           spdlog::error("message {}: cannot be queued: {}", message_id, result.error.message());
-          if (session) {
+          if (!session) return;
+          if (queue::is_out_of_space(result.error)) {
+            // RFC 3463 4.3.1 with RFC 5321 §4.2.2's 452: the spool is full;
+            // the next MAIL measures the free space afresh.
+            if (session->context_.spool_space) session->context_.spool_space->report_out_of_space();
+            session->reply(452, "4.3.1", "Insufficient system storage");
+          } else {
             session->reply(451, "4.3.0", "Temporary local problem, try again later");
-            session->resume_reading();
           }
+          session->resume_reading();
           return;
         }
         spdlog::info("message {} accepted as {}: session={} from=<{}> to={} size={} tls={} auth={}",

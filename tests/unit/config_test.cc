@@ -684,6 +684,44 @@ TEST_CASE("bad queue tuning values are reported at their place", "[config][queue
   CHECK(loaded.only_error() == expected);
 }
 
+TEST_CASE("queue.min_free_space: a size, 0 for none, by default 1.5 x the largest message",
+          "[config][queue]") {
+  const auto [text, expected] = GENERATE(table<std::string, std::size_t>({
+      // The default: 1.5 x 35M, over the 16M floor.
+      {"", std::size_t{35} * 1024 * 1024 * 3 / 2},
+      {"limits:\n  max_message_size: 100M\n", std::size_t{150} << 20},
+      // A small largest message: the floor.
+      {"limits:\n  max_message_size: 1M\n", std::size_t{16} << 20},
+      // Whichever section comes first.
+      {"queue:\n  jitter: 0.1\nlimits:\n  max_message_size: 20M\n", std::size_t{30} << 20},
+      {"queue:\n  min_free_space: 200M\n", std::size_t{200} << 20},
+      {"queue:\n  min_free_space: 64K\nlimits:\n  max_message_size: 100M\n", std::size_t{64} << 10},
+      {"queue:\n  min_free_space: 0\n", std::size_t{0}},
+  }));
+  const LoadedText loaded(minimal_config + text);
+  INFO(text << all_errors(loaded.result));
+  REQUIRE(loaded.result.config);
+  REQUIRE(loaded.result.config->queue.min_free_space.has_value());
+  CHECK(*loaded.result.config->queue.min_free_space == expected);
+  CHECK(queue::defaults::min_free_space(1) == queue::defaults::min_free_space_floor);
+}
+
+TEST_CASE("a bad queue.min_free_space is reported at its place", "[config][queue]") {
+  const auto [text, expected] = GENERATE(table<std::string, std::string>({
+      {"queue:\n  min_free_space: lots\n",
+       "5:19: queue.min_free_space: expected a size in bytes (a number, optionally with K, M or "
+       "G), got 'lots'"},
+      {"queue:\n  min_free_space: -1M\n",
+       "5:19: queue.min_free_space: expected a size in bytes (a number, optionally with K, M or "
+       "G), got '-1M'"},
+      {"queue:\n  min_free_space: [1M]\n",
+       "5:19: queue.min_free_space: expected a size in bytes (a number, optionally with K, M or "
+       "G), got a list"},
+  }));
+  const LoadedText loaded(minimal_config + text);
+  CHECK(loaded.only_error() == expected);
+}
+
 TEST_CASE("the fast_lane section loads, and has working defaults", "[config][fast_lane]") {
   const LoadedText defaults(minimal_config);
   REQUIRE(defaults.result.config);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mta/store/fake_mailstore.h"
+#include "tests/unit/small_file_system.h"
 #include "tests/unit/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
@@ -243,4 +244,31 @@ TEST_CASE("fake mailstore records deliveries and fails on request", "[maildir][f
   CHECK(deliveries[0].message == "c");
   CHECK(deliveries[0].recipient.chat_folder);
   CHECK(deliveries[0].delivery_id == delivered.delivery_id);
+}
+
+TEST_CASE("maildir: a delivery that fails for space leaves nothing and is temporary",
+          "[maildir][full_disk]") {
+  stokend::testing::SmallFileSystem disk(512);
+  if (!disk.mounted()) {
+    WARN("skipped: " << disk.why_not());
+    return;
+  }
+  const fs::path root = disk.path() / "mail";
+  MaildirStore store(root, "mx.example.org");
+  const fs::path maildir = root / "example.org" / "bob";
+  REQUIRE(store.deliver(bob(), sample_message).status == DeliveryResult::Status::delivered);
+  const std::vector<std::string> before = files_below(maildir);
+  REQUIRE(disk.fill());
+  const std::string large(64 * 1024, 'x');
+  const DeliveryResult failed = store.deliver(bob(), sample_message + large);
+  CHECK(failed.status == DeliveryResult::Status::temporary_failure);
+  CHECK(failed.detail.find("No space left on device") != std::string::npos);
+  // Not half-written: no partial file in new/ or cur/, none left in tmp/.
+  CHECK(files_below(maildir) == before);
+  CHECK(names_in(maildir / "tmp").empty());
+  // Once space returns, the retry delivers it.
+  disk.make_room();
+  const DeliveryResult retried = store.deliver(bob(), sample_message + large);
+  CHECK(retried.status == DeliveryResult::Status::delivered);
+  CHECK(names_in(maildir / "new").size() == 2);
 }

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/small_file_system.h"
 #include "tests/unit/temporary_directory.h"
 #include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"
@@ -84,6 +85,31 @@ TEST_CASE("a new store is a 0600 file in WAL mode, in a folder it creates",
   REQUIRE(fs::exists(wal));
   REQUIRE(::stat(wal.c_str(), &status) == 0);
   CHECK((status.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("the store opens and reads on a full file system: -wal and -shm persist",
+          "[tokens][sqlite_token_store][full_disk]") {
+  stokend::testing::SmallFileSystem disk(1024);
+  if (!disk.mounted()) {
+    WARN("skipped: " << disk.why_not());
+    return;
+  }
+  const fs::path file = disk.path() / "tokens.db";
+  {
+    SqliteTokenStore store(file);
+    store.add_issued(issued("t-a", "pair-1", now));
+  }
+  // Closed: the files SQLite needs to open the store again are still there.
+  CHECK(fs::exists(file.string() + "-wal"));
+  CHECK(fs::exists(file.string() + "-shm"));
+  REQUIRE(disk.fill());
+  {
+    SqliteTokenStore store(file);
+    CHECK(store.find_issued("t-a"));
+    disk.make_room();
+    store.add_issued(issued("t-b", "pair-2", now));
+    CHECK(store.find_issued("t-b"));
+  }
 }
 
 TEST_CASE("issued tokens are stored, found, listed and deleted by pair",
