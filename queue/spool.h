@@ -66,7 +66,12 @@
 // (version 1) records are still read where lengths lead, but never taken
 // from a scan (as before the key, what follows damage in such a segment is
 // then not applied). Whatever does not verify is never applied, and garbage
-// never crashes the daemon.
+// never crashes the daemon. What the key cannot tell apart: this spool's own
+// records sent back inside a message as raw 8-bit data (say, a quarantined
+// segment mailed unencoded) would verify if the record around them were
+// damaged; and a damaged removal of a message deleted by an administrator
+// (no final state before it) brings that message back to be delivered. Both
+// need damage in exactly that record, and neither loses anything.
 //
 // Forensics. A segment with damage in it (not a torn tail), or a foreign
 // header, has every record the queue still needs copied into a fresh

@@ -40,23 +40,10 @@ fs::path scratch_parent() {
   return fs::temp_directory_path();
 }
 
-class ScratchDirectory {
+// A scratch folder on the RAM file system where there is one.
+class ScratchDirectory : public TemporaryDirectory {
  public:
-  ScratchDirectory() {
-    std::string pattern = (scratch_parent() / "stokend-damage-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  ScratchDirectory() : TemporaryDirectory(scratch_parent()) {}
 };
 
 SpoolOptions options_for(const fs::path& directory, ManualEventLoop& loop) {

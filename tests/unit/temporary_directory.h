@@ -13,11 +13,13 @@
 
 namespace stokend::testing {
 
-// A fresh folder under the system temporary folder, removed with its contents.
+// A fresh folder under the system temporary folder (or under `parent`),
+// removed with its contents.
 class TemporaryDirectory {
  public:
-  TemporaryDirectory() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "stokend-test-XXXXXX").string();
+  TemporaryDirectory() : TemporaryDirectory(std::filesystem::temp_directory_path()) {}
+  explicit TemporaryDirectory(const std::filesystem::path& parent) {
+    std::string pattern = (parent / "stokend-test-XXXXXX").string();
     REQUIRE(::mkdtemp(pattern.data()) != nullptr);
     path_ = pattern;
   }
