@@ -272,9 +272,11 @@ int run_daemon(const Config& config) {
                      recovery.error_step, recovery.error.message());
     return 1;
   }
-  spdlog::info("spool {}: {} messages recovered ({} segments, {} torn tails, {} quarantined)",
-               config.spool_directory.string(), recovery.messages.size(), recovery.segments_read,
-               recovery.torn_tails_discarded, recovery.files_quarantined);
+  spdlog::info(
+      "spool {}: {} messages recovered ({} segments, {} torn tails, {} quarantined, {} lost to "
+      "damage)",
+      config.spool_directory.string(), recovery.messages.size(), recovery.segments_read,
+      recovery.torn_tails_discarded, recovery.files_quarantined, recovery.messages_lost);
   // Files a crash left in tmp/ (mta/store/maildir_cleanup.h): our own
   // unfinished deliveries at once, other files by age. On this thread, with
   // the spool ours and before the queue delivers anything; later daily, on a

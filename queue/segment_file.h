@@ -98,6 +98,8 @@ class SegmentAppender {
   std::error_code sync();
 
   std::uint64_t active_sequence() const { return active_sequence_; }
+  // The key for the records it writes from now on (null: version 1).
+  void set_key(const record::ChecksumKey* key) { key_ = key; }
   std::size_t data_sync_calls() const { return data_sync_calls_; }
 
  private:

@@ -81,7 +81,7 @@ void Spool::store(const QueuedMessage& message, Done done) {
     return;
   }
   auto encoded =
-      std::make_shared<record::EncodedRecord>(record::encode_message(message, &checksum_key_));
+      std::make_shared<record::EncodedRecord>(record::encode_message(message, write_key()));
   auto result = std::make_shared<SegmentAppender::Appended>();
   stores_in_flight_.insert(message.id);
   std::weak_ptr<char> alive = lifetime_;
@@ -112,7 +112,7 @@ void Spool::store(const QueuedMessage& message, Done done) {
 }
 
 void Spool::record_state(const std::string& id, const MessageState& state, Done done) {
-  append_message_record(id, record::encode_state(id, state, &checksum_key_), std::move(done),
+  append_message_record(id, record::encode_state(id, state, write_key()), std::move(done),
                         [this, id](IndexedMessage& indexed, const RecordLocation& location) {
                           add_reference(location, id);
                           if (indexed.state) drop_reference(*indexed.state, id);
@@ -121,7 +121,7 @@ void Spool::record_state(const std::string& id, const MessageState& state, Done 
 }
 
 void Spool::remove(const std::string& id, Done done) {
-  append_message_record(id, record::encode_removal(id, &checksum_key_), std::move(done),
+  append_message_record(id, record::encode_removal(id, write_key()), std::move(done),
                         [this, id](IndexedMessage&, const RecordLocation& location) {
                           make_tombstone(id, location);
                         });

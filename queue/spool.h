@@ -140,7 +140,10 @@
 // file exists after the first start and its PID is rewritten in place, and
 // the token store (tokens.db, by default in the spool folder) keeps its -wal
 // and -shm files (tokens/sqlite_token_store.h), so it opens without new
-// space too.
+// space too. A spool that has no checksum key yet (spool_key.h: its first
+// start, or the first start of a spool from before the key) and no room to
+// make one writes unkeyed version 1 records until a start with free space
+// makes the key; those records are read as such spools' records are.
 //
 // Contract: all public functions are called on the loop thread. store(),
 // record_state() and remove() are asynchronous: `done` runs later on the
@@ -367,6 +370,8 @@ class Spool {
 
   // Set by open() before the writer starts; read-only afterwards.
   record::ChecksumKey checksum_key_;
+  bool keyed_ = true;  // false: no key could be made (full file system), records are version 1
+  const record::ChecksumKey* write_key() const { return keyed_ ? &checksum_key_ : nullptr; }
 
   // Writer thread only (and open(), before the writer starts).
   SegmentAppender appender_;

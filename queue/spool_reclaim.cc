@@ -97,7 +97,7 @@ std::vector<Spool::Relocation> Spool::plan_relocations(std::uint64_t sequence,
     relocation.id = id;
     if (auto tombstone = tombstones_.find(id); tombstone != tombstones_.end()) {
       relocation.tombstone = true;
-      relocation.records.push_back(join_record(record::encode_removal(id, &checksum_key_)));
+      relocation.records.push_back(join_record(record::encode_removal(id, write_key())));
       plan.push_back(std::move(relocation));
       continue;
     }

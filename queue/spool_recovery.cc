@@ -64,11 +64,19 @@ RecoveryReport Spool::open() {
       segment_paths.push_back(segments_directory_ / segment_file_name(sequence));
     }
     SpoolKeyResult key = load_or_create_spool_key(options_.directory, segment_paths);
-    if (!key.key) {
+    if (!key.key && is_out_of_space(key.error)) {
+      // No key yet and no room to make one (spool.h, "Start on a full file
+      // system"): run with version 1 records until the next start makes it.
+      spdlog::warn("spool: {}: writing unkeyed records until a restart with free space",
+                   key.problem);
+      keyed_ = false;
+      appender_.set_key(nullptr);
+    } else if (!key.key) {
       spdlog::error("spool: {}", key.problem);
       return fail(key.error, key.problem);
+    } else {
+      checksum_key_ = *key.key;
     }
-    checksum_key_ = *key.key;
   }
 
   // Replay every segment in order.
