@@ -58,8 +58,17 @@ class FieldReader {
   std::uint16_t u16() { return static_cast<std::uint16_t>(little_endian(2)); }
   std::uint32_t u32() { return static_cast<std::uint32_t>(little_endian(4)); }
   std::uint64_t u64() { return little_endian(8); }
+  // A time out of TimePoint's range (about +-292 years in nanoseconds) makes
+  // the reader bad instead of overflowing: read_damaged_record() reads
+  // bytes that did not verify.
   TimePoint time() {
+    constexpr auto limit =
+        std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::duration::max());
     const auto milliseconds = static_cast<std::int64_t>(u64());
+    if (milliseconds > limit.count() || milliseconds < -limit.count()) {
+      good_ = false;
+      return {};
+    }
     return TimePoint(
         std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(milliseconds)));
   }
@@ -369,8 +378,8 @@ DamagedRecordContents read_damaged_record(std::string_view bytes) {
   if (!id) return contents;
   contents.id = std::move(*id);
   if (contents.type != RecordType::message) return contents;
-  reader.time();
-  reader.u8();  // flags
+  reader.u64();  // arrival: not shown, and unverified bytes need not be a valid time
+  reader.u8();   // flags
   contents.sender = bounded_string(longest_address);
   if (!contents.sender || !bounded_string(longest_address)) return contents;  // envelope id
   const std::uint32_t count = reader.u32();

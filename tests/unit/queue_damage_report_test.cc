@@ -116,6 +116,21 @@ TEST_CASE("damaged records: what is intact is read, unverified", "[queue]") {
   CHECK(contents.recipients == message.envelope.recipients);
   CHECK(contents.all_recipients_read);
 
+  // Damage in the arrival time, to a value no TimePoint holds: still read.
+  std::string bad_time = bytes;
+  const std::size_t arrival = record::header_size + 4 + message.id.size();
+  for (std::size_t i = 0; i < 8; ++i) bad_time[arrival + i] = '\x7f';
+  contents = record::read_damaged_record(bad_time);
+  CHECK(contents.sender == message.envelope.sender);
+  CHECK(contents.all_recipients_read);
+  // The strict decoder refuses such a time instead of overflowing.
+  const std::string_view payload = std::string_view(bad_time).substr(
+      record::header_size, bad_time.size() - record::framing_size);
+  CHECK_FALSE(record::decode_message(payload, true));
+  CHECK(record::decode_message(
+      std::string_view(bytes).substr(record::header_size, bytes.size() - record::framing_size),
+      true));
+
   // Cut inside the second recipient: the first is still named.
   const std::size_t carol = bytes.find("carol");
   contents = record::read_damaged_record(std::string_view(bytes).substr(0, carol + 2));
