@@ -30,6 +30,7 @@
 
 namespace {
 
+using namespace stokend;
 using namespace stokend::queue;
 using Seconds = std::chrono::duration<double>;
 

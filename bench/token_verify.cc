@@ -38,7 +38,7 @@
 #include <string>
 #include <vector>
 
-#include "tokens/base64.h"
+#include "common/base64.h"
 #include "tokens/mac.h"
 #include "tokens/pair_hash.h"
 #include "tokens/pair_hash_fast.h"
@@ -50,6 +50,7 @@
 
 namespace {
 
+using namespace stokend;
 using namespace stokend::tokens;
 using Seconds = std::chrono::duration<double>;
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <utility>
 
+#include "common/event_handles.h"
+
 namespace stokend::dns {
 namespace {
 

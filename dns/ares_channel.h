@@ -17,7 +17,8 @@
 #include <span>
 #include <string>
 
-#include "dns/library_handles.h"
+#include "common/event_handles.h"
+#include "dns/ares_handles.h"
 #include "dns/record_type.h"
 
 namespace stokend::dns {

@@ -13,9 +13,9 @@
 #include <span>
 #include <string>
 
+#include "common/deferred_calls.h"
 #include "dns/answer_cache.h"
 #include "dns/ares_channel.h"
-#include "dns/deferred_calls.h"
 #include "dns/resolver.h"
 
 namespace stokend::dns {

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "dns/deferred_calls.h"
+#include "common/deferred_calls.h"
 #include "dns/resolver.h"
 
 namespace stokend::dns {

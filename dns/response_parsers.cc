@@ -4,7 +4,7 @@
 
 #include <arpa/inet.h>
 
-#include "dns/library_handles.h"
+#include "dns/ares_handles.h"
 
 namespace stokend::dns {
 namespace {

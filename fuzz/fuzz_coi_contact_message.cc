@@ -25,6 +25,7 @@
 
 namespace {
 
+using namespace stokend;
 using namespace stokend::tokens;
 
 void require(bool condition) {

@@ -18,6 +18,7 @@
 
 namespace {
 
+using namespace stokend;
 using namespace stokend::queue;
 
 void require(bool condition) {

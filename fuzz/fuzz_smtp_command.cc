@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/ascii.h"
 #include "message/address.h"
 #include "mta/server/smtp_command.h"
 
@@ -101,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto mailbox = message::parse_mailbox(input, utf8);
     if (mailbox) {
       check_round_trip(*mailbox, utf8);
-      require(message::ascii_lowercase(mailbox->normalized()) == mailbox->normalized());
+      require(ascii_lowercase(mailbox->normalized()) == mailbox->normalized());
     }
   }
   return 0;

@@ -23,6 +23,7 @@
 
 namespace {
 
+using namespace stokend;
 using namespace stokend::tokens;
 
 constexpr std::int64_t max_token_time = 253402300799;

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/ascii.h"
+
 namespace stokend::message {
 namespace {
 
@@ -503,14 +505,6 @@ std::string relay_trick(const Path& path) {
   if (local_part.find('%') != std::string::npos) return "percent hack";
   if (local_part.find('!') != std::string::npos) return "bang path";
   return "";
-}
-
-std::string ascii_lowercase(std::string_view text) {
-  std::string lowered(text);
-  for (char& character : lowered) {
-    if (character >= 'A' && character <= 'Z') character = static_cast<char>(character - 'A' + 'a');
-  }
-  return lowered;
 }
 
 }  // namespace stokend::message

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/ascii.h"
+
 namespace stokend::message {
 
 struct Mailbox {
@@ -57,8 +59,5 @@ std::optional<Mailbox> parse_mailbox(std::string_view input, bool utf8 = true);
 // user@remote@local never gets here: parse_path refuses it ("unquoted '@' in
 // local part").
 std::string relay_trick(const Path& path);
-
-// ASCII-lowercases a string (UTF-8 bytes above 0x7f are left as they are).
-std::string ascii_lowercase(std::string_view text);
 
 }  // namespace stokend::message

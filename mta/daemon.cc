@@ -14,6 +14,8 @@
 #include <optional>
 #include <vector>
 
+#include "common/durable_file.h"
+#include "common/event_handles.h"
 #include "dns/ares_resolver.h"
 #include "mta/client/client_tls.h"
 #include "mta/client/connection_pool.h"
@@ -21,7 +23,6 @@
 #include "mta/client/remote_client.h"
 #include "mta/control/control_server.h"
 #include "mta/delivery_router.h"
-#include "mta/event_handles.h"
 #include "mta/recipient_probe.h"
 #include "mta/remote_delivery.h"
 #include "mta/server/listener.h"
@@ -34,7 +35,6 @@
 #include "mta/token_store_setup.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
-#include "queue/durable_file.h"
 #include "queue/free_space.h"
 #include "queue/libevent_loop.h"
 #include "queue/queue_manager.h"

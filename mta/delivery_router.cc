@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 
+#include "common/ascii.h"
 #include "message/address.h"
 #include "mta/dsn_forwarding.h"
 #include "mta/store/lmtp_store.h"
@@ -98,7 +99,7 @@ void DeliveryRouter::deliver(const queue::QueuedMessage& message,
   std::map<std::string, Group> groups;
   for (std::size_t i = 0; i < recipients.size(); ++i) {
     const std::string& address = recipients[i];
-    std::string domain = message::ascii_lowercase(address.substr(address.rfind('@') + 1));
+    std::string domain = ascii_lowercase(address.substr(address.rfind('@') + 1));
     Route route = routes_.route_for(domain, config_.is_local_domain(domain));
     std::string key = route.transport == Route::Transport::mx ? "mx:" + domain : route.to_string();
     // Domains that share a fixed next hop share a transaction only when
@@ -177,8 +178,8 @@ void DeliveryRouter::deliver_lmtp(const queue::QueuedMessage& message, std::shar
   std::vector<store::Recipient> mailboxes;
   for (const auto& address : group.addresses) {
     auto at = address.rfind('@');
-    mailboxes.push_back({message::ascii_lowercase(address.substr(0, at)),
-                         message::ascii_lowercase(address.substr(at + 1)), false});
+    mailboxes.push_back(
+        {ascii_lowercase(address.substr(0, at)), ascii_lowercase(address.substr(at + 1)), false});
   }
   store::LmtpStore lmtp(pool_, group.route.next_hop);
   lmtp.deliver(mailboxes, message.data, message.envelope.sender,
@@ -226,14 +227,14 @@ void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shar
         if (route.transport == Route::Transport::smtp) {
           // The next hop is an IP literal, which names nothing a certificate for
           // the domain's mail would carry: verify checks the recipient domain.
-          client::Destination next_hop = route.next_hop;
+          Destination next_hop = route.next_hop;
           apply_tls_policy(level, domain, next_hop);
           mx_.deliver_to(next_hop, std::move(envelope), std::move(data), std::move(finished),
                          std::move(tls_note));
         } else {
           client::TlsRequirement tls;
           if (level != TlsPolicyLevel::may) {
-            tls.policy = client::TlsPolicy::required;
+            tls.policy = TlsPolicy::required;
             tls.verify_certificate = level == TlsPolicyLevel::verify;
             tls.note = std::move(tls_note);
           }

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/ascii.h"
 #include "message/address.h"
 
 namespace stokend {
@@ -25,9 +26,8 @@ RecipientProbe::RecipientProbe(event_base* base, client::ConnectionPool& pool,
                                RecipientProbeSettings settings, Clock clock)
     : deferred_(base), pool_(pool), settings_(settings), clock_(std::move(clock)) {}
 
-void RecipientProbe::verify(const std::string& address, const client::Destination& next_hop,
-                            Done done) {
-  const std::string key = next_hop.key() + " " + message::ascii_lowercase(address);
+void RecipientProbe::verify(const std::string& address, const Destination& next_hop, Done done) {
+  const std::string key = next_hop.key() + " " + ascii_lowercase(address);
   if (auto cached = cache_.find(key); cached != cache_.end()) {
     if (cached->second.expires > clock_()) {
       return deferred_.post(
@@ -41,7 +41,7 @@ void RecipientProbe::verify(const std::string& address, const client::Destinatio
 }
 
 void RecipientProbe::probe(const std::string& key, const std::string& address,
-                           const client::Destination& next_hop) {
+                           const Destination& next_hop) {
   pool_.acquire(next_hop, [this, key, address, hop = next_hop.describe()](
                               std::shared_ptr<client::SmtpClient> connection,
                               std::optional<client::Failure> failure) {

@@ -25,9 +25,9 @@
 #include <string>
 #include <vector>
 
-#include "dns/deferred_calls.h"
+#include "common/deferred_calls.h"
+#include "common/destination.h"
 #include "mta/client/connection_pool.h"
-#include "mta/client/destination.h"
 
 namespace stokend {
 
@@ -42,8 +42,7 @@ class RecipientVerifier {
   using Done = std::function<void(RecipientCheck)>;
   virtual ~RecipientVerifier() = default;
   // next_hop: where the address's domain is relayed to.
-  virtual void verify(const std::string& address, const client::Destination& next_hop,
-                      Done done) = 0;
+  virtual void verify(const std::string& address, const Destination& next_hop, Done done) = 0;
 };
 
 struct RecipientProbeSettings {
@@ -59,7 +58,7 @@ class RecipientProbe final : public RecipientVerifier {
   RecipientProbe(event_base* base, client::ConnectionPool& pool, RecipientProbeSettings settings,
                  Clock clock = std::chrono::steady_clock::now);
 
-  void verify(const std::string& address, const client::Destination& next_hop, Done done) override;
+  void verify(const std::string& address, const Destination& next_hop, Done done) override;
 
   std::size_t cached() const { return cache_.size(); }
 
@@ -68,12 +67,11 @@ class RecipientProbe final : public RecipientVerifier {
     RecipientCheck check;
     std::chrono::steady_clock::time_point expires;
   };
-  void probe(const std::string& key, const std::string& address,
-             const client::Destination& next_hop);
+  void probe(const std::string& key, const std::string& address, const Destination& next_hop);
   void settle(const std::string& key, RecipientCheck check);
   void make_room();
 
-  dns::DeferredCalls deferred_;
+  DeferredCalls deferred_;
   client::ConnectionPool& pool_;
   RecipientProbeSettings settings_;
   Clock clock_;

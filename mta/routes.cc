@@ -5,15 +5,15 @@
 
 #include <charconv>
 
+#include "common/ascii.h"
 #include "message/address.h"
 
 namespace stokend {
 namespace {
 
 // "[host]:port" with an IPv4 or IPv6 literal.
-std::optional<client::Destination> parse_bracketed_next_hop(client::Protocol protocol,
-                                                            std::string_view text,
-                                                            std::string& error) {
+std::optional<Destination> parse_bracketed_next_hop(Protocol protocol, std::string_view text,
+                                                    std::string& error) {
   auto close = text.find(']');
   if (text.empty() || text.front() != '[' || close == std::string_view::npos ||
       close + 1 >= text.size() || text[close + 1] != ':') {
@@ -36,7 +36,7 @@ std::optional<client::Destination> parse_bracketed_next_hop(client::Protocol pro
     error = "port must be 1-65535, got '" + std::string(port_text) + "'";
     return std::nullopt;
   }
-  return client::Destination::tcp(protocol, std::move(host), static_cast<std::uint16_t>(port));
+  return Destination::tcp(protocol, std::move(host), static_cast<std::uint16_t>(port));
 }
 
 }  // namespace
@@ -71,20 +71,20 @@ std::optional<Route> parse_route(std::string_view text, std::string& error) {
       return std::nullopt;
     }
     route.transport = Route::Transport::lmtp;
-    route.next_hop = client::Destination::unix_socket(client::Protocol::lmtp, std::string(path));
-    route.next_hop.tls_policy = client::TlsPolicy::never;
+    route.next_hop = Destination::unix_socket(Protocol::lmtp, std::string(path));
+    route.next_hop.tls_policy = TlsPolicy::never;
     return route;
   }
   bool lmtp = text.starts_with("lmtp:");
   if (lmtp || text.starts_with("smtp:")) {
-    auto next_hop = parse_bracketed_next_hop(lmtp ? client::Protocol::lmtp : client::Protocol::smtp,
-                                             text.substr(5), error);
+    auto next_hop =
+        parse_bracketed_next_hop(lmtp ? Protocol::lmtp : Protocol::smtp, text.substr(5), error);
     if (!next_hop) return std::nullopt;
     route.transport = lmtp ? Route::Transport::lmtp : Route::Transport::smtp;
     route.next_hop = std::move(*next_hop);
     // A mailstore on a private link is not worth a handshake; an SMTP next
     // hop gets STARTTLS when it offers it.
-    route.next_hop.tls_policy = lmtp ? client::TlsPolicy::never : client::TlsPolicy::opportunistic;
+    route.next_hop.tls_policy = lmtp ? TlsPolicy::never : TlsPolicy::opportunistic;
     return route;
   }
   error = "unknown route '" + std::string(text) +
@@ -93,7 +93,7 @@ std::optional<Route> parse_route(std::string_view text, std::string& error) {
 }
 
 Route RouteTable::route_for(std::string_view domain, bool local) const {
-  if (auto found = routes_.find(message::ascii_lowercase(domain)); found != routes_.end()) {
+  if (auto found = routes_.find(ascii_lowercase(domain)); found != routes_.end()) {
     return found->second;
   }
   Route route;

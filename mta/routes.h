@@ -17,14 +17,14 @@
 #include <string>
 #include <string_view>
 
-#include "mta/client/destination.h"
+#include "common/destination.h"
 
 namespace stokend {
 
 struct Route {
   enum class Transport { maildir, lmtp, smtp, mx };
   Transport transport = Transport::mx;
-  client::Destination next_hop;  // for lmtp and smtp
+  Destination next_hop;  // for lmtp and smtp
 
   std::string to_string() const;
 };

@@ -1,6 +1,7 @@
 // See tls_policies.h.
 #include "mta/tls_policies.h"
 
+#include "common/ascii.h"
 #include "message/address.h"
 #include "mta/defaults.h"
 
@@ -26,7 +27,7 @@ std::string_view to_string(TlsPolicyLevel level) {
 }
 
 TlsPolicyLevel TlsPolicyTable::policy_for(std::string_view domain) const {
-  if (auto found = policies_.find(message::ascii_lowercase(domain)); found != policies_.end()) {
+  if (auto found = policies_.find(ascii_lowercase(domain)); found != policies_.end()) {
     return found->second;
   }
   if (auto fallback = policies_.find("*"); fallback != policies_.end()) return fallback->second;
@@ -34,9 +35,9 @@ TlsPolicyLevel TlsPolicyTable::policy_for(std::string_view domain) const {
 }
 
 void apply_tls_policy(TlsPolicyLevel level, const std::string& name_to_verify,
-                      client::Destination& destination) {
+                      Destination& destination) {
   if (level == TlsPolicyLevel::may) return;
-  destination.tls_policy = client::TlsPolicy::required;
+  destination.tls_policy = TlsPolicy::required;
   if (level == TlsPolicyLevel::verify) {
     destination.verify_certificate = true;
     destination.tls_server_name = name_to_verify;

@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "mta/client/destination.h"
+#include "common/destination.h"
 
 namespace stokend {
 
@@ -60,6 +60,6 @@ class TlsPolicyTable {
 // must carry under verify (the MX host name, or the recipient domain for a
 // fixed next hop); it is also sent as SNI.
 void apply_tls_policy(TlsPolicyLevel level, const std::string& name_to_verify,
-                      client::Destination& destination);
+                      Destination& destination);
 
 }  // namespace stokend

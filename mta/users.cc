@@ -20,7 +20,8 @@
 #include <stdexcept>
 #include <utility>
 
-#include "queue/durable_file.h"
+#include "common/ascii.h"
+#include "common/durable_file.h"
 
 namespace stokend {
 namespace {
@@ -31,14 +32,6 @@ constexpr std::string_view coi_filter_setting = "coi_filter";
 constexpr std::string_view file_header =
     "# stokend users, one per line: address:password-hash[:setting=value,...]\n"
     "# Managed with stokenctl; comments added here are not kept.\n";
-
-std::string to_lower(std::string_view text) {
-  std::string lowered(text);
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  });
-  return lowered;
-}
 
 // Why address cannot be a user's address, or nullopt when it can. The file
 // format needs no ':' (field separator), no whitespace or control characters
@@ -89,7 +82,7 @@ std::optional<std::string> parse_line(std::string_view line, User& user) {
   if (const auto problem = address_problem(address)) {
     return "invalid address '" + std::string(address) + "': " + *problem;
   }
-  user.address = to_lower(address);
+  user.address = ascii_lowercase(address);
 
   std::string_view rest = line.substr(address_end + 1);
   const std::size_t hash_end = rest.find(':');
@@ -235,7 +228,7 @@ bool UserDirectory::refresh_if_changed() {
 }
 
 const User* UserDirectory::find(std::string_view address) const {
-  const auto user = users_.find(to_lower(address));
+  const auto user = users_.find(ascii_lowercase(address));
   return user == users_.end() ? nullptr : &user->second;
 }
 
@@ -250,7 +243,7 @@ std::optional<std::string> UserDirectory::add(std::string_view address, std::str
   if (const auto problem = address_problem(address)) {
     return "invalid address '" + std::string(address) + "': " + *problem;
   }
-  const std::string key = to_lower(address);
+  const std::string key = ascii_lowercase(address);
   if (users_.contains(key)) return "user " + key + " already exists";
   if (password.empty()) return "the password is empty";
 
@@ -269,8 +262,8 @@ std::optional<std::string> UserDirectory::add(std::string_view address, std::str
 }
 
 std::optional<std::string> UserDirectory::remove(std::string_view address) {
-  const auto user = users_.find(to_lower(address));
-  if (user == users_.end()) return "no such user " + to_lower(address);
+  const auto user = users_.find(ascii_lowercase(address));
+  if (user == users_.end()) return "no such user " + ascii_lowercase(address);
   User removed = std::move(user->second);
   users_.erase(user);
   if (auto error = save()) {
@@ -282,8 +275,8 @@ std::optional<std::string> UserDirectory::remove(std::string_view address) {
 
 std::optional<std::string> UserDirectory::set_coi_filter(std::string_view address,
                                                          CoiFilter filter) {
-  const auto user = users_.find(to_lower(address));
-  if (user == users_.end()) return "no such user " + to_lower(address);
+  const auto user = users_.find(ascii_lowercase(address));
+  if (user == users_.end()) return "no such user " + ascii_lowercase(address);
   const CoiFilter previous = user->second.coi_filter;
   user->second.coi_filter = filter;
   if (auto error = save()) {

@@ -23,7 +23,7 @@
 #include <system_error>
 #include <vector>
 
-#include "queue/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace stokend {
 

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "mta/event_handles.h"
+#include "common/event_handles.h"
 
 namespace stokend {
 

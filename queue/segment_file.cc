@@ -9,7 +9,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "queue/durable_file.h"
+#include "common/durable_file.h"
 #include "queue/free_space.h"
 #include "queue/queue_defaults.h"
 

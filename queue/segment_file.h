@@ -35,9 +35,9 @@
 #include <system_error>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "queue/queued_message.h"
 #include "queue/record_format.h"
-#include "queue/unique_fd.h"
 
 namespace stokend::queue {
 

@@ -7,7 +7,7 @@
 
 #include <cstdio>
 
-#include "queue/durable_file.h"
+#include "common/durable_file.h"
 #include "queue/record_format.h"
 #include "queue/spool_forensics.h"
 #include "queue/spool_helpers.h"

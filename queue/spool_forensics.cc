@@ -5,7 +5,7 @@
 #include <fstream>
 #include <set>
 
-#include "queue/durable_file.h"
+#include "common/durable_file.h"
 #include "queue/record_format.h"
 
 namespace stokend::queue {

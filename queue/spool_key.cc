@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <string_view>
 
-#include "queue/durable_file.h"
-#include "queue/unique_fd.h"
+#include "common/durable_file.h"
+#include "common/unique_fd.h"
 
 namespace stokend::queue {
 namespace {

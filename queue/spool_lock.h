@@ -30,7 +30,7 @@
 #include <filesystem>
 #include <string>
 
-#include "queue/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace stokend::queue {
 

@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "queue/durable_file.h"
+#include "common/durable_file.h"
 #include "queue/free_space.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/ascii.h"
 #include "message/address.h"
 #include "message/headers.h"
 #include "message/received.h"
@@ -53,7 +54,7 @@ std::string_view trim(std::string_view text) {
 }
 
 bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && message::ascii_lowercase(a) == message::ascii_lowercase(b);
+  return a.size() == b.size() && ascii_lowercase(a) == ascii_lowercase(b);
 }
 
 template <typename Items, typename Item>
@@ -259,7 +260,7 @@ ContactParseResult parse_contact_message(std::string_view message) {
   ContactMessage contact;
   for (const message::HeaderField& field : fields) {
     if (same_name(field.name, coi_from_hash_field)) {
-      std::string value = message::ascii_lowercase(trim(field.value));
+      std::string value = ascii_lowercase(trim(field.value));
       if (value.size() != 64 || !is_lower_hex(value)) {
         contact.problems.push_back("COI-From-Hash " + quoted(field.value) +
                                    " is not 64 hexadecimal digits (SHA3-256)");

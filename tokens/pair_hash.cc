@@ -7,14 +7,14 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/ascii.h"
+#include "common/base64.h"
 #include "message/address.h"
 #include "tokens/pair_hash_fast.h"
 
 namespace stokend::tokens {
 
-std::string normalize_address(std::string_view address) {
-  return message::ascii_lowercase(address);
-}
+std::string normalize_address(std::string_view address) { return ascii_lowercase(address); }
 
 Sha3Digest sha3_256(std::string_view data) {
   Sha3Digest digest{};
@@ -34,12 +34,7 @@ Sha3Digest pair_hash(std::string_view remote_address, std::string_view local_add
 Sha3Digest coi_from_hash(std::string_view address) { return sha3_256(normalize_address(address)); }
 
 std::string base64_unpadded(const Sha3Digest& digest) {
-  std::string encoded(
-      sodium_base64_encoded_len(digest.size(), sodium_base64_VARIANT_ORIGINAL_NO_PADDING), '\0');
-  sodium_bin2base64(encoded.data(), encoded.size(), digest.data(), digest.size(),
-                    sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
-  encoded.resize(encoded.size() - 1);
-  return encoded;
+  return encode_base64(digest, Base64Padding::forbidden);
 }
 
 }  // namespace stokend::tokens

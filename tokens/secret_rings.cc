@@ -22,9 +22,9 @@
 #include <filesystem>
 #include <map>
 
-#include "queue/durable_file.h"
-#include "queue/unique_fd.h"
-#include "tokens/base64.h"
+#include "common/base64.h"
+#include "common/durable_file.h"
+#include "common/unique_fd.h"
 #include "tokens/pair_hash.h"
 
 namespace stokend::tokens {

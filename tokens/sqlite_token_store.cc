@@ -16,8 +16,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "queue/durable_file.h"
-#include "queue/unique_fd.h"
+#include "common/durable_file.h"
+#include "common/unique_fd.h"
 #include "tokens/pair_hash.h"
 
 namespace stokend::tokens {

@@ -11,7 +11,7 @@
 #include <atomic>
 #include <vector>
 
-#include "tokens/base64.h"
+#include "common/base64.h"
 #include "tokens/mac.h"
 #include "tokens/pair_hash.h"
 #include "tokens/pair_hash_fast.h"

@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "tokens/base64.h"
+#include "common/base64.h"
 #include "tokens/token_scan.h"
 
 namespace stokend::tokens {

@@ -3,25 +3,15 @@
 
 #include <charconv>
 
+#include "common/ascii.h"
+
 namespace stokend::client {
-namespace {
-
-std::string uppercase(std::string_view text) {
-  std::string upper(text);
-  for (char& c : upper) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  }
-  return upper;
-}
-
-}  // namespace
-
 bool Capabilities::has(std::string_view keyword) const {
-  return keywords.find(uppercase(keyword)) != keywords.end();
+  return keywords.find(ascii_uppercase(keyword)) != keywords.end();
 }
 
 std::optional<std::string> Capabilities::parameters(std::string_view keyword) const {
-  auto found = keywords.find(uppercase(keyword));
+  auto found = keywords.find(ascii_uppercase(keyword));
   if (found == keywords.end()) return std::nullopt;
   return found->second;
 }
@@ -32,7 +22,7 @@ Capabilities Capabilities::from_hello_reply(const Reply& reply) {
     std::string_view line = reply.lines[i];
     // RFC 5321 §4.1.1.1: ehlo-line = ehlo-keyword *( SP ehlo-param )
     auto space = line.find(' ');
-    std::string keyword = uppercase(line.substr(0, space));
+    std::string keyword = ascii_uppercase(line.substr(0, space));
     std::string parameters =
         space == std::string_view::npos ? std::string{} : std::string(line.substr(space + 1));
     if (keyword.empty()) continue;

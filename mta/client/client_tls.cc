@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <openssl/x509v3.h>
 
+#include "common/openssl_text.h"
 #include "mta/server/tls_context.h"
 
 namespace stokend::client {
@@ -20,7 +21,7 @@ bool is_ip_literal(const std::string& name) {
 SslContextPtr make_client_tls_context(const ClientTlsOptions& options, std::string& error) {
   SslContextPtr context(SSL_CTX_new(TLS_client_method()));
   if (!context) {
-    error = "cannot create client TLS context: " + server::openssl_errors();
+    error = "cannot create client TLS context: " + openssl_errors();
     return nullptr;
   }
   // RFC 8996 retires TLS 1.0 and 1.1.
@@ -32,11 +33,11 @@ SslContextPtr make_client_tls_context(const ClientTlsOptions& options, std::stri
                                       SSL_MODE_RELEASE_BUFFERS);
   if (!options.ca_file.empty() &&
       SSL_CTX_load_verify_locations(context.get(), options.ca_file.c_str(), nullptr) != 1) {
-    error = options.ca_file + ": cannot load CA certificates: " + server::openssl_errors();
+    error = options.ca_file + ": cannot load CA certificates: " + openssl_errors();
     return nullptr;
   }
   if (options.use_system_store && SSL_CTX_set_default_verify_paths(context.get()) != 1) {
-    error = "cannot load the system CA store: " + server::openssl_errors();
+    error = "cannot load the system CA store: " + openssl_errors();
     return nullptr;
   }
   return context;
@@ -46,12 +47,12 @@ SslPtr new_client_tls(SSL_CTX* context, const std::string& server_name, bool ver
                       std::string& error) {
   SslPtr ssl(SSL_new(context));
   if (!ssl) {
-    error = "cannot create TLS state: " + server::openssl_errors();
+    error = "cannot create TLS state: " + openssl_errors();
     return nullptr;
   }
   if (!server_name.empty() && !is_ip_literal(server_name) &&
       SSL_set_tlsext_host_name(ssl.get(), server_name.c_str()) != 1) {
-    error = "cannot set TLS server name: " + server::openssl_errors();
+    error = "cannot set TLS server name: " + openssl_errors();
     return nullptr;
   }
   if (verify) {
@@ -65,7 +66,7 @@ SslPtr new_client_tls(SSL_CTX* context, const std::string& server_name, bool ver
                   ? X509_VERIFY_PARAM_set1_ip_asc(parameters, server_name.c_str())
                   : X509_VERIFY_PARAM_set1_host(parameters, server_name.c_str(), 0);
     if (set != 1) {
-      error = "cannot set the name to verify: " + server::openssl_errors();
+      error = "cannot set the name to verify: " + openssl_errors();
       return nullptr;
     }
     // The handshake fails when the chain or the name does not verify.

@@ -11,7 +11,7 @@
 
 #include <string>
 
-#include "mta/event_handles.h"
+#include "common/event_handles.h"
 
 namespace stokend::client {
 

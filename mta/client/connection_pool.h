@@ -27,10 +27,11 @@
 #include <optional>
 #include <string>
 
+#include "common/deferred_calls.h"
+#include "common/destination.h"
+#include "common/timer.h"
 #include "mta/client/client_settings.h"
-#include "mta/client/destination.h"
 #include "mta/client/smtp_client.h"
-#include "mta/client/timer.h"
 
 namespace stokend::client {
 

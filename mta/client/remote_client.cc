@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "common/base64.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
 #include "mta/server/sasl.h"
@@ -50,7 +51,7 @@ std::string auth_stoken_line(const FastLaneRecipient& recipient) {
   std::string response = recipient.address;
   response.push_back('\0');
   response += recipient.token;
-  return "AUTH STOKEN " + server::encode_base64(response);
+  return "AUTH STOKEN " + encode_base64(response);
 }
 
 bool is_token_refusal(int code, const std::string& enhanced_code) {

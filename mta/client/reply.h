@@ -52,8 +52,4 @@ class ReplyParser {
   std::string error_;
 };
 
-// Splits "2.1.5 text" into the enhanced code and the rest when the code's
-// class is the first digit of reply_code. Returns the code or empty.
-std::string take_enhanced_code(int reply_code, std::string& text);
-
 }  // namespace stokend::client

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/openssl_text.h"
 #include "mta/client/client_tls.h"
 #include "mta/server/tls_context.h"
 
@@ -102,7 +103,7 @@ bool SmtpClient::is_idle() const {
 }
 
 std::string SmtpClient::tls_description() const {
-  return tls_active_ ? server::describe_tls(tls_) : std::string{};
+  return tls_active_ ? describe_tls(tls_) : std::string{};
 }
 
 // ---- connection --------------------------------------------------------
@@ -206,7 +207,7 @@ void SmtpClient::on_event(bufferevent*, short events, void* self) {
                                       " failed: " + evutil_socket_error_to_string(error_number)});
   }
   if (client->phase_ == Phase::tls_handshake) {
-    std::string why = server::openssl_errors();
+    std::string why = openssl_errors();
     if (client->tls_) {
       std::string certificate = certificate_problem(client->tls_);
       if (!certificate.empty()) why = "certificate verification failed: " + certificate;
@@ -234,7 +235,7 @@ void SmtpClient::on_event(bufferevent*, short events, void* self) {
   // Errors inside TLS leave errno alone and say why in OpenSSL's queue.
   std::string why = error_number != 0 || !client->tls_active_
                         ? evutil_socket_error_to_string(error_number)
-                        : server::openssl_errors();
+                        : openssl_errors();
   client->fail({"4.4.2", "connection to " + peer + " failed (" + waiting_for + "): " + why});
 }
 
@@ -437,7 +438,7 @@ void SmtpClient::tls_established() {
   deadline_.cancel();
   tls_active_ = true;
   phase_ = Phase::setting_up;
-  spdlog::debug("client {}: TLS established: {}", peer_, server::describe_tls(tls_));
+  spdlog::debug("client {}: TLS established: {}", peer_, describe_tls(tls_));
   if (!greeted_) return expect_greeting();  // implicit TLS
   // RFC 3207 §4.2: forget what the server said in plaintext and ask again.
   capabilities_ = Capabilities{};

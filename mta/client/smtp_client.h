@@ -36,15 +36,16 @@
 #include <string>
 #include <vector>
 
+#include "common/deferred_calls.h"
+#include "common/destination.h"
+#include "common/event_handles.h"
+#include "common/timer.h"
+#include "common/unique_fd.h"
 #include "mta/client/capabilities.h"
 #include "mta/client/client_settings.h"
-#include "mta/client/destination.h"
 #include "mta/client/dot_stuffer.h"
 #include "mta/client/reply.h"
-#include "mta/client/timer.h"
 #include "mta/client/transaction.h"
-#include "mta/event_handles.h"
-#include "queue/unique_fd.h"
 
 namespace stokend::client {
 

@@ -22,11 +22,11 @@
 #include <memory>
 #include <string>
 
+#include "common/event_handles.h"
+#include "common/unique_fd.h"
 #include "mta/control/control_protocol.h"
 #include "mta/control/queue_commands.h"
-#include "mta/event_handles.h"
 #include "queue/queue_manager.h"
-#include "queue/unique_fd.h"
 
 namespace stokend::control {
 

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <utility>
 
+#include "common/ascii.h"
+
 namespace stokend::control {
 namespace {
 
@@ -24,16 +26,9 @@ constexpr std::array<CommandWord, 6> command_words = {{
     {Command::remove, "DELETE", CommandWord::Id::required},
 }};
 
-bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::toupper(static_cast<unsigned char>(x)) ==
-           std::toupper(static_cast<unsigned char>(y));
-  });
-}
-
 const CommandWord* find_command(std::string_view word) {
   for (const CommandWord& candidate : command_words) {
-    if (equal_ignoring_case(candidate.word, word)) return &candidate;
+    if (equals_ignoring_case(candidate.word, word)) return &candidate;
   }
   return nullptr;
 }

@@ -19,11 +19,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/event_handles.h"
+#include "common/unique_fd.h"
 #include "mta/control/control_connection.h"
 #include "mta/control/control_socket.h"
-#include "mta/event_handles.h"
 #include "queue/queue_manager.h"
-#include "queue/unique_fd.h"
 
 namespace stokend::control {
 

@@ -17,7 +17,7 @@
 #include <optional>
 #include <string>
 
-#include "queue/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace stokend::control {
 

@@ -4,18 +4,13 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/ascii.h"
 #include "message/xtext.h"
 
 namespace stokend::server {
 namespace {
 
 Reply syntax_error(std::string text) { return Reply{501, "5.5.4", std::move(text)}; }
-
-std::string uppercase(std::string_view text) {
-  std::string upper(text);
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return upper;
-}
 
 // RFC 5322 atext, the characters of an atom (addr-type, RFC 3461 §4.2).
 bool is_atext(unsigned char c) {
@@ -37,7 +32,7 @@ std::optional<std::uint8_t> parse_notify(std::string_view value) {
   std::size_t position = 0;
   while (true) {
     const std::size_t comma = value.find(',', position);
-    const std::string item = uppercase(value.substr(position, comma - position));
+    const std::string item = ascii_uppercase(value.substr(position, comma - position));
     std::uint8_t bit = 0;
     if (item == "NEVER") {
       bit = queue::notify::never;
@@ -77,7 +72,7 @@ MailDsnResult parse_mail_dsn(const std::vector<EsmtpParameter>& parameters) {
   }
   for (const EsmtpParameter& parameter : parameters) {
     if (parameter.keyword == "RET") {
-      const std::string value = uppercase(parameter.value);
+      const std::string value = ascii_uppercase(parameter.value);
       if (value == "FULL") {
         dsn.ret = queue::DsnReturn::full;
       } else if (value == "HDRS") {
@@ -129,8 +124,7 @@ RcptDsnResult parse_rcpt_dsn(const std::vector<EsmtpParameter>& parameters, bool
         return {std::nullopt, syntax_error("Syntax: ORCPT=addr-type;xtext")};
       }
       const std::string_view address = value.substr(semicolon + 1);
-      std::string lower_type(type);
-      for (char& c : lower_type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string lower_type = ascii_lowercase(type);
       std::optional<std::string> decoded = lower_type == "utf-8"
                                                ? message::decode_utf8_address_xtext(address, utf8)
                                                : message::decode_xtext(address);

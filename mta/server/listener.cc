@@ -9,8 +9,8 @@
 
 #include <cstring>
 
+#include "common/unique_fd.h"
 #include "mta/server/session.h"
-#include "queue/unique_fd.h"
 
 namespace stokend::server {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <string>
 
+#include "common/event_handles.h"
 #include "mta/config.h"
-#include "mta/event_handles.h"
 #include "mta/server/server_context.h"
 
 namespace stokend::server {

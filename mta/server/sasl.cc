@@ -1,35 +1,11 @@
 // See sasl.h.
 #include "mta/server/sasl.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 
+#include "common/base64.h"
+
 namespace stokend::server {
-
-std::optional<std::string> decode_base64(std::string_view text) {
-  if (text.empty()) return std::string{};
-  std::string decoded(text.size() / 4 * 3 + 3, '\0');
-  std::size_t decoded_length = 0;
-  const char* end = nullptr;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(decoded.data()), decoded.size(),
-                        text.data(), text.size(), nullptr, &decoded_length, &end,
-                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
-      end != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  decoded.resize(decoded_length);
-  return decoded;
-}
-
-std::string encode_base64(std::string_view data) {
-  std::string encoded(sodium_base64_encoded_len(data.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-  sodium_bin2base64(encoded.data(), encoded.size(),
-                    reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-                    sodium_base64_VARIANT_ORIGINAL);
-  encoded.resize(encoded.size() - 1);  // the terminating NUL
-  return encoded;
-}
 
 std::optional<PlainCredentials> decode_plain(std::string_view base64) {
   if (base64 == "=") return std::nullopt;

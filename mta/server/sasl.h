@@ -3,7 +3,7 @@
 // AUTH command (RFC 4954).
 //
 // Contract: pure functions, no I/O. Base64 must be strict RFC 4648 with
-// padding; anything else is a decoding error.
+// padding (common/base64.h); anything else is a decoding error.
 #pragma once
 
 #include <optional>
@@ -11,9 +11,6 @@
 #include <string_view>
 
 namespace stokend::server {
-
-std::optional<std::string> decode_base64(std::string_view text);
-std::string encode_base64(std::string_view data);
 
 struct PlainCredentials {
   std::string authorization_identity;   // empty, or must equal the login

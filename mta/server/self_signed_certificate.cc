@@ -23,9 +23,10 @@
 #include <system_error>
 #include <utility>
 
-#include "mta/event_handles.h"
+#include "common/durable_file.h"
+#include "common/event_handles.h"
+#include "common/openssl_text.h"
 #include "mta/server/tls_context.h"
-#include "queue/durable_file.h"
 
 namespace stokend::server {
 namespace {

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/ascii.h"
+#include "common/base64.h"
+#include "common/openssl_text.h"
 #include "message/headers.h"
 #include "message/received.h"
 #include "mta/defaults.h"
@@ -528,10 +531,11 @@ void Session::verify_recipient_at_next_hop(const message::Mailbox& mailbox,
   std::string address = mailbox.to_string();
   wait_for_work();
   std::weak_ptr<Session> weak = weak_from_this();
-  context_.recipient_verifier->verify(
-      address, route.next_hop, [weak, address, shown, dsn](RecipientCheck check) {
-        if (auto session = weak.lock()) session->recipient_verified(address, shown, check, dsn);
-      });
+  context_.recipient_verifier->verify(address, route.next_hop,
+                                      [weak, address, shown, dsn](RecipientCheck check) {
+                                        if (auto session = weak.lock())
+                                          session->recipient_verified(address, shown, check, dsn);
+                                      });
 }
 
 void Session::recipient_verified(const std::string& address, const std::string& shown,
@@ -730,8 +734,8 @@ void Session::auth_continue(const std::string& line) {
     auto credentials = decode_plain(line);
     if (!credentials) return reply_error(501, "5.5.2", "Invalid PLAIN response");
     if (!credentials->authorization_identity.empty() &&
-        message::ascii_lowercase(credentials->authorization_identity) !=
-            message::ascii_lowercase(credentials->authentication_identity)) {
+        ascii_lowercase(credentials->authorization_identity) !=
+            ascii_lowercase(credentials->authentication_identity)) {
       // Acting as another user is not something we offer.
       wait_for_work();
       return auth_finished(false, credentials->authentication_identity);
@@ -758,7 +762,7 @@ void Session::auth_verify(std::string login, std::string password) {
   // not reveal which addresses exist.
   std::string hash = user ? user->password_hash : context_.dummy_password_hash;
   bool known = user != nullptr;
-  std::string address = user ? user->address : message::ascii_lowercase(login);
+  std::string address = user ? user->address : ascii_lowercase(login);
   wait_for_work();
   std::weak_ptr<Session> weak = weak_from_this();
   context_.workers.submit(

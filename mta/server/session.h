@@ -32,8 +32,9 @@
 #include <string>
 #include <vector>
 
+#include "common/event_handles.h"
+#include "common/unique_fd.h"
 #include "message/address.h"
-#include "mta/event_handles.h"
 #include "mta/server/data_reader.h"
 #include "mta/server/dsn_parameters.h"
 #include "mta/server/line_reader.h"
@@ -41,7 +42,6 @@
 #include "mta/server/smtp_command.h"
 #include "mta/server/token_commands.h"
 #include "mta/server/token_delivery.h"
-#include "queue/unique_fd.h"
 
 namespace stokend::server {
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/ascii.h"
 #include "message/headers.h"
 #include "mta/server/session.h"
 #include "mta/server/token_commands.h"
@@ -108,7 +109,7 @@ void Session::token_recipient(const message::Path& path,
   context_.users.refresh_if_changed();
   const User* user = context_.users.find(recipient);
   if (!user) return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
-  Route route = context_.routes->route_for(message::ascii_lowercase(mailbox.domain), true);
+  Route route = context_.routes->route_for(ascii_lowercase(mailbox.domain), true);
   if (route.transport != Route::Transport::maildir && route.transport != Route::Transport::lmtp) {
     // The domain is relayed to another MX: nothing here can deliver it
     // synchronously. 4xx: the Remote Client falls back and keeps its token.

@@ -8,36 +8,10 @@
 
 #include <array>
 
+#include "common/ascii.h"
+
 namespace stokend::server {
 namespace {
-
-unsigned char to_upper(unsigned char byte) {
-  return byte >= 'a' && byte <= 'z' ? static_cast<unsigned char>(byte - 'a' + 'A') : byte;
-}
-
-bool equals_ignoring_case(std::string_view left, std::string_view right) {
-  if (left.size() != right.size()) return false;
-  for (std::size_t index = 0; index < left.size(); ++index) {
-    if (to_upper(static_cast<unsigned char>(left[index])) !=
-        to_upper(static_cast<unsigned char>(right[index]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() &&
-         equals_ignoring_case(text.substr(0, prefix.size()), prefix);
-}
-
-std::string uppercase(std::string_view text) {
-  std::string result(text);
-  for (char& character : result) {
-    character = static_cast<char>(to_upper(static_cast<unsigned char>(character)));
-  }
-  return result;
-}
 
 bool is_alpha_or_digit(unsigned char byte) {
   return (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') ||
@@ -140,7 +114,7 @@ std::string parse_parameters(std::string_view text, std::vector<EsmtpParameter>&
     EsmtpParameter parameter;
     const std::string_view keyword = item.substr(0, equals);
     if (!is_esmtp_keyword(keyword)) return "invalid parameter keyword";
-    parameter.keyword = uppercase(keyword);
+    parameter.keyword = ascii_uppercase(keyword);
     if (equals != std::string_view::npos) {
       const std::string_view value = item.substr(equals + 1);
       if (!is_esmtp_value(value)) return "invalid value for parameter " + parameter.keyword;

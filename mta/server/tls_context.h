@@ -9,17 +9,11 @@
 #include <filesystem>
 #include <string>
 
-#include "mta/event_handles.h"
+#include "common/event_handles.h"
 
 namespace stokend::server {
 
 SslContextPtr make_server_tls_context(const std::filesystem::path& certificate_chain,
                                       const std::filesystem::path& private_key, std::string& error);
-
-// "TLS1.3 TLS_AES_256_GCM_SHA384", for Received headers and logs.
-std::string describe_tls(const SSL* ssl);
-
-// The text of the most recent OpenSSL errors, drained from its queue.
-std::string openssl_errors();
 
 }  // namespace stokend::server

@@ -3,6 +3,8 @@
 
 #include <vector>
 
+#include "common/ascii.h"
+#include "common/base64.h"
 #include "mta/server/sasl.h"
 
 namespace stokend::server {
@@ -81,7 +83,7 @@ TokenCommandParseResult parse_genstoken_arguments(std::string_view argument) {
   auto words = split_spaces(argument);
   if (words.empty()) return failure(501, "5.5.4", std::string("Syntax: ") + std::string(syntax));
   TokenCommandArguments arguments;
-  std::string kind = message::ascii_lowercase(words[0]);
+  std::string kind = ascii_lowercase(words[0]);
   if (kind == "temp") {
     arguments.kind = tokens::TokenKind::temporary;
   } else if (kind == "perm") {

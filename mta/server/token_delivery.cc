@@ -7,7 +7,7 @@
 #include <cctype>
 #include <memory>
 
-#include "mta/client/reply.h"
+#include "common/enhanced_status.h"
 
 namespace stokend::server {
 namespace {
@@ -67,7 +67,7 @@ SplitReply split_reply(const std::string& reply) {
   }
   split.code = reply.substr(0, 3);
   split.text = reply.size() > 4 ? reply.substr(4) : std::string();
-  split.enhanced = client::take_enhanced_code(std::stoi(split.code), split.text);
+  split.enhanced = take_enhanced_code(std::stoi(split.code), split.text);
   return split;
 }
 

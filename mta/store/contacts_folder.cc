@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "common/durable_file.h"
 #include "mta/store/maildir_layout.h"
-#include "queue/durable_file.h"
 
 namespace stokend::store {
 namespace {

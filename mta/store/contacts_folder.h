@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-#include "queue/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace stokend::store {
 

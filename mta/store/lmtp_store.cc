@@ -10,7 +10,7 @@ namespace {
 
 struct Delivery {
   client::ConnectionPool* pool;
-  client::Destination destination;
+  Destination destination;
   client::Envelope envelope;
   std::shared_ptr<const std::string> message;
   LmtpStore::DeliveryCallback done;
@@ -99,9 +99,9 @@ std::string lmtp_delivery_id(const std::string& reply_text) {
   return reply_text.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
-LmtpStore::LmtpStore(client::ConnectionPool& pool, client::Destination destination)
+LmtpStore::LmtpStore(client::ConnectionPool& pool, Destination destination)
     : pool_(pool), destination_(std::move(destination)) {
-  destination_.protocol = client::Protocol::lmtp;
+  destination_.protocol = Protocol::lmtp;
 }
 
 void LmtpStore::deliver(const std::vector<Recipient>& recipients,

@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "common/destination.h"
 #include "mta/client/connection_pool.h"
-#include "mta/client/destination.h"
 #include "mta/store/mailstore.h"
 
 namespace stokend::store {
@@ -35,18 +35,18 @@ class LmtpStore {
 
   // destination: an LMTP destination (TCP or unix socket). Its TLS policy
   // applies as given; a local socket normally uses TlsPolicy::never.
-  LmtpStore(client::ConnectionPool& pool, client::Destination destination);
+  LmtpStore(client::ConnectionPool& pool, Destination destination);
 
   // sender: the reverse-path mailbox without brackets, empty for "<>".
   // message: the full message, CRLF line endings.
   void deliver(const std::vector<Recipient>& recipients, std::shared_ptr<const std::string> message,
                std::string sender, DeliveryCallback done);
 
-  const client::Destination& destination() const { return destination_; }
+  const Destination& destination() const { return destination_; }
 
  private:
   client::ConnectionPool& pool_;
-  client::Destination destination_;
+  Destination destination_;
 };
 
 // The delivery id in Dovecot's "<rcpt> <id> Saved" reply text, or empty.

@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "common/call_free.h"
+#include "common/unique_fd.h"
 #include "mta/store/maildir_layout.h"
-#include "queue/unique_fd.h"
 
 namespace stokend::store {
 namespace {

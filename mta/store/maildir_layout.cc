@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/ascii.h"
 #include "message/address.h"
 
 namespace stokend::store {
@@ -28,8 +29,8 @@ std::optional<std::filesystem::path> mailbox_of_address(const std::filesystem::p
                                                         std::string_view address) {
   const std::size_t at = address.rfind('@');
   if (at == std::string_view::npos) return std::nullopt;
-  const std::string local_part = message::ascii_lowercase(address.substr(0, at));
-  const std::string domain = message::ascii_lowercase(address.substr(at + 1));
+  const std::string local_part = ascii_lowercase(address.substr(0, at));
+  const std::string domain = ascii_lowercase(address.substr(at + 1));
   if (!is_safe_path_component(local_part) || !is_safe_path_component(domain)) return std::nullopt;
   return root / domain / local_part;
 }

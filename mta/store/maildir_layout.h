@@ -20,7 +20,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "queue/durable_file.h"
+#include "common/durable_file.h"
 
 namespace stokend::store {
 

@@ -14,8 +14,8 @@
 #include <system_error>
 #include <utility>
 
+#include "common/durable_file.h"
 #include "mta/store/maildir_layout.h"
-#include "queue/durable_file.h"
 
 namespace stokend::store {
 namespace {

@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-using stokend::message::ascii_lowercase;
+#include "common/ascii.h"
+
+using stokend::ascii_lowercase;
 using stokend::message::Mailbox;
 using stokend::message::parse_mailbox;
 using stokend::message::parse_path;

@@ -45,17 +45,15 @@ client::ClientSettings lmtp_settings() {
   return settings;
 }
 
-client::Destination dovecot_tcp() {
-  auto destination =
-      client::Destination::tcp(client::Protocol::lmtp, "127.0.0.1", dovecot().port());
-  destination.tls_policy = client::TlsPolicy::never;
+Destination dovecot_tcp() {
+  auto destination = Destination::tcp(Protocol::lmtp, "127.0.0.1", dovecot().port());
+  destination.tls_policy = TlsPolicy::never;
   return destination;
 }
 
-client::Destination dovecot_socket() {
-  auto destination =
-      client::Destination::unix_socket(client::Protocol::lmtp, dovecot().socket_path().string());
-  destination.tls_policy = client::TlsPolicy::never;
+Destination dovecot_socket() {
+  auto destination = Destination::unix_socket(Protocol::lmtp, dovecot().socket_path().string());
+  destination.tls_policy = TlsPolicy::never;
   return destination;
 }
 
@@ -190,8 +188,7 @@ TEST_CASE("LMTP client against Dovecot: capabilities and per-recipient replies",
 TEST_CASE("LMTP store: Dovecot not reachable gives temporary failures", "[client]") {
   TestLoop loop;
   client::ConnectionPool pool(loop.base(), lmtp_settings());
-  auto destination =
-      client::Destination::tcp(client::Protocol::lmtp, "127.0.0.1", free_loopback_port());
+  auto destination = Destination::tcp(Protocol::lmtp, "127.0.0.1", free_loopback_port());
   store::LmtpStore store(pool, destination);
   auto results = deliver(loop, store, {{"alice", "x.test"}, {"bob", "x.test"}});
   REQUIRE(results.size() == 2);

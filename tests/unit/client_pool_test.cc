@@ -9,6 +9,7 @@
 #include "client_test_support.h"
 #include "mta/client/connection_pool.h"
 
+using namespace stokend;
 using namespace stokend::client;
 using namespace client_test;
 

@@ -10,6 +10,7 @@
 #include "mta/client/client_tls.h"
 #include "mta/client/smtp_client.h"
 
+using namespace stokend;
 using namespace stokend::client;
 using namespace client_test;
 

@@ -4,12 +4,13 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "common/destination.h"
 #include "mta/client/capabilities.h"
-#include "mta/client/destination.h"
 #include "mta/client/dot_stuffer.h"
 #include "mta/client/reply.h"
 #include "mta/store/lmtp_store.h"
 
+using namespace stokend;
 using namespace stokend::client;
 
 namespace {

@@ -35,8 +35,8 @@
 #include <thread>
 #include <vector>
 
-#include "mta/event_handles.h"
-#include "queue/unique_fd.h"
+#include "common/event_handles.h"
+#include "common/unique_fd.h"
 
 namespace client_test {
 

@@ -16,6 +16,7 @@
 #include "tokens/coi_contact_import.h"
 #include "tokens/coi_contact_message.h"
 
+using namespace stokend;
 using namespace stokend::tokens;
 using namespace stokend::testing;
 

@@ -6,6 +6,7 @@
 
 #include "mta/control/queue_report.h"
 
+using namespace stokend;
 using namespace stokend::control;
 using namespace std::chrono_literals;
 using stokend::queue::MessageDetails;

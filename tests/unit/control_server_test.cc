@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "common/event_handles.h"
 #include "mta/control/control_client.h"
 #include "mta/control/control_socket.h"
-#include "mta/event_handles.h"
 #include "queue/libevent_loop.h"
 #include "queue/queue_manager.h"
 #include "queue/spool.h"
@@ -30,6 +30,7 @@
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using namespace stokend;
 using namespace stokend::control;
 using stokend::EventBasePtr;
 using stokend::EventPtr;
@@ -52,7 +53,8 @@ class DeferringAgent : public DeliveryAgent {
   void deliver(const QueuedMessage&, std::span<const std::string> recipients, Done done) override {
     ++attempts;
     done(std::vector<RecipientResult>(
-        recipients.size(), RecipientResult{RecipientResult::Outcome::temporary_failure, deferral, {}}));
+        recipients.size(),
+        RecipientResult{RecipientResult::Outcome::temporary_failure, deferral, {}}));
   }
   std::size_t attempts = 0;
 };

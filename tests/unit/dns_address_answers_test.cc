@@ -5,6 +5,7 @@
 
 #include "dns/address_answers.h"
 
+using namespace stokend;
 using namespace stokend::dns;
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include "dns/answer_cache.h"
 
+using namespace stokend;
 using namespace stokend::dns;
 using namespace std::chrono_literals;
 

@@ -7,11 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "dns/ares_handles.h"
 #include "dns/fake_resolver.h"
-#include "dns/library_handles.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
 
+using namespace stokend;
 using namespace stokend::dns;
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include "dns/record_order.h"
 
+using namespace stokend;
 using namespace stokend::dns;
 
 TEST_CASE("MX records: preference order, ties shuffled", "[dns]") {

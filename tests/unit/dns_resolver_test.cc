@@ -22,12 +22,14 @@
 #include <thread>
 #include <vector>
 
+#include "common/event_handles.h"
+#include "dns/ares_handles.h"
 #include "dns/ares_resolver.h"
-#include "dns/library_handles.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
 
 namespace fs = std::filesystem;
+using namespace stokend;
 using namespace stokend::dns;
 using namespace std::chrono_literals;
 

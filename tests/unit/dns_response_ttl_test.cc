@@ -8,6 +8,7 @@
 
 #include "dns/response_ttl.h"
 
+using namespace stokend;
 using namespace stokend::dns;
 
 namespace {

@@ -1,5 +1,5 @@
 // Unit tests for the durable-write helper (queue/durable_file.h).
-#include "queue/durable_file.h"
+#include "common/durable_file.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -11,6 +11,7 @@
 
 #include "tests/unit/temporary_directory.h"
 
+using namespace stokend;
 using namespace stokend::queue;
 using namespace std::chrono_literals;
 

@@ -11,6 +11,7 @@
 #include "tokens/fake_token_store.h"
 #include "tokens/pair_hash.h"
 
+using namespace stokend;
 using namespace stokend::tokens;
 using stokend::message::HeaderField;
 
@@ -87,6 +88,5 @@ TEST_CASE("a harvested token never replaces a live permanent token", "[harvest]"
 
   // Once the permanent token has expired, the header token takes its place.
   CHECK(store_harvested(store, {harvested}, now + 2000) == 1);
-  CHECK(store.find_wallet("alice@example.test", "bob@remote.example")->token ==
-        "newer temporary");
+  CHECK(store.find_wallet("alice@example.test", "bob@remote.example")->token == "newer temporary");
 }

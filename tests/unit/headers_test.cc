@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+using namespace stokend;
 using namespace stokend::message;
 
 TEST_CASE("headers: fields are read in order with trimmed values", "[headers]") {

@@ -21,6 +21,7 @@
 using stokend::testing::TemporaryDirectory;
 
 namespace fs = std::filesystem;
+using namespace stokend;
 using namespace stokend::store;
 using namespace std::string_literals;
 

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+using namespace stokend;
 using namespace stokend::tokens;
 
 TEST_CASE("pair hash is SHA3-256 of remote:local, base64 without padding") {

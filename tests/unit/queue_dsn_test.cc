@@ -4,6 +4,7 @@
 
 #include "queue/dsn.h"
 
+using namespace stokend;
 using namespace stokend::queue;
 
 namespace {

@@ -19,6 +19,7 @@
 
 namespace stokend::testing::queue_fixture {
 
+using namespace stokend;
 using namespace stokend::queue;
 using namespace std::chrono_literals;
 using Outcome = RecipientResult::Outcome;

@@ -13,6 +13,7 @@
 #include "queue/group_commit.h"
 #include "queue/manual_event_loop.h"
 
+using namespace stokend;
 using namespace stokend::queue;
 using namespace std::chrono_literals;
 

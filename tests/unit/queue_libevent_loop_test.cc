@@ -9,6 +9,7 @@
 
 #include "queue/libevent_loop.h"
 
+using namespace stokend;
 using namespace stokend::queue;
 using namespace std::chrono_literals;
 

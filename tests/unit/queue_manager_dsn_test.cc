@@ -6,6 +6,7 @@
 
 #include "tests/unit/queue_fixture.h"
 
+using namespace stokend;
 using namespace stokend::testing::queue_fixture;
 
 namespace {

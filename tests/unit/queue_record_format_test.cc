@@ -6,6 +6,7 @@
 
 #include "queue/record_format.h"
 
+using namespace stokend;
 using namespace stokend::queue;
 
 namespace {

@@ -5,6 +5,7 @@
 
 #include "queue/scheduler.h"
 
+using namespace stokend;
 using namespace stokend::queue;
 using namespace std::chrono_literals;
 

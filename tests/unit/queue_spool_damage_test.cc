@@ -26,6 +26,7 @@ using stokend::testing::TemporaryDirectory;
 using stokend::testing::write_whole_file;
 
 namespace fs = std::filesystem;
+using namespace stokend;
 using namespace stokend::queue;
 
 namespace {

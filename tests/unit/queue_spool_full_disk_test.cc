@@ -17,6 +17,7 @@
 #include "tests/unit/small_file_system.h"
 
 using stokend::testing::SmallFileSystem;
+using namespace stokend;
 using namespace stokend::queue;
 namespace fs = std::filesystem;
 

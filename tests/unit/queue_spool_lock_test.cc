@@ -14,6 +14,7 @@
 using stokend::testing::read_whole_file;
 using stokend::testing::TemporaryDirectory;
 using stokend::testing::write_whole_file;
+using namespace stokend;
 using namespace stokend::queue;
 
 TEST_CASE("spool lock: the holder writes its PID into the lock file", "[spool_lock]") {

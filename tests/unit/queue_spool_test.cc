@@ -25,6 +25,7 @@
 using stokend::testing::TemporaryDirectory;
 
 namespace fs = std::filesystem;
+using namespace stokend;
 using namespace stokend::queue;
 
 namespace {

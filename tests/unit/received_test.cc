@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+using namespace stokend;
 using namespace stokend::message;
 using namespace std::chrono;
 

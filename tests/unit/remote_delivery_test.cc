@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/event_handles.h"
 #include "mta/client/remote_client.h"
-#include "mta/event_handles.h"
 #include "temporary_directory.h"
 #include "tokens/fake_token_store.h"
 #include "tokens/secret_rings.h"

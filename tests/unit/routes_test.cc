@@ -31,11 +31,11 @@ TEST_CASE("routes parse every transport", "[routes]") {
   auto tcp_lmtp = parsed("lmtp:[127.0.0.1]:24");
   CHECK(tcp_lmtp.next_hop.host == "127.0.0.1");
   CHECK(tcp_lmtp.next_hop.port == 24);
-  CHECK(tcp_lmtp.next_hop.protocol == stokend::client::Protocol::lmtp);
+  CHECK(tcp_lmtp.next_hop.protocol == stokend::Protocol::lmtp);
   auto smtp = parsed("smtp:[::1]:2526");
   CHECK(smtp.transport == Route::Transport::smtp);
   CHECK(smtp.next_hop.host == "::1");
-  CHECK(smtp.next_hop.protocol == stokend::client::Protocol::smtp);
+  CHECK(smtp.next_hop.protocol == stokend::Protocol::smtp);
 }
 
 TEST_CASE("bad routes say what is wrong", "[routes]") {

@@ -12,6 +12,7 @@
 
 #include "tests/unit/temporary_directory.h"
 
+using namespace stokend;
 using namespace stokend::tokens;
 using stokend::testing::read_whole_file;
 using stokend::testing::TemporaryDirectory;

@@ -14,7 +14,7 @@
 #include <string>
 #include <system_error>
 
-#include "queue/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace stokend::testing {
 

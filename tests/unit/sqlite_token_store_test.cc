@@ -20,6 +20,7 @@
 #include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"
 
+using namespace stokend;
 using namespace stokend::tokens;
 using stokend::testing::TemporaryDirectory;
 namespace fs = std::filesystem;

@@ -6,12 +6,12 @@
 #include "mta/tls_policies.h"
 
 using stokend::apply_tls_policy;
+using stokend::Destination;
 using stokend::parse_tls_policy_level;
+using stokend::Protocol;
+using stokend::TlsPolicy;
 using stokend::TlsPolicyLevel;
 using stokend::TlsPolicyTable;
-using stokend::client::Destination;
-using stokend::client::Protocol;
-using stokend::client::TlsPolicy;
 
 TEST_CASE("TLS policy levels parse and print", "[tls_policy]") {
   CHECK(parse_tls_policy_level("may") == TlsPolicyLevel::may);

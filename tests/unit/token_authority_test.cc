@@ -24,6 +24,7 @@
 #include "tokens/pair_hash_fast.h"
 #include "tokens/token_format.h"
 
+using namespace stokend;
 using namespace stokend::tokens;
 using stokend::testing::TemporaryDirectory;
 using stokend::testing::write_whole_file;

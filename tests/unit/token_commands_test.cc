@@ -6,10 +6,11 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "common/base64.h"
 #include "mta/server/sasl.h"
 
+using stokend::encode_base64;
 using stokend::server::decode_stoken_response;
-using stokend::server::encode_base64;
 using stokend::server::parse_genstoken_arguments;
 using stokend::server::parse_revstoken_arguments;
 using stokend::server::TokenCommandParseResult;

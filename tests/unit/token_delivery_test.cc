@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "mta/event_handles.h"
+#include "common/event_handles.h"
 #include "mta/worker_pool.h"
 #include "temporary_directory.h"
 #include "tokens/fake_token_store.h"
@@ -26,6 +26,7 @@ using stokend::queue::RecipientResult;
 using stokend::server::split_reply;
 using stokend::server::TokenDelivery;
 using stokend::server::TokenRecipient;
+using namespace stokend;
 using namespace stokend::tokens;
 
 constexpr std::int64_t now = 1'800'000'000;

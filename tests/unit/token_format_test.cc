@@ -12,10 +12,11 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "tokens/base64.h"
+#include "common/base64.h"
 #include "tokens/pair_hash.h"
 #include "tokens/time_text.h"
 
+using namespace stokend;
 using namespace stokend::tokens;
 
 namespace {

@@ -1,10 +1,10 @@
 // Deferred calls on the event loop: a queue drained by a zero-timeout event.
-#include "dns/deferred_calls.h"
+#include "common/deferred_calls.h"
 
 #include <stdexcept>
 #include <utility>
 
-namespace stokend::dns {
+namespace stokend {
 
 DeferredCalls::DeferredCalls(event_base* base)
     : ready_event_(evtimer_new(base, &DeferredCalls::on_ready, this)) {
@@ -34,4 +34,4 @@ void DeferredCalls::run_pending() {
   }
 }
 
-}  // namespace stokend::dns
+}  // namespace stokend

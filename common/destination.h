@@ -1,4 +1,4 @@
-// Where an outbound connection goes and how it must be secured: an SMTP or
+// Destination: where an outbound connection goes and how it must be secured: an SMTP or
 // LMTP (RFC 2033) peer on an IP literal and port, or on a unix socket path.
 //
 // Contract: key() names the destination for the connection pool. Two
@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-namespace stokend::client {
+namespace stokend {
 
 enum class Protocol { smtp, lmtp };
 
@@ -54,4 +54,4 @@ struct Destination {
   std::string describe() const;
 };
 
-}  // namespace stokend::client
+}  // namespace stokend

@@ -1,7 +1,7 @@
 // See destination.h.
-#include "mta/client/destination.h"
+#include "common/destination.h"
 
-namespace stokend::client {
+namespace stokend {
 
 Destination Destination::tcp(Protocol protocol, std::string host, std::uint16_t port) {
   Destination destination;
@@ -47,4 +47,4 @@ std::string Destination::key() const {
   return key;
 }
 
-}  // namespace stokend::client
+}  // namespace stokend

@@ -1,12 +1,15 @@
 // See base64.h.
 //
-// Table-driven rather than libsodium's sodium_base642bin: that one runs in
-// constant time for secret data and costs more than the rest of a token's
-// parsing, while what is decoded here (a MAC or hash a client sent, a key
-// from a file only its owner reads) gains nothing from constant time.
-#include "tokens/base64.h"
+// General encoding and decoding use libsodium's constant-time codec (SASL
+// responses carry passwords). decode_base64_32() is table-driven instead:
+// libsodium's decoder costs more than the rest of a token's parsing, while
+// what it decodes (a MAC or hash a client sent, a key from a file only its
+// owner reads) gains nothing from constant time.
+#include "common/base64.h"
 
-namespace stokend::tokens {
+#include <sodium.h>
+
+namespace stokend {
 namespace {
 
 constexpr std::size_t decoded_size = 32;
@@ -25,6 +28,36 @@ constexpr std::array<std::uint8_t, 256> decoding_table = [] {
 }();
 
 }  // namespace
+
+std::string encode_base64(std::span<const std::uint8_t> data, Base64Padding padding) {
+  const int variant = padding == Base64Padding::required
+                          ? sodium_base64_VARIANT_ORIGINAL
+                          : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+  std::string encoded(sodium_base64_encoded_len(data.size(), variant), '\0');
+  sodium_bin2base64(encoded.data(), encoded.size(), data.data(), data.size(), variant);
+  encoded.resize(encoded.size() - 1);  // the terminating NUL
+  return encoded;
+}
+
+std::string encode_base64(std::string_view data, Base64Padding padding) {
+  return encode_base64(std::span(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()),
+                       padding);
+}
+
+std::optional<std::string> decode_base64(std::string_view text) {
+  if (text.empty()) return std::string{};
+  std::string decoded(text.size() / 4 * 3 + 3, '\0');
+  std::size_t decoded_length = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(decoded.data()), decoded.size(),
+                        text.data(), text.size(), nullptr, &decoded_length, &end,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  decoded.resize(decoded_length);
+  return decoded;
+}
 
 std::optional<std::array<std::uint8_t, 32>> decode_base64_32(std::string_view text,
                                                              Base64Padding padding) {
@@ -65,4 +98,4 @@ std::optional<std::array<std::uint8_t, 32>> decode_base64_32(std::string_view te
   return decoded;
 }
 
-}  // namespace stokend::tokens
+}  // namespace stokend

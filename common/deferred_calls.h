@@ -1,6 +1,6 @@
-// Runs callbacks later on the event loop, so that an answer known at once (a
-// cache hit, a preset answer, an early failure) still reaches its caller
-// asynchronously and never inside the call that asked.
+// DeferredCalls: runs callbacks later on the event loop, so that an answer
+// known at once (a cache hit, a preset answer, an early failure) still
+// reaches its caller asynchronously and never inside the call that asked.
 //
 // Contract: post() only on the loop thread. Posted calls run in order on a
 // later loop iteration, through a zero-timeout event. Calls still pending when
@@ -12,9 +12,9 @@
 #include <functional>
 #include <memory>
 
-#include "dns/library_handles.h"
+#include "common/event_handles.h"
 
-namespace stokend::dns {
+namespace stokend {
 
 class DeferredCalls {
  public:
@@ -35,4 +35,4 @@ class DeferredCalls {
   EventPtr ready_event_;
 };
 
-}  // namespace stokend::dns
+}  // namespace stokend

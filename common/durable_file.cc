@@ -4,7 +4,7 @@
 // disk (fsync) before its name becomes visible (rename), and the new name is
 // made durable (folder fsync) before the caller acknowledges anything. A crash
 // before the rename leaves only a temporary file, which readers ignore.
-#include "queue/durable_file.h"
+#include "common/durable_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -17,7 +17,7 @@
 #include <climits>
 #include <vector>
 
-#include "queue/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace stokend::durable {
 namespace {

@@ -1,10 +1,11 @@
-// RAII owners for the libevent and c-ares objects the resolver uses, so that
-// no code in dns/ frees one by hand. Each is a std::unique_ptr whose deleter
-// is the library's own free function.
+// RAII owners for the c-ares objects the resolver uses, so that no code in
+// dns/ frees one by hand. Each is a std::unique_ptr whose deleter is the
+// library's own free function. (The libevent owners are in
+// common/event_handles.h.)
 #pragma once
 
 #include <ares.h>
-#include <event2/event.h>
+#include <netdb.h>
 
 #include <memory>
 #include <type_traits>
@@ -12,11 +13,6 @@
 #include "common/call_free.h"
 
 namespace stokend::dns {
-
-// Also dns::CallFree, for code that names the dns namespace only.
-using stokend::CallFree;
-
-using EventPtr = std::unique_ptr<event, CallFree<event_free>>;
 
 // ares_channel is itself a pointer type; the owner holds what it points to.
 // ares_destroy() ends every pending query with ARES_EDESTRUCTION.

@@ -1,16 +1,17 @@
-// A one-shot timer on the libevent loop that runs a std::function.
+// Timer: a one-shot timer on the libevent loop that runs a std::function.
 //
 // Contract: the callback runs on the loop thread, at most once per arm().
 // Destroying the timer cancels it. Not movable: libevent holds its address.
+// The callback is copied before it runs, so it may destroy the timer (or the
+// object owning it).
 #pragma once
 
 #include <chrono>
 #include <functional>
-#include <vector>
 
-#include "mta/event_handles.h"
+#include "common/event_handles.h"
 
-namespace stokend::client {
+namespace stokend {
 
 class Timer {
  public:
@@ -29,18 +30,4 @@ class Timer {
   EventPtr event_;
 };
 
-// Runs callbacks on the next loop iteration, in the order they were posted,
-// so that an API never calls back into its caller from inside the call.
-class DeferredCalls {
- public:
-  explicit DeferredCalls(event_base* base);
-  void post(std::function<void()> call);
-
- private:
-  void run_posted();
-
-  std::vector<std::function<void()>> posted_;
-  Timer timer_;
-};
-
-}  // namespace stokend::client
+}  // namespace stokend
