@@ -7,7 +7,7 @@
 // always carries a 501 5.5.4 reply, a success none; NOTIFY=NEVER is never
 // combined; a decoded ENVID or ORCPT is within the limits and encodes to
 // text that decodes back to it; what is passed on to a next hop
-// (mta/dsn_forwarding.h) parses back to the same request.
+// (mta/delivery/dsn_forwarding.h) parses back to the same request.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "message/xtext.h"
-#include "mta/dsn_forwarding.h"
+#include "mta/delivery/dsn_forwarding.h"
 #include "mta/server/dsn_parameters.h"
 #include "mta/server/smtp_command.h"
 

@@ -123,7 +123,7 @@ struct FastLaneConfig {
 };
 
 // Local domains relayed to a next hop (smtp or lmtp route) whose
-// recipients are checked there at RCPT time (mta/recipient_probe.h).
+// recipients are checked there at RCPT time (mta/delivery/recipient_probe.h).
 struct RecipientProbeConfig {
   std::vector<std::string> domains;  // lowercase, each local with an smtp or lmtp route
   std::chrono::milliseconds positive_ttl = defaults::recipient_probe_positive_ttl;

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "mta/config.h"
-#include "mta/recipient_probe.h"
+#include "mta/delivery/recipient_probe.h"
 #include "mta/routes.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"

@@ -1,6 +1,6 @@
 // Unit tests for the DSN extension's parameters: xtext (message/xtext.h),
 // their parsing at MAIL and RCPT (mta/server/dsn_parameters.h) and what is
-// passed on to a next hop (mta/dsn_forwarding.h).
+// passed on to a next hop (mta/delivery/dsn_forwarding.h).
 #include "mta/server/dsn_parameters.h"
 
 #include <catch2/catch.hpp>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "message/xtext.h"
-#include "mta/dsn_forwarding.h"
+#include "mta/delivery/dsn_forwarding.h"
 #include "mta/server/smtp_command.h"
 
 using namespace stokend;

@@ -1,10 +1,10 @@
-// Unit tests for delivery to a remote domain (mta/remote_delivery.h): which
+// Unit tests for delivery to a remote domain (mta/delivery/remote_delivery.h): which
 // recipients the fast lane is tried for and with what tokens, what happens to
 // the wallet after its answers, that everything it does not deliver takes the
 // ordinary path at once, and Submission-Token distribution per recipient.
 // The fast lane and the ordinary path are fakes that record their calls;
 // tokens, wallet checks and the worker pool are the real ones.
-#include "mta/remote_delivery.h"
+#include "mta/delivery/remote_delivery.h"
 
 #include <event2/event.h>
 

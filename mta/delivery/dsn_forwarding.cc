@@ -1,5 +1,5 @@
 // See dsn_forwarding.h.
-#include "mta/dsn_forwarding.h"
+#include "mta/delivery/dsn_forwarding.h"
 
 #include "message/xtext.h"
 

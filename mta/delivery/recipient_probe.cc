@@ -1,5 +1,5 @@
 // See recipient_probe.h.
-#include "mta/recipient_probe.h"
+#include "mta/delivery/recipient_probe.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,5 +1,5 @@
 // See delivery_router.h.
-#include "mta/delivery_router.h"
+#include "mta/delivery/delivery_router.h"
 
 #include <spdlog/spdlog.h>
 
@@ -10,7 +10,7 @@
 
 #include "common/ascii.h"
 #include "message/address.h"
-#include "mta/dsn_forwarding.h"
+#include "mta/delivery/dsn_forwarding.h"
 #include "mta/store/lmtp_store.h"
 
 namespace stokend {

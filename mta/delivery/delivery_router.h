@@ -10,7 +10,7 @@
 // with 5.1.1.
 //
 // Remote domains (not local): mail of local users goes through
-// RemoteDelivery (mta/remote_delivery.h) when one is given — the fast lane
+// RemoteDelivery (mta/delivery/remote_delivery.h) when one is given — the fast lane
 // first, Submission-Token distribution — with the route as its ordinary path.
 //
 // TLS: SMTP deliveries (mx and smtp routes) follow the recipient domain's
@@ -23,7 +23,7 @@
 #include "mta/client/connection_pool.h"
 #include "mta/client/mx_delivery.h"
 #include "mta/config.h"
-#include "mta/remote_delivery.h"
+#include "mta/delivery/remote_delivery.h"
 #include "mta/store/mailstore.h"
 #include "mta/tls_policies.h"
 #include "mta/users.h"

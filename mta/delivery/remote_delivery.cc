@@ -1,5 +1,5 @@
 // See remote_delivery.h.
-#include "mta/remote_delivery.h"
+#include "mta/delivery/remote_delivery.h"
 
 #include <spdlog/spdlog.h>
 
