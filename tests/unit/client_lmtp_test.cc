@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "client_test_support.h"
 #include "mta/client/connection_pool.h"
 #include "mta/client/smtp_client.h"
 #include "mta/store/lmtp_store.h"
+#include "tests/support/client_test_support.h"
 
 using namespace stokend;
 using namespace client_test;

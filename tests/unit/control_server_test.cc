@@ -26,7 +26,7 @@
 #include "queue/libevent_loop.h"
 #include "queue/queue_manager.h"
 #include "queue/spool.h"
-#include "temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "dns/fake_resolver.h"
 #include "dns/library_handles.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
+#include "tests/support/fake_resolver.h"
 
 using namespace stokend::dns;
 

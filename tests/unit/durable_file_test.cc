@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
 

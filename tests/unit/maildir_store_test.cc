@@ -14,9 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "mta/store/fake_mailstore.h"
-#include "tests/unit/small_file_system.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/fake_mailstore.h"
+#include "tests/support/small_file_system.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
 

@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "queue/damage_report.h"
-#include "queue/manual_event_loop.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"
 #include "queue/spool_forensics.h"
 #include "queue/spool_key.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/manual_event_loop.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::read_whole_file;
 using stokend::testing::TemporaryDirectory;

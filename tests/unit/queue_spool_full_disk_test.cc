@@ -1,7 +1,7 @@
 // Unit tests for the spool on a full file system (queue/spool.h, "Start on
 // a full file system"): it starts, recovers, refuses what does not fit with
 // an out-of-space error, and goes on by itself once space returns. On a
-// small tmpfs of its own (tests/unit/small_file_system.h).
+// small tmpfs of its own (tests/support/small_file_system.h).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "queue/free_space.h"
-#include "queue/manual_event_loop.h"
 #include "queue/queue_defaults.h"
 #include "queue/spool.h"
-#include "tests/unit/small_file_system.h"
+#include "tests/support/manual_event_loop.h"
+#include "tests/support/small_file_system.h"
 
 using stokend::testing::SmallFileSystem;
 using namespace stokend::queue;

@@ -16,11 +16,11 @@
 #include <thread>
 #include <vector>
 
-#include "queue/manual_event_loop.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"
 #include "queue/spool_key.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/manual_event_loop.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
 

@@ -20,7 +20,7 @@
 #include <sstream>
 #include <string>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
 

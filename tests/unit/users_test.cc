@@ -11,7 +11,7 @@
 #include <string>
 #include <thread>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
 
