@@ -82,7 +82,7 @@ std::string new_message(const std::string& user, const std::set<fs::path>& befor
     if (!before.count(file)) added.push_back(file);
   }
   REQUIRE(added.size() == 1);
-  return read_file(added[0]);
+  return read_whole_file(added[0]);
 }
 
 // Dovecot adds Return-Path and Received at the top and stores LF line
