@@ -25,8 +25,8 @@
 #include <string>
 #include <string_view>
 
-#include "queue/manual_event_loop.h"
 #include "queue/spool.h"
+#include "tests/support/manual_event_loop.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // The resolver interface: the DNS questions stokend asks (MX, addresses, SRV,
 // TXT) and the shape of their answers. AresResolver asks real servers;
-// FakeResolver serves preset answers to unit tests.
+// FakeResolver (tests/support/fake_resolver.h) serves preset answers to unit tests.
 //
 // Contract, for every implementation:
 // - Each resolve_* call returns at once. Its callback runs exactly once, later,

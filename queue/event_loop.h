@@ -2,7 +2,7 @@
 // loop thread (from any thread) and timers.
 //
 // The queue owns this interface so that it depends on no event library and
-// tests can drive it by hand (manual_event_loop.h); libevent_loop.h adapts
+// tests can drive it by hand (tests/support/manual_event_loop.h); libevent_loop.h adapts
 // the daemon's libevent loop.
 //
 // Contract: post() may be called from any thread; the task runs later on the

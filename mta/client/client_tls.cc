@@ -5,7 +5,6 @@
 #include <openssl/x509v3.h>
 
 #include "common/openssl_text.h"
-#include "mta/server/tls_context.h"
 
 namespace stokend::client {
 namespace {

@@ -8,7 +8,6 @@
 #include "common/base64.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
-#include "mta/server/sasl.h"
 
 namespace stokend::client {
 

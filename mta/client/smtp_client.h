@@ -25,6 +25,11 @@
 // - Objects are created by create() and held by shared_ptr; callbacks keep
 //   the client alive while they run, so a caller may drop its reference from
 //   inside a callback.
+//
+// The implementation is in three files by job: smtp_client.cc (the
+// connection, replies, deadlines, closing), smtp_client_setup.cc (greeting,
+// EHLO/LHLO, STARTTLS) and smtp_client_transaction.cc (mail transactions and
+// raw commands).
 #pragma once
 
 #include <chrono>

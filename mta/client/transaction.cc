@@ -25,4 +25,9 @@ std::string RecipientResult::reply_line() const {
   return line;
 }
 
+std::string as_temporary(const std::string& enhanced_code, const char* fallback) {
+  if (enhanced_code.empty()) return fallback;
+  return "4" + enhanced_code.substr(1);
+}
+
 }  // namespace stokend::client

@@ -64,6 +64,11 @@ struct Failure {
   bool tls_failed = false;    // the STARTTLS handshake failed (a caller may retry without TLS)
 };
 
+// A reply that ends the connection's usefulness is always reported as a
+// temporary failure: the enhanced code keeps its subject and detail but
+// takes class 4 (RFC 3463 §3.1). Without an enhanced code, `fallback`.
+std::string as_temporary(const std::string& enhanced_code, const char* fallback);
+
 struct TransactionResult {
   std::vector<RecipientResult> recipients;
   std::optional<Failure> connection_failure;

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "client_test_support.h"
 #include "mta/client/connection_pool.h"
 #include "mta/client/smtp_client.h"
 #include "mta/store/lmtp_store.h"
+#include "tests/support/client_test_support.h"
 
 using namespace stokend;
 using namespace client_test;
@@ -80,7 +80,7 @@ std::string new_message(const std::string& user, const std::set<fs::path>& befor
     if (!before.count(file)) added.push_back(file);
   }
   REQUIRE(added.size() == 1);
-  return read_file(added[0]);
+  return read_whole_file(added[0]);
 }
 
 // Dovecot adds Return-Path and Received at the top and stores LF line

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "client_test_support.h"
 #include "mta/client/connection_pool.h"
+#include "tests/support/client_test_support.h"
 
 using namespace stokend;
 using namespace stokend::client;

@@ -9,9 +9,9 @@
 #include <optional>
 #include <string>
 
-#include "client_test_support.h"
 #include "mta/client/client_tls.h"
 #include "mta/client/smtp_client.h"
+#include "tests/support/client_test_support.h"
 
 using namespace stokend;
 using namespace stokend::client;

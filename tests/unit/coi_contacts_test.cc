@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/coi_contacts_fixture.h"
+#include "tests/support/coi_contacts_fixture.h"
 #include "tokens/coi_contact_import.h"
 #include "tokens/coi_contact_message.h"
 

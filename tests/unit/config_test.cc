@@ -11,21 +11,16 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
+using stokend::testing::write_whole_file;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace stokend;
 
 namespace {
-
-void write_file(const fs::path& path, const std::string& contents) {
-  std::ofstream stream(path, std::ios::binary);
-  stream << contents;
-  REQUIRE(stream.good());
-}
 
 // Every error of result, one a line, for test failure messages.
 std::string all_errors(const ConfigLoadResult& result) {
@@ -47,7 +42,7 @@ struct LoadedText {
   ConfigLoadResult result;
 
   explicit LoadedText(const std::string& text) : file(directory.path() / "stokend.yaml") {
-    write_file(file, text);
+    write_whole_file(file, text);
     result = load_config(file);
   }
 
@@ -104,8 +99,8 @@ TEST_CASE("a complete configuration loads with every field") {
   TemporaryDirectory certificates;
   const fs::path certificate = certificates.path() / "cert.pem";
   const fs::path key = certificates.path() / "key.pem";
-  write_file(certificate, "certificate");
-  write_file(key, "key");
+  write_whole_file(certificate, "certificate");
+  write_whole_file(key, "key");
 
   const LoadedText loaded(
       "hostname: mx.example.test\n"
@@ -367,7 +362,7 @@ TEST_CASE("required keys must be present and not empty") {
 TEST_CASE("certificate and key must be readable and given together") {
   TemporaryDirectory certificates;
   const fs::path certificate = certificates.path() / "cert.pem";
-  write_file(certificate, "certificate");
+  write_whole_file(certificate, "certificate");
   const fs::path missing = certificates.path() / "missing.pem";
 
   SECTION("an unreadable key") {
@@ -551,7 +546,7 @@ TEST_CASE("bad tokens settings are reported at their place", "[config][tokens]")
 TEST_CASE("tls_policies and the verify CA file load", "[config][tls_policy]") {
   TemporaryDirectory directory;
   const fs::path ca_file = directory.path() / "ca.pem";
-  write_file(ca_file, "not parsed at load time\n");
+  write_whole_file(ca_file, "not parsed at load time\n");
   const LoadedText loaded(minimal_config +
                           "tls_policies:\n"
                           "  bank.example: require\n"
@@ -734,7 +729,7 @@ TEST_CASE("the fast_lane section loads, and has working defaults", "[config][fas
 
   TemporaryDirectory directory;
   const fs::path ca_file = directory.path() / "ca.pem";
-  write_file(ca_file, "not parsed at load time\n");
+  write_whole_file(ca_file, "not parsed at load time\n");
   const LoadedText loaded(minimal_config + "fast_lane:\n  enabled: false\n  ca_file: \"" +
                           ca_file.string() +
                           "\"\n  mx_fallback: true\n  mx_fallback_port: 10465\n"

@@ -19,7 +19,7 @@
 #include "message/mbox.h"
 #include "mta/store/contacts_folder.h"
 #include "mta/store/maildir_layout.h"
-#include "tests/unit/coi_contacts_fixture.h"
+#include "tests/support/coi_contacts_fixture.h"
 #include "tokens/coi_contact_message.h"
 
 using namespace stokend;

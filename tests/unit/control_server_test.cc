@@ -3,7 +3,6 @@
 // over a real unix socket from another thread.
 #include "mta/control/control_server.h"
 
-#include <event2/thread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,14 +25,13 @@
 #include "queue/libevent_loop.h"
 #include "queue/queue_manager.h"
 #include "queue/spool.h"
-#include "temporary_directory.h"
+#include "tests/support/temporary_directory.h"
+#include "tests/support/test_loop.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace stokend;
 using namespace stokend::control;
-using stokend::EventBasePtr;
-using stokend::EventPtr;
 using stokend::UniqueFd;
 using stokend::queue::DeliveryAgent;
 using stokend::queue::EnqueueResult;
@@ -59,12 +57,6 @@ class DeferringAgent : public DeliveryAgent {
   std::size_t attempts = 0;
 };
 
-EventBasePtr new_thread_safe_base() {
-  // The spool's writer thread hands completions to the loop.
-  evthread_use_pthreads();
-  return EventBasePtr(event_base_new());
-}
-
 // What a raw client received: everything up to the daemon's close.
 // end_sending: shut down our sending side after the request.
 std::string raw_exchange(const fs::path& socket_path, const std::string& request,
@@ -87,11 +79,6 @@ std::string raw_exchange(const fs::path& socket_path, const std::string& request
 class ControlFixture {
  public:
   explicit ControlFixture(ControlLimits limits = {}) {
-    tick_.reset(event_new(
-        base_.get(), -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr));
-    const timeval interval{0, 5 * 1000};
-    event_add(tick_.get(), &interval);
-
     stokend::queue::SpoolOptions options;
     options.directory = directory.path() / "spool";
     // Crash durability is the spool tests' business.
@@ -104,7 +91,7 @@ class ControlFixture {
     settings.retry.first_retry = std::chrono::hours(1);
     queue = std::make_unique<stokend::queue::QueueManager>(loop_, *spool_, agent, settings);
     queue->start(std::move(recovered.messages));
-    server = std::make_unique<ControlServer>(base_.get(), socket_path, *queue, limits);
+    server = std::make_unique<ControlServer>(events_.base(), socket_path, *queue, limits);
     REQUIRE(server->open().empty());
   }
   ~ControlFixture() {
@@ -115,11 +102,7 @@ class ControlFixture {
 
   template <typename Done>
   bool run_until(Done done, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      event_base_loop(base_.get(), EVLOOP_ONCE);
-    }
-    return done();
+    return events_.run_until(done, limit);
   }
 
   // Lets the spool finish what it was asked to write.
@@ -173,9 +156,9 @@ class ControlFixture {
   DeferringAgent agent;
 
  private:
-  EventBasePtr base_ = new_thread_safe_base();
-  EventPtr tick_;
-  stokend::queue::LibeventLoop loop_{base_.get()};
+  // The spool's writer thread hands completions to the loop.
+  stokend::testing::TestLoop events_{stokend::testing::new_thread_safe_base(), 5ms};
+  stokend::queue::LibeventLoop loop_{events_.base()};
   std::unique_ptr<stokend::queue::Spool> spool_;
 
  public:

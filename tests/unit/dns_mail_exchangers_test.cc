@@ -7,17 +7,17 @@
 #include <string>
 #include <vector>
 
-#include "dns/ares_handles.h"
-#include "dns/fake_resolver.h"
+#include "common/event_handles.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
+#include "tests/support/fake_resolver.h"
 
 using namespace stokend;
 using namespace stokend::dns;
 
 namespace {
 
-using EventBasePtr = std::unique_ptr<event_base, CallFree<event_base_free>>;
+using stokend::EventBasePtr;
 
 // A loop and a fake resolver on it. FakeResolver only uses zero-timeout
 // events, so dispatching returns once every answer is delivered.

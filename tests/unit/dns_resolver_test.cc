@@ -27,11 +27,13 @@
 #include "dns/ares_resolver.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
+#include "tests/support/test_loop.h"
 
 namespace fs = std::filesystem;
 using namespace stokend;
 using namespace stokend::dns;
 using namespace std::chrono_literals;
+using stokend::testing::TestLoop;
 
 namespace {
 
@@ -87,43 +89,10 @@ std::uint16_t free_port() {
 
 std::string server_address(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
-using EventBasePtr = std::unique_ptr<event_base, CallFree<event_base_free>>;
-
-// An event loop the test runs until its answers are in, never longer than a limit.
-class Loop {
- public:
-  Loop() : base_(event_base_new()), wake_up_(evtimer_new(base_.get(), &on_wake_up, nullptr)) {}
-  event_base* base() const { return base_.get(); }
-
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      // Wake up at least this often to look at the clock.
-      static constexpr timeval tick{0, 50'000};
-      evtimer_add(wake_up_.get(), &tick);
-      event_base_loop(base_.get(), EVLOOP_ONCE);
-    }
-    return true;
-  }
-
-  // Runs the loop for a while, for tests that check nothing happens.
-  void run_for(std::chrono::milliseconds duration) {
-    auto end = std::chrono::steady_clock::now() + duration;
-    run_until([&] { return std::chrono::steady_clock::now() >= end; }, duration + 1s);
-  }
-
- private:
-  static void on_wake_up(evutil_socket_t, short, void*) {}
-
-  EventBasePtr base_;
-  EventPtr wake_up_;
-};
-
 // Asks one question and runs the loop until its answer arrives. Checks too
 // that the answer never arrives inside the resolve call itself.
 template <class Record>
-Answer<Record> ask(Loop& loop, const std::function<void(AnswerCallback<Record>)>& question) {
+Answer<Record> ask(TestLoop& loop, const std::function<void(AnswerCallback<Record>)>& question) {
   std::optional<Answer<Record>> answer;
   question([&](Answer<Record> received) { answer = std::move(received); });
   CHECK_FALSE(answer.has_value());
@@ -131,16 +100,16 @@ Answer<Record> ask(Loop& loop, const std::function<void(AnswerCallback<Record>)>
   return std::move(*answer);
 }
 
-Answer<MxRecord> ask_mx(Loop& loop, Resolver& resolver, const std::string& name) {
+Answer<MxRecord> ask_mx(TestLoop& loop, Resolver& resolver, const std::string& name) {
   return ask<MxRecord>(loop, [&](auto callback) { resolver.resolve_mx(name, callback); });
 }
-Answer<std::string> ask_addresses(Loop& loop, Resolver& resolver, const std::string& name) {
+Answer<std::string> ask_addresses(TestLoop& loop, Resolver& resolver, const std::string& name) {
   return ask<std::string>(loop, [&](auto callback) { resolver.resolve_addresses(name, callback); });
 }
-Answer<SrvRecord> ask_srv(Loop& loop, Resolver& resolver, const std::string& name) {
+Answer<SrvRecord> ask_srv(TestLoop& loop, Resolver& resolver, const std::string& name) {
   return ask<SrvRecord>(loop, [&](auto callback) { resolver.resolve_srv(name, callback); });
 }
-Answer<std::string> ask_txt(Loop& loop, Resolver& resolver, const std::string& name) {
+Answer<std::string> ask_txt(TestLoop& loop, Resolver& resolver, const std::string& name) {
   return ask<std::string>(loop, [&](auto callback) { resolver.resolve_txt(name, callback); });
 }
 
@@ -225,7 +194,7 @@ class Dnsmasq {
   // Ready once it answers with this instance's nonce, so that a port taken by
   // another program cannot pass for ours. False if dnsmasq exited.
   bool answers_as_itself() {
-    Loop loop;
+    TestLoop loop;
     AresResolver resolver(
         loop.base(),
         ResolverOptions{.servers = address(), .timeout = 200ms, .tries = 1, .cache_entries = 0});
@@ -281,7 +250,7 @@ const std::vector<std::string> test_zone = {
 
 TEST_CASE("MX records come back with their preferences and TTL", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   Answer<MxRecord> answer = ask_mx(loop, resolver, "multi.test");
@@ -297,7 +266,7 @@ TEST_CASE("MX records come back with their preferences and TTL", "[dns]") {
 
 TEST_CASE("find_mail_exchangers over real DNS orders by preference", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   std::optional<MailExchangers> found;
@@ -311,7 +280,7 @@ TEST_CASE("find_mail_exchangers over real DNS orders by preference", "[dns]") {
 
 TEST_CASE("a domain with an address and no MX gets an implicit MX", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   Answer<MxRecord> mx = ask_mx(loop, resolver, "implicit.test");
@@ -328,7 +297,7 @@ TEST_CASE("a domain with an address and no MX gets an implicit MX", "[dns]") {
 
 TEST_CASE("a null MX is served and read as 'accepts no mail'", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   Answer<MxRecord> answer = ask_mx(loop, resolver, "nullmx.test");
@@ -344,7 +313,7 @@ TEST_CASE("a null MX is served and read as 'accepts no mail'", "[dns]") {
 
 TEST_CASE("a name that does not exist is not_found for every type", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   Answer<MxRecord> mx = ask_mx(loop, resolver, "missing.test");
@@ -364,7 +333,7 @@ TEST_CASE("a name that does not exist is not_found for every type", "[dns]") {
 
 TEST_CASE("a name without records of the type asked is no_data", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   CHECK(ask_txt(loop, resolver, "implicit.test").status == Status::no_data);
@@ -382,7 +351,7 @@ TEST_CASE("a name without records of the type asked is no_data", "[dns]") {
 
 TEST_CASE("addresses come from A and AAAA, IPv4 first", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   Answer<std::string> both = ask_addresses(loop, resolver, "mx-a.multi.test");
@@ -403,7 +372,7 @@ TEST_CASE("addresses come from A and AAAA, IPv4 first", "[dns]") {
 }
 
 TEST_CASE("IP literals are their own addresses, without a query", "[dns]") {
-  Loop loop;
+  TestLoop loop;
   // Nothing listens there; a query would fail.
   AresResolver resolver(loop.base(), options_for(server_address(free_port())));
   CHECK(ask_addresses(loop, resolver, "192.0.2.7").records ==
@@ -414,7 +383,7 @@ TEST_CASE("IP literals are their own addresses, without a query", "[dns]") {
 
 TEST_CASE("SRV records and discovery of submission servers", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   Answer<SrvRecord> answer = ask_srv(loop, resolver, "_submissions._tcp.b.test");
@@ -447,7 +416,7 @@ TEST_CASE("SRV records and discovery of submission servers", "[dns]") {
 
 TEST_CASE("TXT records: one string per record, character-strings joined", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server.address()));
 
   Answer<std::string> answer = ask_txt(loop, resolver, "text.test");
@@ -459,7 +428,7 @@ TEST_CASE("TXT records: one string per record, character-strings joined", "[dns]
 
 TEST_CASE("answers are cached, positive and negative, for their TTL", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   ResolverOptions options = options_for(server.address());
   options.timeout = 200ms;
   options.tries = 1;
@@ -491,7 +460,7 @@ TEST_CASE("a server that never answers gives temporary_failure after the timeout
   // A bound UDP socket that nobody reads: queries vanish without an error.
   Socket silent(SOCK_DGRAM);
   REQUIRE(bind_to(silent, 0));
-  Loop loop;
+  TestLoop loop;
   ResolverOptions options = options_for(server_address(bound_port(silent)));
   options.timeout = 200ms;
   options.tries = 1;
@@ -515,7 +484,7 @@ TEST_CASE("a server that never answers gives temporary_failure after the timeout
 }
 
 TEST_CASE("a port with nothing listening gives temporary_failure", "[dns]") {
-  Loop loop;
+  TestLoop loop;
   ResolverOptions options = options_for(server_address(free_port()));
   options.timeout = 200ms;
   options.tries = 1;
@@ -527,7 +496,7 @@ TEST_CASE("a port with nothing listening gives temporary_failure", "[dns]") {
 }
 
 TEST_CASE("an invalid name is not_found at once, yet answered asynchronously", "[dns]") {
-  Loop loop;
+  TestLoop loop;
   AresResolver resolver(loop.base(), options_for(server_address(free_port())));
   Answer<MxRecord> answer = ask_mx(loop, resolver, "bad..test");
   CHECK(answer.status == Status::not_found);
@@ -537,7 +506,7 @@ TEST_CASE("an invalid name is not_found at once, yet answered asynchronously", "
 TEST_CASE("no callback runs after the resolver is destroyed", "[dns]") {
   Socket silent(SOCK_DGRAM);
   REQUIRE(bind_to(silent, 0));
-  Loop loop;
+  TestLoop loop;
   ResolverOptions options = options_for(server_address(bound_port(silent)));
   options.timeout = 100ms;
   options.tries = 1;
@@ -553,7 +522,7 @@ TEST_CASE("no callback runs after the resolver is destroyed", "[dns]") {
 
 TEST_CASE("a callback may destroy the resolver that calls it", "[dns]") {
   Dnsmasq server(test_zone);
-  Loop loop;
+  TestLoop loop;
   auto resolver = std::make_unique<AresResolver>(loop.base(), options_for(server.address()));
 
   int calls = 0;
@@ -569,6 +538,6 @@ TEST_CASE("a callback may destroy the resolver that calls it", "[dns]") {
 }
 
 TEST_CASE("a malformed server list is refused at construction", "[dns]") {
-  Loop loop;
+  TestLoop loop;
   CHECK_THROWS_AS(AresResolver(loop.base(), options_for("not an address")), std::runtime_error);
 }

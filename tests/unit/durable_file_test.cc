@@ -14,25 +14,13 @@
 #include <thread>
 #include <vector>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
+using stokend::testing::names_in;
 using stokend::testing::TemporaryDirectory;
 
 namespace fs = std::filesystem;
 using namespace stokend;
-
-namespace {
-
-std::vector<std::string> names_in(const fs::path& folder) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(folder)) {
-    names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-}  // namespace
 
 TEST_CASE("durable write_file writes the concatenated parts exactly", "[durable]") {
   TemporaryDirectory directory;

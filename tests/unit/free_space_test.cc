@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <system_error>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 using namespace stokend;
 using namespace stokend::queue;

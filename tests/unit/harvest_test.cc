@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "message/headers.h"
-#include "tokens/fake_token_store.h"
+#include "tests/support/fake_token_store.h"
 #include "tokens/pair_hash.h"
 
 using namespace stokend;

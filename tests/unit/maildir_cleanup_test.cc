@@ -12,7 +12,7 @@
 #include <string>
 
 #include "mta/store/maildir_layout.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::TemporaryDirectory;
 using stokend::testing::write_whole_file;

@@ -14,10 +14,11 @@
 #include <thread>
 #include <vector>
 
-#include "mta/store/fake_mailstore.h"
-#include "tests/unit/small_file_system.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/fake_mailstore.h"
+#include "tests/support/small_file_system.h"
+#include "tests/support/temporary_directory.h"
 
+using stokend::testing::names_in;
 using stokend::testing::TemporaryDirectory;
 
 namespace fs = std::filesystem;
@@ -26,15 +27,6 @@ using namespace stokend::store;
 using namespace std::string_literals;
 
 namespace {
-
-std::vector<std::string> names_in(const fs::path& folder) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(folder)) {
-    names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 // Every file below folder, as paths relative to it.
 std::vector<std::string> files_below(const fs::path& folder) {

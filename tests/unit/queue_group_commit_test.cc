@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "queue/group_commit.h"
-#include "queue/manual_event_loop.h"
+#include "tests/support/manual_event_loop.h"
 
 using namespace stokend;
 using namespace stokend::queue;

@@ -1,6 +1,4 @@
 // Unit tests for the queue's libevent adapter (queue/libevent_loop.h).
-#include <event2/thread.h>
-
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
@@ -8,26 +6,16 @@
 #include <vector>
 
 #include "queue/libevent_loop.h"
+#include "tests/support/test_loop.h"
 
 using namespace stokend;
 using namespace stokend::queue;
 using namespace std::chrono_literals;
-
-namespace {
-
-struct FreeBase {
-  void operator()(event_base* base) const { event_base_free(base); }
-};
-
-std::unique_ptr<event_base, FreeBase> make_base() {
-  evthread_use_pthreads();  // as the daemon does: event_active from other threads
-  return std::unique_ptr<event_base, FreeBase>(event_base_new());
-}
-
-}  // namespace
+// As the daemon does: event_active from other threads.
+using stokend::testing::new_thread_safe_base;
 
 TEST_CASE("libevent loop runs tasks posted from other threads", "[queue]") {
-  auto base = make_base();
+  auto base = new_thread_safe_base();
   REQUIRE(base);
   LibeventLoop loop(base.get());
   std::vector<int> ran;
@@ -42,7 +30,7 @@ TEST_CASE("libevent loop runs tasks posted from other threads", "[queue]") {
 }
 
 TEST_CASE("libevent loop timers fire in order and can be cancelled", "[queue]") {
-  auto base = make_base();
+  auto base = new_thread_safe_base();
   REQUIRE(base);
   LibeventLoop loop(base.get());
   std::vector<std::string> fired;

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/queue_fixture.h"
+#include "tests/support/queue_fixture.h"
 
 using namespace stokend;
 using namespace stokend::testing::queue_fixture;

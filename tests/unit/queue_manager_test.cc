@@ -1,6 +1,6 @@
 // End-to-end tests of the queue (queue/queue_manager.h) with a fake
 // delivery agent, a real spool in a temporary folder, and a hand-driven
-// loop and clock (tests/unit/queue_fixture.h). DSN requests:
+// loop and clock (tests/support/queue_fixture.h). DSN requests:
 // queue_manager_dsn_test.cc.
 #include "queue/queue_manager.h"
 
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/queue_fixture.h"
+#include "tests/support/queue_fixture.h"
 
 using namespace stokend;
 using namespace stokend::testing::queue_fixture;

@@ -14,14 +14,17 @@
 #include <vector>
 
 #include "queue/damage_report.h"
-#include "queue/manual_event_loop.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"
 #include "queue/spool_forensics.h"
 #include "queue/spool_key.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/manual_event_loop.h"
+#include "tests/support/spool_fixture.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::read_whole_file;
+using stokend::testing::spool_checksum_key;
+using stokend::testing::spool_options;
 using stokend::testing::TemporaryDirectory;
 using stokend::testing::write_whole_file;
 
@@ -46,21 +49,6 @@ class ScratchDirectory : public TemporaryDirectory {
  public:
   ScratchDirectory() : TemporaryDirectory(scratch_parent()) {}
 };
-
-SpoolOptions options_for(const fs::path& directory, ManualEventLoop& loop) {
-  SpoolOptions options;
-  options.directory = directory;
-  options.clock = loop.clock();
-  return options;
-}
-
-record::ChecksumKey key_of(const fs::path& spool) {
-  const std::string bytes = read_whole_file(spool / spool_key_file_name);
-  record::ChecksumKey key;
-  REQUIRE(bytes.size() == key.bytes.size());
-  std::copy(bytes.begin(), bytes.end(), key.bytes.begin());
-  return key;
-}
 
 QueuedMessage small_message(Spool& spool, TimePoint arrival, int number, std::string body = {}) {
   QueuedMessage message;
@@ -112,7 +100,7 @@ struct Sample {
   Sample() {
     ManualEventLoop loop;
     {
-      Spool spool(loop, options_for(directory.path(), loop));
+      Spool spool(loop, spool_options(directory.path(), loop));
       REQUIRE_FALSE(spool.open().error);
       int completed = 0;
       const auto step = [&](const std::function<void(Spool::Done)>& request) {
@@ -147,7 +135,7 @@ struct Sample {
     segment_name = segments.front().filename().string();
     bytes = read_whole_file(segments.front());
     key_file = read_whole_file(directory.path() / spool_key_file_name);
-    key = key_of(directory.path());
+    key = spool_checksum_key(directory.path());
     for (std::size_t offset = 0; offset < bytes.size();) {
       auto raw = record::parse_record(std::string_view(bytes).substr(offset), max_size, &key);
       REQUIRE(raw);
@@ -213,7 +201,7 @@ struct Sample {
     write_whole_file(copy / spool_key_file_name, key_file);
     write_whole_file(copy / "segments" / segment_name, damaged);
     ManualEventLoop loop;
-    Spool spool(loop, options_for(copy, loop));
+    Spool spool(loop, spool_options(copy, loop));
     return spool.open();
   }
 };
@@ -325,7 +313,7 @@ TEST_CASE("spool damage: a damaged header loses no message, and the report says 
   // The records were copied out durably: the next start finds the same
   // messages and nothing new to quarantine.
   ManualEventLoop loop;
-  Spool spool(loop, options_for(copy.path(), loop));
+  Spool spool(loop, spool_options(copy.path(), loop));
   const RecoveryReport again = spool.open();
   CHECK(found(again) == sample.expected(0, 0));
   CHECK(again.files_quarantined == 0);
@@ -367,7 +355,7 @@ TEST_CASE("spool damage: a lost message is named in a durable report that lists 
 
   // A lost message stays lost: nothing resurrects it on the next start.
   ManualEventLoop loop;
-  Spool spool(loop, options_for(copy.path(), loop));
+  Spool spool(loop, spool_options(copy.path(), loop));
   const RecoveryReport again = spool.open();
   CHECK(found(again) == found(report));
 }
@@ -382,7 +370,7 @@ TEST_CASE("spool damage: a record crafted inside a message is never applied", "[
   std::vector<QueuedMessage> messages;
   QueuedMessage injected;
   {
-    Spool spool(loop, options_for(directory.path(), loop));
+    Spool spool(loop, spool_options(directory.path(), loop));
     REQUIRE_FALSE(spool.open().error);
     QueuedMessage victim = small_message(spool, loop.now(), 0);
     injected = small_message(spool, loop.now(), 9);
@@ -417,7 +405,7 @@ TEST_CASE("spool damage: a record crafted inside a message is never applied", "[
   bytes[carrier + 3] ^= 0x10;  // in the carrier's data, before what it embeds
   write_whole_file(segment, bytes);
 
-  Spool spool(loop, options_for(directory.path(), loop));
+  Spool spool(loop, spool_options(directory.path(), loop));
   const RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   std::set<std::string> ids;
@@ -436,7 +424,7 @@ TEST_CASE("spool damage: a spool from before the key is read and upgraded", "[qu
   std::vector<QueuedMessage> messages;
   std::string bytes;
   {
-    Spool ids(loop, options_for(directory.path() / "ids", loop));  // only for message ids
+    Spool ids(loop, spool_options(directory.path() / "ids", loop));  // only for message ids
     for (const auto& encoded : {record::encode_segment_header(1, loop.now())}) {
       for (std::string_view part : encoded.parts()) bytes.append(part);
     }
@@ -450,7 +438,7 @@ TEST_CASE("spool damage: a spool from before the key is read and upgraded", "[qu
   std::map<std::string, MessageState> all;
   for (const QueuedMessage& message : messages) all[message.id] = initial_state(message);
   {
-    Spool spool(loop, options_for(directory.path(), loop));
+    Spool spool(loop, spool_options(directory.path(), loop));
     const RecoveryReport report = spool.open();
     REQUIRE_FALSE(report.error);
     CHECK(found(report) == all);
@@ -468,7 +456,7 @@ TEST_CASE("spool damage: a spool from before the key is read and upgraded", "[qu
   fs::create_directories(copy.path() / "segments");
   fs::copy_file(directory.path() / spool_key_file_name, copy.path() / spool_key_file_name);
   write_whole_file(copy.path() / "segments" / segment_file_name(1), damaged);
-  Spool spool(loop, options_for(copy.path(), loop));
+  Spool spool(loop, spool_options(copy.path(), loop));
   const RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   CHECK(found(report) ==
@@ -488,7 +476,7 @@ TEST_CASE("spool damage: a missing or damaged key stops the start and changes no
       write_whole_file(key, contents);
     }
     ManualEventLoop loop;
-    Spool spool(loop, options_for(sample.directory.path(), loop));
+    Spool spool(loop, spool_options(sample.directory.path(), loop));
     const RecoveryReport report = spool.open();
     CHECK(report.error);
     CHECK(report.error_step.find(spool_key_file_name) != std::string::npos);
@@ -497,7 +485,7 @@ TEST_CASE("spool damage: a missing or damaged key stops the start and changes no
   }
   write_whole_file(key, sample.key_file);
   ManualEventLoop loop;
-  Spool spool(loop, options_for(sample.directory.path(), loop));
+  Spool spool(loop, spool_options(sample.directory.path(), loop));
   const RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   CHECK(found(report) == sample.expected(0, 0));

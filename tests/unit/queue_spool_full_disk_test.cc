@@ -1,7 +1,7 @@
 // Unit tests for the spool on a full file system (queue/spool.h, "Start on
 // a full file system"): it starts, recovers, refuses what does not fit with
 // an out-of-space error, and goes on by itself once space returns. On a
-// small tmpfs of its own (tests/unit/small_file_system.h).
+// small tmpfs of its own (tests/support/small_file_system.h).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "queue/free_space.h"
-#include "queue/manual_event_loop.h"
 #include "queue/queue_defaults.h"
 #include "queue/spool.h"
-#include "tests/unit/small_file_system.h"
+#include "tests/support/manual_event_loop.h"
+#include "tests/support/small_file_system.h"
+#include "tests/support/spool_fixture.h"
 
 using stokend::testing::SmallFileSystem;
+using stokend::testing::spool_options;
 using namespace stokend;
 using namespace stokend::queue;
 namespace fs = std::filesystem;
@@ -60,13 +62,6 @@ std::error_code remove_one(ManualEventLoop& loop, Spool& spool, const std::strin
   return result;
 }
 
-SpoolOptions options_in(const fs::path& directory, ManualEventLoop& loop) {
-  SpoolOptions options;
-  options.directory = directory;
-  options.clock = loop.clock();
-  return options;
-}
-
 std::size_t segment_count(const fs::path& spool) {
   return static_cast<std::size_t>(
       std::distance(fs::directory_iterator(spool / "segments"), fs::directory_iterator()));
@@ -95,7 +90,7 @@ TEST_CASE("spool starts on a full file system and goes on once space returns",
   ManualEventLoop loop;
   std::set<std::string> queued;
   {
-    Spool spool(loop, options_in(directory, loop));
+    Spool spool(loop, spool_options(directory, loop));
     REQUIRE_FALSE(spool.open().error);
     for (int i = 0; i < 3; ++i) {
       QueuedMessage message = message_of(spool, loop.now(), 2000);
@@ -108,7 +103,7 @@ TEST_CASE("spool starts on a full file system and goes on once space returns",
   std::string late_id;
   {
     // No room for a new segment: the newest one takes the records instead.
-    Spool spool(loop, options_in(directory, loop));
+    Spool spool(loop, spool_options(directory, loop));
     RecoveryReport report = spool.open();
     REQUIRE_FALSE(report.error);
     CHECK(ids_of(report) == queued);
@@ -133,7 +128,7 @@ TEST_CASE("spool starts on a full file system and goes on once space returns",
     queued.insert(late_id);
     REQUIRE(loop.run_until([&] { return spool.requests_in_flight() == 0; }));
   }
-  Spool spool(loop, options_in(directory, loop));
+  Spool spool(loop, spool_options(directory, loop));
   RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   CHECK(ids_of(report) == queued);
@@ -154,7 +149,7 @@ TEST_CASE("spool starts on a full file system with nothing in it", "[queue][full
   ManualEventLoop loop;
   std::string id;
   {
-    Spool spool(loop, options_in(directory, loop));
+    Spool spool(loop, spool_options(directory, loop));
     RecoveryReport report = spool.open();
     REQUIRE_FALSE(report.error);
     CHECK(report.messages.empty());
@@ -166,7 +161,7 @@ TEST_CASE("spool starts on a full file system with nothing in it", "[queue][full
     id = message.id;
     CHECK(segment_count(directory) == 1);
   }
-  Spool spool(loop, options_in(directory, loop));
+  Spool spool(loop, spool_options(directory, loop));
   RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   CHECK(ids_of(report) == std::set<std::string>{id});
@@ -183,7 +178,7 @@ TEST_CASE("spool: a write that fails for space keeps the segment, cut back, for 
   ManualEventLoop loop;
   std::set<std::string> stored;
   {
-    Spool spool(loop, options_in(directory, loop));
+    Spool spool(loop, spool_options(directory, loop));
     REQUIRE_FALSE(spool.open().error);
     QueuedMessage first = message_of(spool, loop.now(), 2000);
     REQUIRE_FALSE(store_one(loop, spool, first));
@@ -201,7 +196,7 @@ TEST_CASE("spool: a write that fails for space keeps the segment, cut back, for 
     CHECK(segment_count(directory) == 1);
     REQUIRE(loop.run_until([&] { return spool.requests_in_flight() == 0; }));
   }
-  Spool spool(loop, options_in(directory, loop));
+  Spool spool(loop, spool_options(directory, loop));
   RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   CHECK(ids_of(report) == stored);

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "queue/spool_lock.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 using stokend::testing::read_whole_file;
 using stokend::testing::TemporaryDirectory;

@@ -16,39 +16,25 @@
 #include <thread>
 #include <vector>
 
-#include "queue/manual_event_loop.h"
 #include "queue/record_format.h"
 #include "queue/spool.h"
 #include "queue/spool_key.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/manual_event_loop.h"
+#include "tests/support/spool_fixture.h"
+#include "tests/support/temporary_directory.h"
 
+using stokend::testing::files_in;
+using stokend::testing::read_whole_file;
+using stokend::testing::spool_checksum_key;
+using stokend::testing::spool_options;
 using stokend::testing::TemporaryDirectory;
+using stokend::testing::write_whole_file;
 
 namespace fs = std::filesystem;
 using namespace stokend;
 using namespace stokend::queue;
 
 namespace {
-
-std::string read_all(const fs::path& path) {
-  std::ifstream input(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << input.rdbuf();
-  return contents.str();
-}
-
-void write_all(const fs::path& path, const std::string& contents) {
-  std::ofstream output(path, std::ios::binary | std::ios::trunc);
-  output << contents;
-}
-
-std::vector<fs::path> files_in(const fs::path& folder) {
-  std::vector<fs::path> files;
-  if (!fs::exists(folder)) return files;
-  for (const auto& entry : fs::directory_iterator(folder)) files.push_back(entry.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
 
 // A message of about `size` bytes whose body names it.
 QueuedMessage make_message(Spool& spool, TimePoint arrival, std::size_t size = 1024,
@@ -97,22 +83,6 @@ std::set<std::string> ids_of(const std::vector<RecoveredMessage>& recovered) {
   return ids;
 }
 
-SpoolOptions options_for(const fs::path& directory, ManualEventLoop& loop) {
-  SpoolOptions options;
-  options.directory = directory;
-  options.clock = loop.clock();
-  return options;
-}
-
-// The checksum key of the spool in `directory` (queue/spool_key.h).
-record::ChecksumKey spool_key(const fs::path& directory) {
-  const std::string bytes = read_all(directory / spool_key_file_name);
-  record::ChecksumKey key;
-  REQUIRE(bytes.size() == key.bytes.size());
-  std::copy(bytes.begin(), bytes.end(), key.bytes.begin());
-  return key;
-}
-
 // Offsets of the records in a segment file, header first.
 std::vector<std::size_t> record_offsets(const std::string& bytes, const record::ChecksumKey& key) {
   std::vector<std::size_t> offsets;
@@ -132,7 +102,7 @@ TEST_CASE("spool stores messages and state, and a restart reads them back", "[qu
   QueuedMessage stored;
   MessageState state;
   {
-    Spool spool(loop, options_for(directory.path(), loop));
+    Spool spool(loop, spool_options(directory.path(), loop));
     RecoveryReport report = spool.open();
     REQUIRE_FALSE(report.error);
     CHECK(report.messages.empty());
@@ -165,7 +135,7 @@ TEST_CASE("spool stores messages and state, and a restart reads them back", "[qu
     });
     wait_for(loop, completed, 2);
   }
-  Spool spool(loop, options_for(directory.path(), loop));
+  Spool spool(loop, spool_options(directory.path(), loop));
   RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   REQUIRE(report.messages.size() == 1);
@@ -188,7 +158,7 @@ TEST_CASE("spool group commit: concurrent stores share one sync per batch", "[qu
   TemporaryDirectory directory;
   ManualEventLoop loop;
   std::atomic<int> syncs{0};
-  SpoolOptions options = options_for(directory.path(), loop);
+  SpoolOptions options = spool_options(directory.path(), loop);
   options.data_sync = [&](int descriptor) {
     ++syncs;
     // As slow as a real disk, so that requests arriving meanwhile gather.
@@ -210,7 +180,7 @@ TEST_CASE("spool group commit: concurrent stores share one sync per batch", "[qu
     CHECK(statistics.largest_batch > 10);
     CHECK(statistics.requests == static_cast<std::size_t>(count));
   }
-  Spool spool(loop, options_for(directory.path(), loop));
+  Spool spool(loop, spool_options(directory.path(), loop));
   RecoveryReport report = spool.open();
   CHECK(report.messages.size() == static_cast<std::size_t>(count));
 }
@@ -219,7 +189,7 @@ TEST_CASE("spool reports a failed sync to every request of the batch", "[queue]"
   TemporaryDirectory directory;
   ManualEventLoop loop;
   std::atomic<bool> failing{false};
-  SpoolOptions options = options_for(directory.path(), loop);
+  SpoolOptions options = spool_options(directory.path(), loop);
   options.data_sync = [&](int descriptor) {
     if (failing) return std::make_error_code(std::errc::io_error);
     return ::fdatasync(descriptor) == 0 ? std::error_code{}
@@ -246,7 +216,7 @@ TEST_CASE("spool reports a failed sync to every request of the batch", "[queue]"
   }
   // The failed message was retracted: its sender was told it failed, so it
   // must not come back after a restart.
-  Spool spool(loop, options_for(directory.path(), loop));
+  Spool spool(loop, spool_options(directory.path(), loop));
   RecoveryReport report = spool.open();
   CHECK(report.messages.size() == 1);
   CHECK_FALSE(ids_of(report.messages).contains(failed_id));
@@ -257,7 +227,7 @@ TEST_CASE("spool discards a torn write at the end of a segment", "[queue]") {
   ManualEventLoop loop;
   std::vector<QueuedMessage> messages;
   {
-    Spool spool(loop, options_for(directory.path(), loop));
+    Spool spool(loop, spool_options(directory.path(), loop));
     REQUIRE_FALSE(spool.open().error);
     messages = store_messages(loop, spool, 3);
   }
@@ -268,16 +238,16 @@ TEST_CASE("spool discards a torn write at the end of a segment", "[queue]") {
   std::string partial;
   {
     ManualEventLoop other;
-    Spool scratch(other, options_for(directory.path() / "scratch", other));
+    Spool scratch(other, spool_options(directory.path() / "scratch", other));
     REQUIRE_FALSE(scratch.open().error);
     QueuedMessage fourth = make_message(scratch, other.now());
     const record::EncodedRecord encoded = record::encode_message(fourth);
     for (std::string_view part : encoded.parts()) partial.append(part);
   }
   partial.resize(partial.size() / 2);
-  write_all(segments.front(), read_all(segments.front()) + partial);
+  write_whole_file(segments.front(), read_whole_file(segments.front()) + partial);
 
-  Spool spool(loop, options_for(directory.path(), loop));
+  Spool spool(loop, spool_options(directory.path(), loop));
   RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   CHECK(report.messages.size() == 3);
@@ -292,7 +262,7 @@ TEST_CASE("spool survives a crash at any byte of the newest segment", "[queue]")
   ManualEventLoop loop;
   std::vector<QueuedMessage> messages;
   {
-    Spool spool(loop, options_for(directory.path(), loop));
+    Spool spool(loop, spool_options(directory.path(), loop));
     REQUIRE_FALSE(spool.open().error);
     messages = store_messages(loop, spool, 4, 200);
     int completed = 0;
@@ -304,17 +274,18 @@ TEST_CASE("spool survives a crash at any byte of the newest segment", "[queue]")
     wait_for(loop, completed, 2);
   }
   const fs::path segment = files_in(directory.path() / "segments").front();
-  const std::string full = read_all(segment);
-  const std::vector<std::size_t> offsets = record_offsets(full, spool_key(directory.path()));
+  const std::string full = read_whole_file(segment);
+  const std::vector<std::size_t> offsets =
+      record_offsets(full, spool_checksum_key(directory.path()));
   REQUIRE(offsets.size() == 7);  // header, 4 messages, state, removal
 
   for (std::size_t cut = 0; cut <= full.size(); cut += 17) {
     TemporaryDirectory copy;
     fs::create_directories(copy.path() / "segments");
     fs::copy_file(directory.path() / spool_key_file_name, copy.path() / spool_key_file_name);
-    write_all(copy.path() / "segments" / segment.filename(), full.substr(0, cut));
+    write_whole_file(copy.path() / "segments" / segment.filename(), full.substr(0, cut));
     ManualEventLoop other;
-    Spool spool(other, options_for(copy.path(), other));
+    Spool spool(other, spool_options(copy.path(), other));
     RecoveryReport report = spool.open();
     INFO("cut at " << cut);
     REQUIRE_FALSE(report.error);
@@ -345,7 +316,7 @@ TEST_CASE("spool survives a crash at any byte of the newest segment", "[queue]")
 TEST_CASE("spool quarantines a corrupt segment and keeps every other message", "[queue]") {
   TemporaryDirectory directory;
   ManualEventLoop loop;
-  SpoolOptions options = options_for(directory.path(), loop);
+  SpoolOptions options = spool_options(directory.path(), loop);
   options.segment_size = 4096;  // about four 1 KB messages per segment
   std::vector<QueuedMessage> messages;
   {
@@ -356,11 +327,12 @@ TEST_CASE("spool quarantines a corrupt segment and keeps every other message", "
   const auto segments = files_in(directory.path() / "segments");
   REQUIRE(segments.size() >= 3);
   // Flip one byte inside the second record of the first segment.
-  std::string bytes = read_all(segments.front());
-  const std::vector<std::size_t> offsets = record_offsets(bytes, spool_key(directory.path()));
+  std::string bytes = read_whole_file(segments.front());
+  const std::vector<std::size_t> offsets =
+      record_offsets(bytes, spool_checksum_key(directory.path()));
   REQUIRE(offsets.size() >= 4);
   bytes[offsets[2] + 100] ^= 0x20;
-  write_all(segments.front(), bytes);
+  write_whole_file(segments.front(), bytes);
 
   // Only the damaged message is lost: recovery resynchronises behind it, and
   // the records around it are copied out before the file is quarantined.
@@ -397,7 +369,7 @@ TEST_CASE("spool never crashes on garbage files", "[queue]") {
   TemporaryDirectory directory;
   ManualEventLoop loop;
   {
-    Spool spool(loop, options_for(directory.path(), loop));
+    Spool spool(loop, spool_options(directory.path(), loop));
     REQUIRE_FALSE(spool.open().error);
     store_messages(loop, spool, 2);
   }
@@ -406,12 +378,12 @@ TEST_CASE("spool never crashes on garbage files", "[queue]") {
   for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<char>((i * 7919) >> 3);
   // Noise with embedded magic bytes, to exercise the search for records.
   for (std::size_t i = 0; i < noise.size(); i += 1000) noise.replace(i, 4, "STKQ");
-  write_all(segments / "00000000000000f0.seg", noise);
-  write_all(segments / "00000000000000f1.seg", "");
-  write_all(segments / "0000000000000002.seg.tmp", "half a segment");
-  write_all(segments / "notes.txt", "someone left this here");
+  write_whole_file(segments / "00000000000000f0.seg", noise);
+  write_whole_file(segments / "00000000000000f1.seg", "");
+  write_whole_file(segments / "0000000000000002.seg.tmp", "half a segment");
+  write_whole_file(segments / "notes.txt", "someone left this here");
 
-  Spool spool(loop, options_for(directory.path(), loop));
+  Spool spool(loop, spool_options(directory.path(), loop));
   RecoveryReport report = spool.open();
   REQUIRE_FALSE(report.error);
   CHECK(report.messages.size() == 2);
@@ -426,7 +398,7 @@ TEST_CASE("spool never crashes on garbage files", "[queue]") {
 TEST_CASE("spool reclaims space and removed messages stay removed", "[queue]") {
   TemporaryDirectory directory;
   ManualEventLoop loop;
-  SpoolOptions options = options_for(directory.path(), loop);
+  SpoolOptions options = spool_options(directory.path(), loop);
   options.segment_size = 4096;
   std::vector<QueuedMessage> messages;
   std::set<std::string> kept;
@@ -486,7 +458,7 @@ TEST_CASE("spool reclaims space and removed messages stay removed", "[queue]") {
 TEST_CASE("spool refuses requests it cannot honour", "[queue]") {
   TemporaryDirectory directory;
   ManualEventLoop loop;
-  Spool spool(loop, options_for(directory.path(), loop));
+  Spool spool(loop, spool_options(directory.path(), loop));
   REQUIRE_FALSE(spool.open().error);
   std::vector<std::error_code> results;
   const auto record = [&](std::error_code error) { results.push_back(error); };
@@ -509,7 +481,7 @@ TEST_CASE("spool refuses requests it cannot honour", "[queue]") {
 TEST_CASE("spool matches a model through random changes, compactions and restarts", "[queue]") {
   TemporaryDirectory directory;
   ManualEventLoop loop;
-  SpoolOptions options = options_for(directory.path(), loop);
+  SpoolOptions options = spool_options(directory.path(), loop);
   options.segment_size = 8192;
   options.compaction_threshold = 0.5;  // compact eagerly
   options.data_sync = [](int) { return std::error_code{}; };

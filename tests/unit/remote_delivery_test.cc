@@ -17,8 +17,8 @@
 
 #include "common/event_handles.h"
 #include "mta/client/remote_client.h"
-#include "temporary_directory.h"
-#include "tokens/fake_token_store.h"
+#include "tests/support/fake_token_store.h"
+#include "tests/support/temporary_directory.h"
 #include "tokens/secret_rings.h"
 #include "tokens/token_format.h"
 #include "tokens/wallet_entry.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
 using namespace stokend;
 using namespace stokend::tokens;

@@ -20,8 +20,9 @@
 #include <sstream>
 #include <string>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
+using stokend::testing::read_whole_file;
 using stokend::testing::TemporaryDirectory;
 
 namespace fs = std::filesystem;
@@ -43,13 +44,6 @@ using Bio = std::unique_ptr<BIO, OpenSslDeleter<BIO_free_all>>;
 using Store = std::unique_ptr<X509_STORE, OpenSslDeleter<X509_STORE_free>>;
 using StoreContext = std::unique_ptr<X509_STORE_CTX, OpenSslDeleter<X509_STORE_CTX_free>>;
 using GeneralNames = std::unique_ptr<GENERAL_NAMES, OpenSslDeleter<GENERAL_NAMES_free>>;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream stream(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << stream.rdbuf();
-  return contents.str();
-}
 
 Certificate load_certificate(const fs::path& path) {
   const Bio bio(BIO_new_file(path.c_str(), "r"));
@@ -144,23 +138,23 @@ TEST_CASE("a self-signed certificate is generated for the host name") {
 TEST_CASE("an existing certificate is reused, not regenerated") {
   TemporaryDirectory directory;
   const CertificatePaths first = generate(directory.path(), "mx.example.test");
-  const std::string certificate_pem = read_file(first.certificate);
-  const std::string key_pem = read_file(first.private_key);
+  const std::string certificate_pem = read_whole_file(first.certificate);
+  const std::string key_pem = read_whole_file(first.private_key);
 
   const CertificatePaths second = generate(directory.path(), "another-name.example.test");
   CHECK(second.certificate == first.certificate);
   CHECK(second.private_key == first.private_key);
-  CHECK(read_file(second.certificate) == certificate_pem);
-  CHECK(read_file(second.private_key) == key_pem);
+  CHECK(read_whole_file(second.certificate) == certificate_pem);
+  CHECK(read_whole_file(second.private_key) == key_pem);
 }
 
 TEST_CASE("a certificate without its key is regenerated as a pair") {
   TemporaryDirectory directory;
   const CertificatePaths first = generate(directory.path(), "mx.example.test");
-  const std::string old_certificate = read_file(first.certificate);
+  const std::string old_certificate = read_whole_file(first.certificate);
   fs::remove(first.private_key);
   const CertificatePaths second = generate(directory.path(), "mx.example.test");
-  CHECK(read_file(second.certificate) != old_certificate);
+  CHECK(read_whole_file(second.certificate) != old_certificate);
   const Certificate certificate = load_certificate(second.certificate);
   const PrivateKey key = load_key(second.private_key);
   REQUIRE(certificate);

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "tests/unit/small_file_system.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/small_file_system.h"
+#include "tests/support/temporary_directory.h"
 #include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"
 

@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "tests/unit/temporary_directory.h"
-#include "tokens/fake_token_store.h"
+#include "tests/support/fake_token_store.h"
+#include "tests/support/temporary_directory.h"
 #include "tokens/mac.h"
 #include "tokens/pair_hash.h"
 #include "tokens/pair_hash_fast.h"

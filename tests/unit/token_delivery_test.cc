@@ -14,8 +14,8 @@
 
 #include "common/event_handles.h"
 #include "mta/worker_pool.h"
-#include "temporary_directory.h"
-#include "tokens/fake_token_store.h"
+#include "tests/support/fake_token_store.h"
+#include "tests/support/temporary_directory.h"
 #include "tokens/secret_rings.h"
 
 namespace {

@@ -11,27 +11,16 @@
 #include <string>
 #include <thread>
 
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/temporary_directory.h"
 
+using stokend::testing::read_whole_file;
 using stokend::testing::TemporaryDirectory;
+using stokend::testing::write_whole_file;
 
 namespace fs = std::filesystem;
 using namespace stokend;
 
 namespace {
-
-void write_file(const fs::path& path, const std::string& contents) {
-  std::ofstream stream(path, std::ios::binary);
-  stream << contents;
-  REQUIRE(stream.good());
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream stream(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << stream.rdbuf();
-  return contents.str();
-}
 
 // Hashing is slow by design; tests that only need a well-formed hash share one.
 const std::string& sample_hash() {
@@ -107,7 +96,7 @@ TEST_CASE("the file holds one line per user, settings only when not default") {
   REQUIRE_FALSE(users.add("bob@example.test", "secret"));
   REQUIRE_FALSE(users.set_coi_filter("bob@example.test", CoiFilter::seen));
 
-  std::istringstream lines(read_file(file));
+  std::istringstream lines(read_whole_file(file));
   std::vector<std::string> entries;
   for (std::string line; std::getline(lines, line);) {
     if (!line.starts_with("#")) entries.push_back(line);
@@ -121,11 +110,11 @@ TEST_CASE("the file holds one line per user, settings only when not default") {
 TEST_CASE("a hand-written file loads, comments and blank lines ignored") {
   TemporaryDirectory directory;
   const fs::path file = directory.path() / "users";
-  write_file(file, "# users\n\nCarol@Example.test:" + sample_hash() +
-                       ":coi_filter=active\r\n"
-                       "dave@example.test:\n"
-                       "\"odd@local\"@example.test:" +
-                       sample_hash() + ":\n");
+  write_whole_file(file, "# users\n\nCarol@Example.test:" + sample_hash() +
+                             ":coi_filter=active\r\n"
+                             "dave@example.test:\n"
+                             "\"odd@local\"@example.test:" +
+                             sample_hash() + ":\n");
   UserDirectory users(file);
   REQUIRE_FALSE(users.load());
   REQUIRE(users.all().size() == 3);
@@ -141,7 +130,7 @@ TEST_CASE("a hand-written file loads, comments and blank lines ignored") {
 TEST_CASE("a malformed line is reported with its line number and changes nothing") {
   TemporaryDirectory directory;
   const fs::path file = directory.path() / "users";
-  write_file(file, "alice@example.test:" + sample_hash() + "\n");
+  write_whole_file(file, "alice@example.test:" + sample_hash() + "\n");
   UserDirectory users(file);
   REQUIRE_FALSE(users.load());
 
@@ -156,7 +145,7 @@ TEST_CASE("a malformed line is reported with its line number and changes nothing
       {"alice@EXAMPLE.test:", "duplicate user alice@example.test (also on line 2)"},
   }));
   INFO(contents);
-  write_file(file, "# header\nalice@example.test:" + sample_hash() + "\n" + contents + "\n");
+  write_whole_file(file, "# header\nalice@example.test:" + sample_hash() + "\n" + contents + "\n");
   const auto error = users.load();
   REQUIRE(error);
   CHECK(*error == file.string() + ":3: " + problem);
@@ -198,7 +187,7 @@ TEST_CASE("an empty password is refused") {
 TEST_CASE("refresh_if_changed picks up an edit made by another process") {
   TemporaryDirectory directory;
   const fs::path file = directory.path() / "users";
-  write_file(file, "alice@example.test:" + sample_hash() + "\n");
+  write_whole_file(file, "alice@example.test:" + sample_hash() + "\n");
   UserDirectory daemon_view(file);
   REQUIRE_FALSE(daemon_view.load());
 
@@ -217,7 +206,7 @@ TEST_CASE("refresh_if_changed picks up an edit made by another process") {
   CHECK(daemon_view.find("bob@example.test") != nullptr);
 
   // A broken edit keeps the last good contents and says why.
-  write_file(file, "garbage\n");
+  write_whole_file(file, "garbage\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   CHECK_FALSE(daemon_view.refresh_if_changed());
   CHECK(daemon_view.find("bob@example.test") != nullptr);

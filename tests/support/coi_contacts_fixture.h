@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <string>
 
-#include "tests/unit/temporary_directory.h"
-#include "tokens/fake_token_store.h"
+#include "tests/support/fake_token_store.h"
+#include "tests/support/temporary_directory.h"
 #include "tokens/pair_hash.h"
 #include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"

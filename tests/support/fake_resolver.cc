@@ -1,5 +1,5 @@
 // Preset answers, delivered through the deferred-call queue.
-#include "dns/fake_resolver.h"
+#include "tests/support/fake_resolver.h"
 
 #include "dns/address_answers.h"
 

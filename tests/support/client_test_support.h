@@ -1,7 +1,7 @@
 // Shared pieces of the outbound client tests: real peers (Postfix's
 // smtp-sink, Dovecot LMTP) started in a temporary folder on free loopback
-// ports and stopped by their PID, a listener that never answers, and a
-// bounded way to run the event loop.
+// ports and stopped by their PID, and a listener that never answers. The
+// tests run their event loop with TestLoop (test_loop.h).
 //
 // Every peer is bounded in time: it is killed by its owner's destructor, and
 // by the kernel when the test binary dies (PR_SET_PDEATHSIG).
@@ -37,55 +37,26 @@
 
 #include "common/event_handles.h"
 #include "common/unique_fd.h"
+#include "tests/support/files.h"
+#include "tests/support/temporary_directory.h"
+#include "tests/support/test_loop.h"
 
 namespace client_test {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// A fresh folder under the system temporary folder, removed with its
-// contents. Readable by all: peers drop privileges and must reach it.
-class TemporaryDirectory {
+using stokend::testing::files_in;
+using stokend::testing::read_whole_file;
+using stokend::testing::TestLoop;
+using stokend::testing::write_whole_file;
+
+// A scratch folder (tests/support/temporary_directory.h) readable by all:
+// peers drop privileges and must reach it.
+class TemporaryDirectory : public stokend::testing::TemporaryDirectory {
  public:
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "stokend-client-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-    ::chmod(path_.c_str(), 0755);
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TemporaryDirectory() { ::chmod(path().c_str(), 0755); }
 };
-
-inline std::string read_file(const fs::path& path) {
-  std::ifstream input(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << input.rdbuf();
-  return contents.str();
-}
-
-inline void write_file(const fs::path& path, const std::string& contents) {
-  std::ofstream output(path, std::ios::binary | std::ios::trunc);
-  output << contents;
-}
-
-inline std::vector<fs::path> files_in(const fs::path& folder) {
-  std::vector<fs::path> files;
-  std::error_code error;
-  for (const auto& entry : fs::directory_iterator(folder, error)) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
 
 // CRLF -> LF: Maildir files and smtp-sink dumps store LF line endings.
 inline std::string with_lf(std::string text) {
@@ -255,7 +226,8 @@ class SmtpSink {
       if (unix_socket) return fs::exists(socket_path_) && accepts_connections(socket_path_);
       return accepts_connections(port_);
     });
-    if (!ready) FAIL("smtp-sink did not start: " << read_file(directory_.path() / "sink.log"));
+    if (!ready)
+      FAIL("smtp-sink did not start: " << read_whole_file(directory_.path() / "sink.log"));
   }
 
   std::uint16_t port() const { return port_; }
@@ -264,7 +236,7 @@ class SmtpSink {
   // X-* headers and Received, then the message with LF line endings).
   std::vector<std::string> dumps() const {
     std::vector<std::string> contents;
-    for (const auto& file : files_in(dumps_)) contents.push_back(read_file(file));
+    for (const auto& file : files_in(dumps_)) contents.push_back(read_whole_file(file));
     return contents;
   }
 
@@ -289,30 +261,31 @@ class Dovecot {
     for (const char* user : {"alice", "bob"}) {
       REQUIRE(::chown((root / "home" / user).c_str(), 65534, 65534) == 0);
     }
-    write_file(root / "passwd",
-               "alice:{PLAIN}pw:65534:65534::" + (root / "home/alice").string() + "::\n" +
-                   "bob:{PLAIN}pw:65534:65534::" + (root / "home/bob").string() + "::\n");
+    write_whole_file(root / "passwd",
+                     "alice:{PLAIN}pw:65534:65534::" + (root / "home/alice").string() + "::\n" +
+                         "bob:{PLAIN}pw:65534:65534::" + (root / "home/bob").string() + "::\n");
     std::string passwd = (root / "passwd").string();
-    write_file(root / "dovecot.conf",
-               "base_dir = " + (root / "base").string() + "\n" + "state_dir = " +
-                   (root / "state").string() + "\n" + "instance_name = stokend-client-test\n" +
-                   "log_path = " + (root / "dovecot.log").string() + "\n" +
-                   "protocols = lmtp\n"
-                   "listen = 127.0.0.1\n"
-                   "ssl = no\n"
-                   "mail_location = maildir:~/Maildir\n"
-                   "first_valid_uid = 1\n"
-                   "auth_username_format = %Ln\n"
-                   "passdb {\n  driver = passwd-file\n  args = " +
-                   passwd +
-                   "\n}\n"
-                   "userdb {\n  driver = passwd-file\n  args = " +
-                   passwd +
-                   "\n}\n"
-                   "service lmtp {\n"
-                   "  unix_listener lmtp {\n    mode = 0666\n  }\n"
-                   "  inet_listener lmtp {\n    address = 127.0.0.1\n    port = " +
-                   std::to_string(port_) + "\n  }\n}\n");
+    write_whole_file(root / "dovecot.conf",
+                     "base_dir = " + (root / "base").string() + "\n" +
+                         "state_dir = " + (root / "state").string() + "\n" +
+                         "instance_name = stokend-client-test\n" +
+                         "log_path = " + (root / "dovecot.log").string() + "\n" +
+                         "protocols = lmtp\n"
+                         "listen = 127.0.0.1\n"
+                         "ssl = no\n"
+                         "mail_location = maildir:~/Maildir\n"
+                         "first_valid_uid = 1\n"
+                         "auth_username_format = %Ln\n"
+                         "passdb {\n  driver = passwd-file\n  args = " +
+                         passwd +
+                         "\n}\n"
+                         "userdb {\n  driver = passwd-file\n  args = " +
+                         passwd +
+                         "\n}\n"
+                         "service lmtp {\n"
+                         "  unix_listener lmtp {\n    mode = 0666\n  }\n"
+                         "  inet_listener lmtp {\n    address = 127.0.0.1\n    port = " +
+                         std::to_string(port_) + "\n  }\n}\n");
     // -F: the master stays in the foreground, under our watcher, so that it
     // goes away with the test binary.
     process_ = std::make_unique<ChildProcess>(
@@ -321,13 +294,13 @@ class Dovecot {
     bool ready = wait_until(
         [&] { return accepts_connections(port_) && accepts_connections(socket_path()); });
     if (!ready) {
-      FAIL("dovecot did not start: " << read_file(root / "dovecot.stderr")
-                                     << read_file(root / "dovecot.log"));
+      FAIL("dovecot did not start: " << read_whole_file(root / "dovecot.stderr")
+                                     << read_whole_file(root / "dovecot.log"));
     }
   }
   ~Dovecot() {
     // Stop by the PID the master wrote; the watcher then reaps it.
-    std::string pid = read_file(directory_.path() / "base" / "master.pid");
+    std::string pid = read_whole_file(directory_.path() / "base" / "master.pid");
     if (!pid.empty()) ::kill(std::stoi(pid), SIGTERM);
     process_->stop();
   }
@@ -337,7 +310,7 @@ class Dovecot {
   fs::path new_mail(const std::string& user) const {
     return directory_.path() / "home" / user / "Maildir" / "new";
   }
-  std::string log() const { return read_file(directory_.path() / "dovecot.log"); }
+  std::string log() const { return read_whole_file(directory_.path() / "dovecot.log"); }
 
  private:
   TemporaryDirectory directory_;
@@ -365,7 +338,7 @@ struct TestCertificates {
         "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
         "-subj /CN=mx.b.test -keyout " +
         dir + "/server.key -out " + dir + "/server.csr");
-    write_file(folder / "san.ext", "subjectAltName=DNS:mx.b.test\n");
+    write_whole_file(folder / "san.ext", "subjectAltName=DNS:mx.b.test\n");
     run_command("openssl x509 -req -in " + dir + "/server.csr -CA " + dir + "/ca.crt -CAkey " +
                 dir + "/ca.key -CAcreateserial -days 2 -extfile " + dir + "/san.ext -out " + dir +
                 "/server.crt");
@@ -386,54 +359,54 @@ class Postfix {
     for (const char* folder : {"conf", "queue", "data"}) fs::create_directory(root / folder);
     run_command("chown postfix " + (root / "data").string());
     std::string r = root.string();
-    write_file(root / "conf/main.cf",
-               "compatibility_level = 3.6\n"
-               "queue_directory = " +
-                   r +
-                   "/queue\n"
-                   "data_directory = " +
-                   r +
-                   "/data\n"
-                   "maillog_file = " +
-                   r +
-                   "/maillog\n"
-                   "maillog_file_prefixes = " +
-                   r +
-                   "\n"
-                   "inet_interfaces = 127.0.0.1\n"
-                   "inet_protocols = ipv4\n"
-                   "myhostname = mx.b.test\n"
-                   "mydomain = b.test\n"
-                   "myorigin = b.test\n"
-                   "mydestination =\n"
-                   "relay_domains = b.test\n"
-                   "mynetworks = 127.0.0.0/8\n"
-                   "smtpd_recipient_restrictions = check_recipient_access "
-                   "inline:{ { rejected@b.test = 550 5.1.1 no such user } }, "
-                   "permit_mynetworks, reject\n"
-                   "relay_transport = discard\n"
-                   "default_transport = discard\n"
-                   "smtp_dns_support_level = disabled\n"
-                   "alias_maps =\n"
-                   "alias_database =\n"
-                   "smtputf8_enable = yes\n"
-                   "message_size_limit = " +
-                   std::to_string(message_size_limit) +
-                   "\n"
-                   "smtpd_tls_security_level = may\n"
-                   "smtpd_tls_cert_file = " +
-                   certificates_.server_certificate.string() +
-                   "\n"
-                   "smtpd_tls_key_file = " +
-                   certificates_.server_key.string() + "\n");
+    write_whole_file(root / "conf/main.cf",
+                     "compatibility_level = 3.6\n"
+                     "queue_directory = " +
+                         r +
+                         "/queue\n"
+                         "data_directory = " +
+                         r +
+                         "/data\n"
+                         "maillog_file = " +
+                         r +
+                         "/maillog\n"
+                         "maillog_file_prefixes = " +
+                         r +
+                         "\n"
+                         "inet_interfaces = 127.0.0.1\n"
+                         "inet_protocols = ipv4\n"
+                         "myhostname = mx.b.test\n"
+                         "mydomain = b.test\n"
+                         "myorigin = b.test\n"
+                         "mydestination =\n"
+                         "relay_domains = b.test\n"
+                         "mynetworks = 127.0.0.0/8\n"
+                         "smtpd_recipient_restrictions = check_recipient_access "
+                         "inline:{ { rejected@b.test = 550 5.1.1 no such user } }, "
+                         "permit_mynetworks, reject\n"
+                         "relay_transport = discard\n"
+                         "default_transport = discard\n"
+                         "smtp_dns_support_level = disabled\n"
+                         "alias_maps =\n"
+                         "alias_database =\n"
+                         "smtputf8_enable = yes\n"
+                         "message_size_limit = " +
+                         std::to_string(message_size_limit) +
+                         "\n"
+                         "smtpd_tls_security_level = may\n"
+                         "smtpd_tls_cert_file = " +
+                         certificates_.server_certificate.string() +
+                         "\n"
+                         "smtpd_tls_key_file = " +
+                         certificates_.server_key.string() + "\n");
     // master.cf as shipped, with smtpd moved to our port and out of chroot.
-    std::string master = read_file("/usr/share/postfix/master.cf.dist");
+    std::string master = read_whole_file("/usr/share/postfix/master.cf.dist");
     std::string shipped = "smtp      inet  n       -       y       -       -       smtpd";
     auto position = master.find(shipped);
     REQUIRE(position != std::string::npos);
     master.replace(position, shipped.size(),
                    "127.0.0.1:" + std::to_string(port_) + " inet n - n - - smtpd");
-    write_file(root / "conf/master.cf", master);
+    write_whole_file(root / "conf/master.cf", master);
     // "postfix check" creates the queue folders; master -d stays in the
     // foreground as our child, and its services exit when it does.
     run_command("/usr/sbin/postfix -c " + (root / "conf").string() + " check");
@@ -442,13 +415,13 @@ class Postfix {
                                  "-d"},
         root / "master.log");
     if (!wait_until([&] { return accepts_connections(port_); })) {
-      FAIL("postfix did not start: " << read_file(root / "master.log") << log());
+      FAIL("postfix did not start: " << read_whole_file(root / "master.log") << log());
     }
   }
 
   std::uint16_t port() const { return port_; }
   const TestCertificates& certificates() const { return certificates_; }
-  std::string log() const { return read_file(directory_.path() / "maillog"); }
+  std::string log() const { return read_whole_file(directory_.path() / "maillog"); }
 
  private:
   TemporaryDirectory directory_;
@@ -477,53 +450,6 @@ class SilentListener {
  private:
   stokend::UniqueFd socket_;
   std::uint16_t port_ = 0;
-};
-
-// The event loop of a test, run in bounded slices.
-class TestLoop {
- public:
-  TestLoop() : base_(event_base_new()) {
-    // A ticking timer keeps the loop from blocking forever on no events.
-    tick_.reset(event_new(
-        base_.get(), -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr));
-    timeval interval{0, 10 * 1000};
-    event_add(tick_.get(), &interval);
-  }
-  ~TestLoop() {
-    tick_.reset();
-    // Let connections finish their QUIT, so nothing outlives the test.
-    drain();
-  }
-  event_base* base() const { return base_.get(); }
-
-  // Runs the loop until done() is true or the limit passes; returns done().
-  template <typename Done>
-  bool run_until(Done done, std::chrono::milliseconds limit = 10s) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      event_base_loop(base_.get(), EVLOOP_ONCE);
-    }
-    return done();
-  }
-  void run_for(std::chrono::milliseconds duration) {
-    auto deadline = std::chrono::steady_clock::now() + duration;
-    run_until([&] { return std::chrono::steady_clock::now() >= deadline; }, duration + 1s);
-  }
-  // Runs until no event is left (or 5 seconds).
-  void drain() {
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int pending =
-          event_base_get_num_events(base_.get(), EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
-      if (pending <= (tick_ ? 1 : 0)) return;
-      event_base_loop(base_.get(), EVLOOP_ONCE | EVLOOP_NONBLOCK);
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-
- private:
-  stokend::EventBasePtr base_;
-  stokend::EventPtr tick_;
 };
 
 }  // namespace client_test

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "queue/manual_event_loop.h"
 #include "queue/queue_manager.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/support/manual_event_loop.h"
+#include "tests/support/temporary_directory.h"
 
 namespace stokend::testing::queue_fixture {
 

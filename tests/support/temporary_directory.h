@@ -1,15 +1,15 @@
-// Test helpers shared by the unit tests: a scratch folder removed with its
-// contents, and whole-file reads and writes.
+// Test helper shared by the unit tests: a scratch folder removed with its
+// contents. Brings the file helpers (files.h) along, which most users need.
 #pragma once
 
 #include <stdlib.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <system_error>
+
+#include "tests/support/files.h"
 
 namespace stokend::testing {
 
@@ -34,18 +34,5 @@ class TemporaryDirectory {
  private:
   std::filesystem::path path_;
 };
-
-inline std::string read_whole_file(const std::filesystem::path& path) {
-  std::ifstream input(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << input.rdbuf();
-  return contents.str();
-}
-
-inline void write_whole_file(const std::filesystem::path& path, const std::string& contents) {
-  std::ofstream stream(path, std::ios::binary);
-  stream << contents;
-  REQUIRE(stream.good());
-}
 
 }  // namespace stokend::testing
