@@ -14,6 +14,7 @@
 #include "mta/defaults.h"
 #include "mta/message_id.h"
 #include "mta/server/sasl.h"
+#include "mta/users.h"
 #include "mta/server/tls_context.h"
 #include "mta/server/token_commands.h"
 #include "tokens/pair_hash.h"
@@ -764,7 +765,7 @@ void Session::auth_verify(std::string login, std::string password) {
   context_.workers.submit(
       [weak, hash = std::move(hash), password = std::move(password), known, address]() {
         bool ok = verify_password(hash, password) && known;
-        return WorkerPool::Completion([weak, ok, address] {
+        return WorkRunner::Completion([weak, ok, address] {
           if (auto session = weak.lock()) session->auth_finished(ok, address);
         });
       });

@@ -174,7 +174,7 @@ void Session::harvest_tokens(std::string& body) {
       } catch (const std::exception& error) {
         spdlog::error("harvested tokens not stored: {}", error.what());
       }
-      return WorkerPool::Completion{};
+      return WorkRunner::Completion{};
     });
   }
   if (context_.config.tokens.remove_submission_token_headers) {
@@ -265,7 +265,7 @@ void Session::command_genstoken(const Command& command) {
     } catch (const std::exception& failure) {
       error = failure.what();
     }
-    return WorkerPool::Completion([weak, kind, remote, local, token, error] {
+    return WorkRunner::Completion([weak, kind, remote, local, token, error] {
       auto session = weak.lock();
       if (!session) return;
       if (!error.empty()) {
@@ -300,7 +300,7 @@ void Session::command_revstoken(const Command& command) {
     } catch (const std::exception& failure) {
       error = failure.what();
     }
-    return WorkerPool::Completion([weak, remote, local, error] {
+    return WorkRunner::Completion([weak, remote, local, error] {
       auto session = weak.lock();
       if (!session) return;
       if (!error.empty()) {
