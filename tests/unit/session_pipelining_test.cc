@@ -110,3 +110,37 @@ TEST_CASE("The queue's failure is answered 4xx and the session goes on", "[sessi
   }
   CHECK(session.intake.messages.empty());
 }
+
+TEST_CASE("BDAT chunks pipelined with their commands (RFC 3030)", "[session]") {
+  SessionHarness session({Role::mx, TlsMode::none});
+  session.users.add("bob@example.test");
+  session.start();
+  session.send(
+      "EHLO client.example\r\nMAIL FROM:<carol@remote.test>\r\nRCPT TO:<bob@example.test>\r\n"
+      "BDAT 9\r\nQUIT\r\nxyzBDAT 2 LAST\r\n\r\nQUIT\r\n");
+  auto replies = session.replies(6);
+  REQUIRE(replies.size() == 6);
+  CHECK(replies[3] == "250 2.0.0 9 octets received");
+  CHECK(replies[4] == "250 2.0.0 Ok: queued as q1");
+  CHECK(replies[5] == "221 2.0.0 Bye");
+  REQUIRE(session.intake.messages.size() == 1);
+  // The chunk's bytes are data, even when they look like a command.
+  const std::string& data = session.intake.messages[0].data;
+  CHECK(data.substr(data.size() - 11) == "QUIT\r\nxyz\r\n");
+}
+
+TEST_CASE("RCPT past max_recipients: 452 4.5.3, the transaction goes on", "[session]") {
+  SessionHarness session({Role::mx, TlsMode::none});
+  session.config.limits.max_recipients = 2;
+  session.users.add("bob@example.test");
+  session.users.add("dan@example.test");
+  session.start();
+  session.send(
+      "EHLO client.example\r\nMAIL FROM:<carol@remote.test>\r\nRCPT TO:<bob@example.test>\r\n"
+      "RCPT TO:<bob@example.test>\r\nRCPT TO:<dan@example.test>\r\nDATA\r\n");
+  auto replies = session.replies(6);
+  REQUIRE(replies.size() == 6);
+  CHECK(replies[3] == "250 2.1.5 Ok");  // a repeat counts too
+  CHECK(replies[4] == "452 4.5.3 Too many recipients");
+  CHECK(replies[5] == "354 End data with <CR><LF>.<CR><LF>");
+}
