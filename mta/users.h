@@ -23,23 +23,16 @@
 #include <system_error>
 #include <vector>
 
+#include "mta/user_lookup.h"
 #include "common/unique_fd.h"
 
 namespace stokend {
-
-enum class CoiFilter { off, active, seen };  // COI server spec: the user's message filter
 
 // The names used in the users file and by stokenctl: off, active, seen.
 std::string_view coi_filter_name(CoiFilter filter);
 std::optional<CoiFilter> parse_coi_filter(std::string_view name);
 
-struct User {
-  std::string address;        // lowercase local@domain
-  std::string password_hash;  // crypto_pwhash_str output; empty: no login possible
-  CoiFilter coi_filter = CoiFilter::off;
-};
-
-class UserDirectory {
+class UserDirectory : public UserLookup {
  public:
   explicit UserDirectory(std::filesystem::path file);
 
@@ -59,13 +52,13 @@ class UserDirectory {
   // load, checking at most once a second. Returns true when it reloaded.
   // A file that fails to load is not retried until it changes again; the
   // error is in last_load_error().
-  bool refresh_if_changed();
+  bool refresh_if_changed() override;
 
   // Why the most recent load (by load() or refresh_if_changed()) failed;
   // nullopt when it succeeded.
   const std::optional<std::string>& last_load_error() const { return last_load_error_; }
 
-  const User* find(std::string_view address) const;  // case-insensitive
+  const User* find(std::string_view address) const override;  // case-insensitive
   std::vector<User> all() const;
 
   // Mutations (stokenctl). Each writes the file durably before returning.

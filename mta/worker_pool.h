@@ -15,21 +15,18 @@
 #include <vector>
 
 #include "common/event_handles.h"
+#include "mta/work_runner.h"
 
 namespace stokend {
 
-class WorkerPool {
+class WorkerPool : public WorkRunner {
  public:
-  // A job returns the completion to run on the loop thread (may be empty).
-  using Completion = std::function<void()>;
-  using Job = std::function<Completion()>;
-
   WorkerPool(event_base* base, unsigned thread_count);
-  ~WorkerPool();
+  ~WorkerPool() override;
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  void submit(Job job);
+  void submit(Job job) override;
   void stop();
   std::size_t pending() const;  // queued + running jobs, for shutdown
 

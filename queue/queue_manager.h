@@ -61,6 +61,7 @@
 #include "queue/delivery_agent.h"
 #include "queue/dsn.h"
 #include "queue/event_loop.h"
+#include "queue/message_intake.h"
 #include "queue/queue_defaults.h"
 #include "queue/queued_message.h"
 #include "queue/scheduler.h"
@@ -76,12 +77,6 @@ struct QueueSettings {
   std::chrono::seconds storage_retry_delay = defaults::storage_retry_delay;
   // RET=FULL returns messages up to this size whole, larger ones as headers.
   std::size_t returned_message_limit = defaults::returned_message_limit;
-};
-
-struct EnqueueResult {
-  std::error_code error;  // empty: durable, send 250
-  std::string id;         // the queue id, for the reply text and logs
-  explicit operator bool() const { return !error; }
 };
 
 enum class AdminOutcome { done, no_such_message, storage_failed };
@@ -107,15 +102,14 @@ struct MessageDetails {
   std::string headers;  // the message's header section (empty if unreadable)
 };
 
-class QueueManager {
+class QueueManager : public MessageIntake {
  public:
-  using EnqueueDone = std::function<void(EnqueueResult)>;
   using AdminDone = std::function<void(AdminOutcome)>;
 
   // clock and random default to the system clock and a seeded generator.
   QueueManager(EventLoop& loop, Spool& spool, DeliveryAgent& agent, QueueSettings settings,
                Clock clock = {}, RandomSource random = {});
-  ~QueueManager();
+  ~QueueManager() override;
   QueueManager(const QueueManager&) = delete;
   QueueManager& operator=(const QueueManager&) = delete;
 
@@ -126,7 +120,7 @@ class QueueManager {
 
   // Accepts a message. data: as received, CRLF line endings (with our
   // Received header). Chat mail (message::is_chat_message) goes first.
-  void enqueue(Envelope envelope, std::string data, EnqueueDone done);
+  void enqueue(Envelope envelope, std::string data, EnqueueDone done) override;
 
   // Administration (stokenctl queue ...).
   std::vector<MessageSummary> list() const;

@@ -5,10 +5,9 @@
 // connection — like Postfix's reject_unverified_recipient.
 //
 // Contract:
-// - verify() answers once, later, on the loop thread (a cached answer too,
-//   so a session never gets its answer inside its own RCPT handler). exists: the next hop accepted
-//   the RCPT (2xx); unknown: it refused it permanently (5xx; reply is its reply, for ours);
-//   unverifiable: a 4xx, or no answer (connection, TLS, timeout).
+// - verify() keeps RecipientVerifier's contract (mta/server/recipient_verifier.h):
+//   one answer, later, on the loop thread (a cached answer too, so a session
+//   never gets its answer inside its own RCPT handler).
 // - Answers are cached per address (lowercase): exists for positive_ttl,
 //   unknown for negative_ttl; unverifiable is never cached. Concurrent
 //   checks of one address share one probe. The cache holds at most
@@ -26,24 +25,11 @@
 #include <vector>
 
 #include "common/deferred_calls.h"
-#include "common/destination.h"
 #include "mta/client/connection_pool.h"
+#include "common/destination.h"
+#include "mta/recipient_verifier.h"
 
 namespace stokend {
-
-struct RecipientCheck {
-  enum class Verdict { exists, unknown, unverifiable };
-  Verdict verdict = Verdict::unverifiable;
-  std::string reply;  // the next hop's reply or why there was none
-};
-
-class RecipientVerifier {
- public:
-  using Done = std::function<void(RecipientCheck)>;
-  virtual ~RecipientVerifier() = default;
-  // next_hop: where the address's domain is relayed to.
-  virtual void verify(const std::string& address, const Destination& next_hop, Done done) = 0;
-};
 
 struct RecipientProbeSettings {
   std::chrono::milliseconds positive_ttl{std::chrono::hours(1)};
@@ -67,7 +53,8 @@ class RecipientProbe final : public RecipientVerifier {
     RecipientCheck check;
     std::chrono::steady_clock::time_point expires;
   };
-  void probe(const std::string& key, const std::string& address, const Destination& next_hop);
+  void probe(const std::string& key, const std::string& address,
+             const Destination& next_hop);
   void settle(const std::string& key, RecipientCheck check);
   void make_room();
 

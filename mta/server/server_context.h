@@ -1,6 +1,11 @@
-// What every session shares: configuration, users, mailstore, TLS, worker
+// What every session shares: configuration, users, the queue, TLS, worker
 // threads and the registry of live sessions. The daemon builds one and hands
 // it to the listeners; sessions only read it (and the registry).
+//
+// Sessions reach the queue, the users and the worker threads through the
+// narrow interfaces they need (queue/message_intake.h, mta/user_lookup.h,
+// mta/work_runner.h), which QueueManager, UserDirectory and WorkerPool
+// implement, so that the session state machine runs on fakes in tests.
 #pragma once
 
 #include <event2/event.h>
@@ -12,18 +17,18 @@
 #include <string>
 
 #include "mta/config.h"
-#include "mta/delivery/recipient_probe.h"
 #include "mta/routes.h"
-#include "mta/users.h"
-#include "mta/worker_pool.h"
+#include "mta/recipient_verifier.h"
+#include "mta/user_lookup.h"
+#include "mta/work_runner.h"
 #include "queue/free_space.h"
-#include "queue/queue_manager.h"
+#include "queue/message_intake.h"
 #include "tokens/token_authority.h"
 
 namespace stokend::server {
 
 class Session;
-class TokenDelivery;
+class SynchronousDelivery;
 
 // Owns the live sessions and counts them, in total and per client address,
 // for the connection limits.
@@ -50,19 +55,19 @@ class SessionRegistry {
 struct ServerContext {
   const Config& config;
   event_base* base;
-  UserDirectory& users;
-  queue::QueueManager& queue;
-  WorkerPool& workers;
+  UserLookup& users;
+  queue::MessageIntake& queue;
+  WorkRunner& workers;
   SSL_CTX* tls;  // nullptr when no listener uses TLS
   SessionRegistry& sessions;
   std::string dummy_password_hash;  // checked for unknown logins, so timing does not tell
   // The Submission Token extension (Token Server, GENSTOKEN, REVSTOKEN);
   // all null when it is not configured.
   tokens::TokenAuthority* tokens = nullptr;
-  tokens::SecretRings* token_secrets = nullptr;  // refreshed when stokenctl rotates them
+  tokens::SecretRings* token_secrets = nullptr;   // refreshed when stokenctl rotates them
   tokens::TokenStore* token_store = nullptr;      // wallets, for harvested tokens
-  TokenDelivery* token_delivery = nullptr;
-  const RouteTable* routes = nullptr;  // which local domains have a mailstore route
+  SynchronousDelivery* token_delivery = nullptr;  // token_delivery.h
+  const RouteTable* routes = nullptr;             // which local domains have a mailstore route
   // Asks the next hop whether a recipient of a recipient_probe domain exists.
   RecipientVerifier* recipient_verifier = nullptr;
   // Free space on the spool's file system, checked at MAIL (452 4.3.1 under

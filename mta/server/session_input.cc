@@ -1,4 +1,4 @@
-// The part of Session (see session.h) that answers input it refuses: command
+// The part of the session core (see session.h) that answers input it refuses: command
 // lines the line reader rejects (line_reader.h), message content the data
 // reader rejects (data_reader.h), and RCPT past max_recipients. Each refusal
 // gets a specific reply (listed in REPLIES.md) and a log line, and changes
@@ -23,8 +23,7 @@ void Session::refuse_line(LineReader::Status status) {
   const bool in_auth = phase_ == Phase::auth_response;
   if (in_auth) {
     phase_ = Phase::command;
-    auth_mechanism_ = AuthMechanism::none;
-    auth_login_.clear();
+    role_->cancel_auth();
   }
   const char* where = in_auth ? "an AUTH response" : "a command line";
   switch (status) {
@@ -81,8 +80,9 @@ void Session::refuse_message(DataReader::Error error) {
       return;
   }
   std::vector<std::string> recipients;
-  if (transaction_.token) {
-    for (const auto& recipient : transaction_.recipients) recipients.push_back(recipient.address);
+  if (state_.transaction.token) {
+    for (const auto& recipient : state_.transaction.recipients)
+      recipients.push_back(recipient.address);
   }
   reset_transaction();
   if (recipients.empty()) return reply_error(refusal.code, refusal.enhanced, refusal.text);
@@ -96,9 +96,9 @@ void Session::refuse_message(DataReader::Error error) {
 
 bool Session::recipient_limit_reached() {
   const std::size_t limit = context_.config.limits.max_recipients;
-  if (transaction_.accepted_rcpt_commands < limit) return false;
-  if (!transaction_.recipient_limit_logged) {
-    transaction_.recipient_limit_logged = true;
+  if (state_.transaction.accepted_rcpt_commands < limit) return false;
+  if (!state_.transaction.recipient_limit_logged) {
+    state_.transaction.recipient_limit_logged = true;
     spdlog::info("session {}: recipient limit of {} reached", session_id_, limit);
   }
   // RFC 5321 §4.5.3.1.10: 452 for too many recipients, the client retries the rest.
@@ -126,11 +126,11 @@ std::string Session::received_protocol() const {
   // RFC 3848 §4: LMTPSA for token deliveries, as the extension requires;
   // RFC 6531 §3.7.3: UTF8 variants when the transaction used SMTPUTF8.
   message::ProtocolUsed used;
-  used.lmtp = transaction_.token;
-  used.extended = extended_ || transaction_.token;
-  used.tls = tls_active_ || transaction_.token;
-  used.authenticated = authenticated_user_.has_value() || transaction_.token;
-  used.smtputf8 = transaction_.utf8;
+  used.lmtp = state_.transaction.token;
+  used.extended = state_.extended() || state_.transaction.token;
+  used.tls = state_.tls_active || state_.transaction.token;
+  used.authenticated = state_.authenticated_user.has_value() || state_.transaction.token;
+  used.smtputf8 = state_.transaction.utf8;
   return message::with_protocol(used);
 }
 

@@ -72,7 +72,7 @@ SplitReply split_reply(const std::string& reply) {
 }
 
 TokenDelivery::TokenDelivery(queue::DeliveryAgent& mailstores, tokens::TokenAuthority& authority,
-                             tokens::TokenStore& store, WorkerPool& workers)
+                             tokens::TokenStore& store, WorkRunner& workers)
     : mailstores_(mailstores), authority_(authority), store_(store), workers_(workers) {}
 
 void TokenDelivery::deliver(const queue::QueuedMessage& message,
@@ -86,7 +86,7 @@ void TokenDelivery::deliver(const queue::QueuedMessage& message,
        done = std::move(done)](std::vector<queue::RecipientResult> results) mutable {
         // Token bookkeeping may fsync: off the loop thread.
         workers_.submit([this, state, sender, message_id, results = std::move(results),
-                         done = std::move(done)]() mutable -> WorkerPool::Completion {
+                         done = std::move(done)]() mutable -> WorkRunner::Completion {
           std::vector<Outcome> outcomes;
           for (std::size_t i = 0; i < state->size(); ++i) {
             const TokenRecipient& recipient = (*state)[i];

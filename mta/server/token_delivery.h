@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "mta/worker_pool.h"
+#include "mta/work_runner.h"
 #include "queue/delivery_agent.h"
 #include "tokens/token_authority.h"
 
@@ -43,23 +43,32 @@ struct TokenRecipient {
   std::optional<tokens::WalletToken> offered;
 };
 
-class TokenDelivery {
+// What the Token Server asks of delivery: deliver now, one reply per
+// recipient (the contract above). TokenDelivery implements it; tests use a
+// fake (tests/support/).
+class SynchronousDelivery {
  public:
   using Done = std::function<void(std::vector<std::string> replies)>;
-
-  TokenDelivery(queue::DeliveryAgent& mailstores, tokens::TokenAuthority& authority,
-                tokens::TokenStore& store, WorkerPool& workers);
-
+  virtual ~SynchronousDelivery() = default;
   // message: id, envelope (sender = the token's remote address), chat flag
   // and data; recipients: the same addresses as message.envelope.recipients.
+  virtual void deliver(const queue::QueuedMessage& message, std::vector<TokenRecipient> recipients,
+                       Done done) = 0;
+};
+
+class TokenDelivery final : public SynchronousDelivery {
+ public:
+  TokenDelivery(queue::DeliveryAgent& mailstores, tokens::TokenAuthority& authority,
+                tokens::TokenStore& store, WorkRunner& workers);
+
   void deliver(const queue::QueuedMessage& message, std::vector<TokenRecipient> recipients,
-               Done done);
+               Done done) override;
 
  private:
   queue::DeliveryAgent& mailstores_;
   tokens::TokenAuthority& authority_;
   tokens::TokenStore& store_;
-  WorkerPool& workers_;
+  WorkRunner& workers_;
 };
 
 // "250 2.0.0 Saved x" → {"250", "2.0.0", "Saved x"}; missing parts are empty.
