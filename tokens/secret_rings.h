@@ -13,7 +13,7 @@
 //
 // Contract: load() refuses a file that is not mode 0600 or 0400, has a bad
 // line (the error names FILE:LINE), a duplicate id or an empty ring. Writes go
-// through queue/durable_file (temporary file, fsync, rename, folder fsync)
+// through common/durable_file (temporary file, fsync, rename, folder fsync)
 // under an exclusive flock on "<file>.lock", so stokenctl and the daemon never
 // see half a file. Thread-safe: readers work on an immutable snapshot, and
 // refresh_if_changed() (called by the daemon on its loop thread) swaps in a

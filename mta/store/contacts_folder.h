@@ -6,7 +6,7 @@
 // added and the old one removed (a message's content never changes under
 // its name: IMAP servers key their caches and UIDs on it). The new file is
 // written into tmp/, fsynced, renamed into cur/ and cur/ fsynced
-// (queue/durable_file.h); only then are the old files removed and their
+// (common/durable_file.h); only then are the old files removed and their
 // folders fsynced. A crash leaves the old message, or the new one, or for a
 // moment both: both carry the contact's COI-From-Hash, and the next update
 // merges them (COI clients merge such duplicates too).

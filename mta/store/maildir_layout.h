@@ -9,7 +9,7 @@
 //
 // Contract: pure naming functions never throw; the two that touch the disk
 // return the error of the step that failed and create folders through the
-// durable-write helper (queue/durable_file.h), so a created folder survives
+// durable-write helper (common/durable_file.h), so a created folder survives
 // a crash.
 #pragma once
 

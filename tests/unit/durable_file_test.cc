@@ -1,4 +1,4 @@
-// Unit tests for the durable-write helper (queue/durable_file.h).
+// Unit tests for the durable-write helper (common/durable_file.h).
 #include "common/durable_file.h"
 
 #include <sys/stat.h>

@@ -1,5 +1,5 @@
 // Unit tests for the token text formats (tokens/token_format.h), the base64
-// decoding of token fields (tokens/base64.h) and times in words
+// decoding of token fields (common/base64.h) and times in words
 // (tokens/time_text.h).
 //
 // The vectors were computed independently with Python 3:
