@@ -4,7 +4,7 @@
 // a few seconds).
 #pragma once
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 
 namespace stokend {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <string>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/daemon.h"
 
 namespace {

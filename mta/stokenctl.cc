@@ -32,7 +32,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/contacts_admin.h"
 #include "mta/control/control_client.h"
 #include "mta/control/control_protocol.h"

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/event_handles.h"
 #include "mta/server/server_context.h"
 

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/recipient_probe.h"
 #include "mta/routes.h"
 #include "mta/users.h"
