@@ -1,5 +1,5 @@
 // stokenctl's secrets and token commands; see token_admin.h.
-#include "mta/token_admin.h"
+#include "admin/token_admin.h"
 
 #include <algorithm>
 #include <exception>

@@ -1,5 +1,5 @@
 // stokenctl's contacts commands; see contacts_admin.h.
-#include "mta/contacts_admin.h"
+#include "admin/contacts_admin.h"
 
 #include <algorithm>
 #include <exception>
