@@ -1,6 +1,6 @@
 // Every default value stokend uses, in one place.
 //
-// The config loader (config.cc) starts from these; nothing else in the tree
+// The config loader (mta/config/) starts from these; nothing else in the tree
 // hard-codes a limit, timeout or path. Changing a default here changes it
 // everywhere, and etc/stokend.yaml documents the same values.
 #pragma once

@@ -22,7 +22,7 @@
 
 #include "mta/client/connection_pool.h"
 #include "mta/client/mx_delivery.h"
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/delivery/remote_delivery.h"
 #include "mta/store/mailstore.h"
 #include "mta/tls_policies.h"

@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "mta/client/fast_lane.h"
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/users.h"
 #include "mta/worker_pool.h"
 #include "queue/delivery_agent.h"

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "common/event_handles.h"
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/server/server_context.h"
 
 namespace stokend::server {

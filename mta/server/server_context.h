@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/routes.h"
 #include "mta/recipient_verifier.h"
 #include "mta/user_lookup.h"

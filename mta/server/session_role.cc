@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/server/mx_role.h"
 #include "mta/server/submission_role.h"
 

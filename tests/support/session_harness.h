@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "common/event_handles.h"
 #include "mta/server/self_signed_certificate.h"
 #include "mta/server/server_context.h"

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <string>
 
-#include "mta/config.h"
-#include "mta/daemon.h"
+#include "daemon/run_daemon.h"
+#include "mta/config/config.h"
 
 namespace {
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 
 namespace stokend::admin {
 

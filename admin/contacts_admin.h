@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 
 namespace stokend::admin {
 

@@ -1,12 +1,12 @@
 // stokenctl's secrets and token commands; see token_admin.h.
-#include "mta/token_admin.h"
+#include "admin/token_admin.h"
 
 #include <algorithm>
 #include <exception>
 #include <filesystem>
 
 #include "message/address.h"
-#include "mta/token_store_setup.h"
+#include "mta/store/token_store_setup.h"
 #include "mta/users.h"
 #include "tokens/pair_hash.h"
 #include "tokens/secret_rings.h"

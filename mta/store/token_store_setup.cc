@@ -1,5 +1,5 @@
 // See token_store_setup.h.
-#include "mta/token_store_setup.h"
+#include "mta/store/token_store_setup.h"
 
 #include <utility>
 

@@ -4,7 +4,9 @@
 // defaults from defaults.h filled in) or a list of errors, each located as
 // FILE:LINE:COL. The daemon refuses to start with errors; `stokend
 // --check-config FILE` prints them. Relative paths are kept as written and
-// resolve against the working directory.
+// resolve against the working directory. The readers live beside this file,
+// one per group of sections (config_reader.h); every default they start
+// from is in mta/defaults.h or queue/queue_defaults.h.
 #pragma once
 
 #include <chrono>

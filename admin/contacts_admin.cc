@@ -1,5 +1,5 @@
 // stokenctl's contacts commands; see contacts_admin.h.
-#include "mta/contacts_admin.h"
+#include "admin/contacts_admin.h"
 
 #include <algorithm>
 #include <exception>
@@ -13,7 +13,7 @@
 #include "message/mbox.h"
 #include "mta/store/contacts_folder.h"
 #include "mta/store/maildir_layout.h"
-#include "mta/token_store_setup.h"
+#include "mta/store/token_store_setup.h"
 #include "mta/users.h"
 #include "tokens/coi_contact_import.h"
 #include "tokens/coi_contact_message.h"

@@ -13,7 +13,7 @@
 #include <optional>
 #include <string_view>
 
-#include "mta/config.h"
+#include "mta/config/config.h"
 #include "mta/routes.h"
 #include "mta/store/contacts_folder_sync.h"
 #include "tokens/token_authority.h"

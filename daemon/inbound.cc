@@ -1,0 +1,72 @@
+// See inbound.h.
+#include "daemon/inbound.h"
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+#include "mta/server/self_signed_certificate.h"
+#include "mta/server/tls_context.h"
+
+namespace stokend::wiring {
+namespace {
+
+bool uses_tls(const Config& config) {
+  for (const auto& listener : config.listeners) {
+    if (listener.tls != TlsMode::none) return true;
+  }
+  return false;
+}
+
+SslContextPtr load_tls(const Config& config) {
+  std::filesystem::path certificate = config.tls.certificate;
+  std::filesystem::path key = config.tls.private_key;
+  std::string error;
+  if (certificate.empty()) {
+    auto generated = server::ensure_self_signed_certificate(config.tls.generated_directory,
+                                                            config.hostname, error);
+    if (!generated) {
+      spdlog::critical("cannot create a self-signed certificate: {}", error);
+      return nullptr;
+    }
+    certificate = generated->certificate;
+    key = generated->private_key;
+    spdlog::info("using self-signed certificate {}", certificate.string());
+  }
+  auto context = server::make_server_tls_context(certificate, key, error);
+  if (!context) spdlog::critical("{}", error);
+  return context;
+}
+
+}  // namespace
+
+std::optional<SslContextPtr> build_server_tls(const Config& config) {
+  if (!uses_tls(config)) return SslContextPtr();
+  SslContextPtr context = load_tls(config);
+  if (!context) return std::nullopt;
+  return context;
+}
+
+std::optional<std::vector<std::unique_ptr<server::Listener>>> start_listeners(
+    server::ServerContext& context, const Config& config) {
+  std::vector<std::unique_ptr<server::Listener>> listeners;
+  for (const auto& listener_config : config.listeners) {
+    auto listener = std::make_unique<server::Listener>(context, listener_config);
+    if (auto error = listener->open(); !error.empty()) {
+      spdlog::critical("{}", error);
+      return std::nullopt;
+    }
+    listeners.push_back(std::move(listener));
+  }
+  return listeners;
+}
+
+bool open_control_socket(control::ControlServer& control) {
+  if (auto error = control.open(); !error.empty()) {
+    spdlog::critical("{}", error);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace stokend::wiring

@@ -1,0 +1,32 @@
+// The daemon's inbound side: the server TLS context the listeners share,
+// the listeners themselves, and the control socket stokenctl talks to.
+//
+// Contract: a function that fails logs why (critical) and returns nothing;
+// run_daemon() then exits with status 1.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "mta/config/config.h"
+#include "mta/control/control_server.h"
+#include "common/event_handles.h"
+#include "mta/server/listener.h"
+#include "mta/server/server_context.h"
+
+namespace stokend::wiring {
+
+// The configured certificate, or a self-signed one generated into
+// tls.generated_directory on first start. Holds a null context when no
+// listener uses TLS; nullopt when the context cannot be made.
+std::optional<SslContextPtr> build_server_tls(const Config& config);
+
+// One open listener per configured one, in order.
+std::optional<std::vector<std::unique_ptr<server::Listener>>> start_listeners(
+    server::ServerContext& context, const Config& config);
+
+// stokenctl queue ...: the administrator's way into the running queue.
+bool open_control_socket(control::ControlServer& control);
+
+}  // namespace stokend::wiring

@@ -1,0 +1,109 @@
+// See run_daemon.h. The list of what the daemon wires, in the order it is
+// built; each step is a named helper of this folder, and every object here
+// outlives the event loop.
+#include "daemon/run_daemon.h"
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/inbound.h"
+#include "daemon/outbound.h"
+#include "daemon/periodic_job.h"
+#include "daemon/shutdown.h"
+#include "daemon/startup.h"
+#include "daemon/storage.h"
+#include "daemon/token_service.h"
+#include "mta/control/control_server.h"
+#include "mta/delivery/delivery_router.h"
+#include "mta/delivery/recipient_probe.h"
+#include "mta/delivery/remote_delivery.h"
+#include "mta/server/token_delivery.h"
+#include "mta/store/maildir_store.h"
+#include "queue/libevent_loop.h"
+
+namespace stokend {
+
+int run_daemon(const Config& config) {
+  using namespace wiring;
+  setup_logging(config);
+  queue::SpoolLock spool_lock;  // held until we return
+  if (!prepare_process() || !make_data_directories(config) || !lock_spool(config, spool_lock)) {
+    return 1;
+  }
+  const auto users = load_users(config);
+  if (!users) return 1;
+  const auto tls = build_server_tls(config);
+  if (!tls) return 1;
+  const EventBasePtr base = make_event_base();
+  if (!base) return 1;
+  store::MaildirStore mailstore(config.maildir_root, config.hostname);
+  WorkerPool workers(base.get(), config.worker_threads);
+  PeriodicJob maildir_cleanup(base.get(), defaults::maildir_cleanup_interval, workers,
+                              maildir_tmp_cleanup(config));
+
+  // The queue: recover what the spool holds before accepting anything new.
+  queue::LibeventLoop loop(base.get());
+  queue::Spool spool(loop, spool_options(config));
+  auto recovery = recover_spool(config, spool);
+  if (!recovery) return 1;
+  remove_maildir_leftovers_at_start(config);  // before the queue delivers anything
+
+  const auto outbound = build_mx_delivery(config, base.get());
+  if (!outbound) return 1;
+  const auto tokens = build_token_service(config);
+  if (!tokens) return 1;
+  const auto fast_lane = build_fast_lane(config, base.get(), *outbound->resolver);
+  if (!fast_lane) return 1;
+  RemoteDelivery remote_delivery(config.fast_lane,
+                                 config.fast_lane.enabled ? fast_lane->client.get() : nullptr,
+                                 tokens->authority, *tokens->store, workers, *users);
+  DeliveryRouter router(config, *users, mailstore, workers, *outbound->pool, *outbound->mx,
+                        &remote_delivery);
+  queue::QueueManager queue(loop, spool, router, queue_settings(config));
+  queue.start(std::move(recovery->messages));
+
+  server::TokenDelivery token_delivery(router, tokens->authority, *tokens->store, workers);
+  PeriodicJob token_cleanup(base.get(), defaults::token_store_cleanup_interval, workers,
+                            token_store_cleanup(*tokens));
+  token_cleanup.run();
+
+  const RouteTable routes(config.routes);
+  // Recipients of domains relayed to the MX behind stokend, checked there.
+  RecipientProbe recipient_probe(base.get(), *outbound->pool,
+                                 {.positive_ttl = config.recipient_probe.positive_ttl,
+                                  .negative_ttl = config.recipient_probe.negative_ttl,
+                                  .max_entries = defaults::recipient_probe_cache_entries});
+  const auto spool_space = watch_spool_space(config);
+  server::SessionRegistry sessions;
+  server::ServerContext context{.config = config,
+                                .base = base.get(),
+                                .users = *users,
+                                .queue = queue,
+                                .workers = workers,
+                                .tls = tls->get(),
+                                .sessions = sessions,
+                                .dummy_password_hash = hash_password("unknown user"),
+                                .tokens = &tokens->authority,
+                                .token_secrets = &tokens->secrets,
+                                .token_store = tokens->store.get(),
+                                .token_delivery = &token_delivery,
+                                .routes = &routes,
+                                .recipient_verifier = &recipient_probe,
+                                .spool_space = spool_space.get()};
+
+  control::ControlServer control(base.get(), config.control_socket, queue);
+  if (!open_control_socket(control)) return 1;
+  auto listeners = start_listeners(context, config);
+  if (!listeners) return 1;
+
+  ShutdownState shutdown{.queue = &queue,
+                         .pools = {outbound->pool.get(), fast_lane->pool.get()},
+                         .spool = &spool,
+                         .workers = &workers,
+                         .base = base.get(),
+                         .sessions = &sessions,
+                         .listeners = &*listeners,
+                         .control = &control};
+  return serve(config, shutdown);
+}
+
+}  // namespace stokend

@@ -1,0 +1,41 @@
+// The first steps of a start, before any component exists: logging, the
+// process-wide library setup, the data folders, the spool lock and the
+// users file.
+//
+// Contract: each step that can fail logs why (critical) and returns false
+// or nothing; run_daemon() then exits with status 1, having changed nothing
+// a later start would trip over.
+#pragma once
+
+#include <memory>
+
+#include "mta/config/config.h"
+#include "common/event_handles.h"
+#include "mta/users.h"
+#include "queue/spool_lock.h"
+
+namespace stokend::wiring {
+
+// The "stokend" logger: standard error or log_file, at log_level.
+void setup_logging(const Config& config);
+
+// libsodium, libevent's thread support (worker threads hand completions back
+// with event_active()) and SIGPIPE ignored (a peer closing is an error
+// return, not a signal).
+bool prepare_process();
+
+// spool_directory and maildir_root, created durably if missing.
+bool make_data_directories(const Config& config);
+
+// One daemon per spool (queue/spool_lock.h): taken before anything reads or
+// changes the spool, held by the caller until it returns. A second start
+// stops here, touching nothing.
+bool lock_spool(const Config& config, queue::SpoolLock& lock);
+
+// The event loop every component runs on; null when it cannot be made.
+EventBasePtr make_event_base();
+
+// The users file, loaded; null when it cannot be read.
+std::unique_ptr<UserDirectory> load_users(const Config& config);
+
+}  // namespace stokend::wiring

@@ -1,0 +1,139 @@
+// Readers of where mail goes: dns, delivery, routes, tls_policies and
+// recipient_probe (whose domains are checked against local_domains and
+// routes once the whole file is read). See config_reader.h.
+#include "mta/config/config_reader.h"
+#include "mta/routes.h"
+#include "mta/tls_policies.h"
+
+namespace stokend::config_reading {
+
+void ConfigReader::read_dns(const Field& field, DnsConfig& dns) {
+  read_map(field.value, field.setting, field.value_mark(),
+           {{"servers",
+             [&](const Field& key_field) {
+               if (const auto servers = read_string(key_field)) dns.servers = *servers;
+             }},
+            {"timeout", [&](const Field& key_field) {
+               if (const auto value = read_duration(key_field, false)) dns.timeout = *value;
+             }}});
+}
+
+void ConfigReader::read_delivery(const Field& field, DeliveryConfig& delivery) {
+  read_map(field.value, field.setting, field.value_mark(),
+           {{"mx_port",
+             [&](const Field& key_field) {
+               if (const auto port = read_port(key_field)) delivery.mx_port = *port;
+             }},
+            {"tls_policy_ca_file", [&](const Field& key_field) {
+               if (const auto path = read_readable_file(key_field)) {
+                 delivery.tls_policy_ca_file = *path;
+               }
+             }}});
+}
+
+void ConfigReader::read_domain_map(
+    const Field& field, std::string_view what,
+    const std::function<void(const std::string& domain, const Field& value_field,
+                             const YAML::Mark& key_mark)>& read_entry) {
+  if (field.value.IsNull()) return;
+  if (!field.value.IsMap()) {
+    error_at(field.value_mark(), field.setting + ": expected a map of domain: " +
+                                     std::string(what) + ", got " + describe(field.value));
+    return;
+  }
+  for (const auto& entry : field.value) {
+    const YAML::Node& key = entry.first;
+    const std::string domain = key.IsScalar() ? ascii_lowercase(key.Scalar()) : std::string();
+    if (domain != "*" && !is_domain_name(domain)) {
+      error_at(key.Mark(), field.setting + ": '" + (key.IsScalar() ? key.Scalar() : describe(key)) +
+                               "' is not a domain name or '*'");
+      continue;
+    }
+    read_entry(domain, Field{field.setting + "." + domain, entry.second, key.Mark()}, key.Mark());
+  }
+}
+
+void ConfigReader::read_routes(const Field& field, Config& config) {
+  read_domain_map(
+      field, "route",
+      [&](const std::string& domain, const Field& route_field, const YAML::Mark& key_mark) {
+        const auto text = read_string(route_field);
+        if (!text) return;
+        std::string error;
+        auto route = parse_route(*text, error);
+        if (!route) {
+          error_at(route_field.value_mark(), route_field.setting + ": " + error);
+          return;
+        }
+        if (!config.routes.emplace(domain, std::move(*route)).second) {
+          error_at(key_mark, field.setting + ": duplicate route for '" + domain + "'");
+        }
+      });
+}
+
+void ConfigReader::read_tls_policies(const Field& field, Config& config) {
+  read_domain_map(
+      field, "policy",
+      [&](const std::string& domain, const Field& policy_field, const YAML::Mark& key_mark) {
+        const auto text = read_string(policy_field);
+        if (!text) return;
+        const auto level = parse_tls_policy_level(*text);
+        if (!level) {
+          error_at(policy_field.value_mark(), policy_field.setting + ": unknown policy '" + *text +
+                                                  "' (expected " + tls_policy_levels + ")");
+          return;
+        }
+        if (!config.tls_policies.emplace(domain, *level).second) {
+          error_at(key_mark, field.setting + ": duplicate policy for '" + domain + "'");
+        }
+      });
+}
+
+void ConfigReader::read_recipient_probe(const Field& field, Config& config) {
+  RecipientProbeConfig& probe = config.recipient_probe;
+  // The domains are checked against local_domains and routes once the whole
+  // file is read (either may come later); their places are kept for that.
+  read_map(field.value, field.setting, field.value_mark(),
+           {{"domains",
+             [&](const Field& key_field) {
+               if (!key_field.value.IsSequence()) {
+                 error_at(key_field.value_mark(), key_field.setting +
+                                                      ": expected a list of "
+                                                      "domains, got " +
+                                                      describe(key_field.value));
+                 return;
+               }
+               for (std::size_t index = 0; index < key_field.value.size(); ++index) {
+                 const YAML::Node node = key_field.value[index];
+                 if (!node.IsScalar()) {
+                   error_at(node.Mark(), key_field.setting + "[" + std::to_string(index) +
+                                             "]: expected a domain, got " + describe(node));
+                   continue;
+                 }
+                 probe.domains.push_back(ascii_lowercase(node.Scalar()));
+                 probe_domain_marks_.push_back(node.Mark());
+               }
+             }},
+            {"positive_ttl", duration_into(probe.positive_ttl)},
+            {"negative_ttl", duration_into(probe.negative_ttl)}});
+}
+
+void ConfigReader::check_recipient_probe_domains(Config& config) {
+  RouteTable routes(config.routes);
+  for (std::size_t i = 0; i < config.recipient_probe.domains.size(); ++i) {
+    const std::string& domain = config.recipient_probe.domains[i];
+    const std::string setting = "recipient_probe.domains[" + std::to_string(i) + "]";
+    if (!config.is_local_domain(domain)) {
+      error_at(probe_domain_marks_[i], setting + ": '" + domain + "' is not a local domain");
+      continue;
+    }
+    const Route::Transport transport = routes.route_for(domain, true).transport;
+    if (transport != Route::Transport::smtp && transport != Route::Transport::lmtp) {
+      error_at(
+          probe_domain_marks_[i],
+          setting + ": '" + domain + "' has no smtp or lmtp route, so there is no next hop to ask");
+    }
+  }
+}
+
+}  // namespace stokend::config_reading
