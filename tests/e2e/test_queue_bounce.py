@@ -114,9 +114,11 @@ def test_lifetime_expiry_returns_the_message(stokend_factory):
     original = message("expiry", "someone@expire.test")
     started = time.monotonic()
     qid = queue_id(submit(mta, ALICE, ALICE_PW, ["someone@expire.test"], original))
-    wait_for_log(mta, rf"queue: {qid} to=<someone@expire\.test> expired after", timeout=10)
+    wait_for_log(mta, rf"queue: {qid} to=<someone@expire\.test> expired after", timeout=20)
     elapsed = time.monotonic() - started
-    assert 2.5 <= elapsed <= 7, f"expired after {elapsed:.1f}s with a 3s lifetime"
+    # Not before the lifetime; the upper bound only says "soon after", with
+    # room for a loaded machine (retries every second).
+    assert 2.5 <= elapsed <= 15, f"expired after {elapsed:.1f}s with a 3s lifetime"
     result = outcomes(mta.log(), qid)
     assert [o for _, o, _, _ in result][:-1] == ["deferred"] * (len(result) - 1), result
     assert result[-1][1] == "expired" and len(result) >= 2, result
