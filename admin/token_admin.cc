@@ -153,7 +153,7 @@ int list_secrets(const Config& config, std::ostream& out, std::ostream& err) {
 }
 
 // The daemon's pieces, opened for one command. The store is opened as the
-// daemon opens it (mta/token_store_setup.h), so that a token changed here
+// daemon opens it (mta/store/token_store_setup.h), so that a token changed here
 // reaches the user's COI/Contacts folder too.
 struct Tokens {
   tokens::SecretRings rings;

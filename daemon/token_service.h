@@ -1,6 +1,6 @@
 // The Submission Token extension's state in the daemon: the secret rings
 // (created on first start), the token store (SQLite, mirrored into users'
-// COI/Contacts folders: mta/token_store_setup.h) and the authority that
+// COI/Contacts folders: mta/store/token_store_setup.h) and the authority that
 // mints and verifies tokens with them; and the periodic cleanup of the store.
 //
 // Contract: build_token_service() logs why (critical) and returns null when
