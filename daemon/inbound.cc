@@ -18,7 +18,9 @@ bool uses_tls(const Config& config) {
   return false;
 }
 
-SslContextPtr load_tls(const Config& config) {
+// level: critical at start (stokend stops), error on a reload (the context
+// in use stays).
+SslContextPtr load_tls(const Config& config, spdlog::level::level_enum level) {
   std::filesystem::path certificate = config.tls.certificate;
   std::filesystem::path key = config.tls.private_key;
   std::string error;
@@ -26,7 +28,7 @@ SslContextPtr load_tls(const Config& config) {
     auto generated = server::ensure_self_signed_certificate(config.tls.generated_directory,
                                                             config.hostname, error);
     if (!generated) {
-      spdlog::critical("cannot create a self-signed certificate: {}", error);
+      spdlog::log(level, "cannot create a self-signed certificate: {}", error);
       return nullptr;
     }
     certificate = generated->certificate;
@@ -34,7 +36,7 @@ SslContextPtr load_tls(const Config& config) {
     spdlog::info("using self-signed certificate {}", certificate.string());
   }
   auto context = server::make_server_tls_context(certificate, key, error);
-  if (!context) spdlog::critical("{}", error);
+  if (!context) spdlog::log(level, "{}", error);
   return context;
 }
 
@@ -42,9 +44,14 @@ SslContextPtr load_tls(const Config& config) {
 
 std::optional<SslContextPtr> build_server_tls(const Config& config) {
   if (!uses_tls(config)) return SslContextPtr();
-  SslContextPtr context = load_tls(config);
+  SslContextPtr context = load_tls(config, spdlog::level::critical);
   if (!context) return std::nullopt;
   return context;
+}
+
+SslContextPtr reload_server_tls(const Config& config) {
+  if (!uses_tls(config)) return nullptr;
+  return load_tls(config, spdlog::level::err);
 }
 
 std::optional<std::vector<std::unique_ptr<server::Listener>>> start_listeners(

@@ -9,9 +9,9 @@
 #include <optional>
 #include <vector>
 
+#include "common/event_handles.h"
 #include "mta/config/config.h"
 #include "mta/control/control_server.h"
-#include "common/event_handles.h"
 #include "mta/server/listener.h"
 #include "mta/server/server_context.h"
 
@@ -21,6 +21,11 @@ namespace stokend::wiring {
 // tls.generated_directory on first start. Holds a null context when no
 // listener uses TLS; nullopt when the context cannot be made.
 std::optional<SslContextPtr> build_server_tls(const Config& config);
+
+// The certificate and key read again from disk (SIGHUP, after a renewal);
+// null when they cannot be loaded (logged as an error) or no listener uses
+// TLS.
+SslContextPtr reload_server_tls(const Config& config);
 
 // One open listener per configured one, in order.
 std::optional<std::vector<std::unique_ptr<server::Listener>>> start_listeners(

@@ -9,12 +9,12 @@
 
 #include <memory>
 
+#include "common/event_handles.h"
 #include "dns/ares_resolver.h"
 #include "mta/client/connection_pool.h"
 #include "mta/client/mx_delivery.h"
 #include "mta/client/remote_client.h"
 #include "mta/config/config.h"
-#include "common/event_handles.h"
 
 namespace stokend::wiring {
 

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/inbound.h"
+#include "daemon/operator_signals.h"
 #include "daemon/outbound.h"
 #include "daemon/periodic_job.h"
 #include "daemon/shutdown.h"
@@ -31,7 +32,7 @@ int run_daemon(const Config& config) {
   }
   const auto users = load_users(config);
   if (!users) return 1;
-  const auto tls = build_server_tls(config);
+  auto tls = build_server_tls(config);  // replaced on SIGHUP
   if (!tls) return 1;
   const EventBasePtr base = make_event_base();
   if (!base) return 1;
@@ -94,6 +95,7 @@ int run_daemon(const Config& config) {
   if (!open_control_socket(control)) return 1;
   auto listeners = start_listeners(context, config);
   if (!listeners) return 1;
+  const OperatorSignals operator_signals(base.get(), config, context, *tls);
 
   ShutdownState shutdown{.queue = &queue,
                          .pools = {outbound->pool.get(), fast_lane->pool.get()},

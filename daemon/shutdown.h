@@ -12,10 +12,10 @@
 #include <memory>
 #include <vector>
 
+#include "common/event_handles.h"
 #include "mta/client/connection_pool.h"
 #include "mta/config/config.h"
 #include "mta/control/control_server.h"
-#include "common/event_handles.h"
 #include "mta/server/listener.h"
 #include "mta/server/server_context.h"
 #include "mta/worker_pool.h"

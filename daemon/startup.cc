@@ -4,11 +4,11 @@
 #include <event2/thread.h>
 #include <signal.h>
 #include <sodium.h>
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "common/durable_file.h"
+#include "daemon/log_file.h"
 
 namespace stokend::wiring {
 
@@ -17,7 +17,7 @@ void setup_logging(const Config& config) {
   if (config.log_file.empty()) {
     logger = spdlog::stderr_logger_mt("stokend");
   } else {
-    logger = spdlog::basic_logger_mt("stokend", config.log_file.string());
+    logger = std::make_shared<spdlog::logger>("stokend", open_log_file(config.log_file));
   }
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   logger->set_level(spdlog::level::from_str(config.log_level));
@@ -32,6 +32,9 @@ bool prepare_process() {
   }
   evthread_use_pthreads();
   signal(SIGPIPE, SIG_IGN);
+  // Until the loop watches them (operator_signals.h), an operator's signal
+  // must not stop a daemon that is still starting.
+  for (int signal_number : {SIGHUP, SIGUSR1, SIGUSR2}) signal(signal_number, SIG_IGN);
   return true;
 }
 

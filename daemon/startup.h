@@ -9,8 +9,8 @@
 
 #include <memory>
 
-#include "mta/config/config.h"
 #include "common/event_handles.h"
+#include "mta/config/config.h"
 #include "mta/users.h"
 #include "queue/spool_lock.h"
 
@@ -20,8 +20,9 @@ namespace stokend::wiring {
 void setup_logging(const Config& config);
 
 // libsodium, libevent's thread support (worker threads hand completions back
-// with event_active()) and SIGPIPE ignored (a peer closing is an error
-// return, not a signal).
+// with event_active()), SIGPIPE ignored (a peer closing is an error return,
+// not a signal), and SIGHUP, SIGUSR1 and SIGUSR2 ignored until the loop
+// watches them.
 bool prepare_process();
 
 // spool_directory and maildir_root, created durably if missing.
