@@ -122,6 +122,7 @@ commands:
 
 options:
   --config FILE       configuration file (default: etc/stokend.yaml)
+  --version           print the version and exit
   --remote, --local   the pair to verify a token for (token inspect)
   --user ADDRESS      the user the imported contacts belong to (contacts
                       import; default: each message's To, else From)
@@ -150,6 +151,7 @@ int fail(const std::string& message) {
 struct CommandLine {
   std::string config_file = default_config_file;
   bool help = false;
+  bool version = false;
   std::vector<std::string> words;            // the command and its arguments
   stokend::admin::PairOptions pair;          // --remote, --local
   stokend::admin::ContactsOptions contacts;  // --user, --restore-issued
@@ -166,6 +168,8 @@ CommandLine parse_command_line(int argc, char** argv) {
       options_ended = true;
     } else if (argument == "--help" || argument == "-h") {
       command_line.help = true;
+    } else if (argument == "--version") {
+      command_line.version = true;
     } else if (argument == "--config" || argument == "-c") {
       if (++i == argc) throw UsageError(std::string(argument) + " needs a file name");
       command_line.config_file = argv[i];
@@ -259,6 +263,10 @@ int main(int argc, char** argv) {
     const CommandLine command_line = parse_command_line(argc, argv);
     if (command_line.help) {
       std::cout << usage_text;
+      return exit_success;
+    }
+    if (command_line.version) {
+      std::cout << "stokenctl " << STOKEND_VERSION << "\n";
       return exit_success;
     }
     check_command(command_line);

@@ -2,6 +2,7 @@
 //
 //   stokend [--config FILE]        run in the foreground (default etc/stokend.yaml)
 //   stokend --check-config FILE    report every configuration error, exit 1 if any
+//   stokend --version              print the version
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -14,6 +15,7 @@ namespace {
 constexpr const char* usage =
     "usage: stokend [--config FILE]\n"
     "       stokend --check-config FILE\n"
+    "       stokend --version\n"
     "\n"
     "Runs the stokend SMTP relay in the foreground, logging to standard error\n"
     "(or log_file). Default configuration: etc/stokend.yaml.\n";
@@ -33,6 +35,9 @@ int main(int argc, char** argv) {
     if ((argument == "--config" || argument == "--check-config") && i + 1 < argc) {
       check_only = argument == "--check-config";
       config_file = argv[++i];
+    } else if (argument == "--version") {
+      std::printf("stokend %s\n", STOKEND_VERSION);
+      return 0;
     } else if (argument == "--help" || argument == "-h") {
       std::fputs(usage, stdout);
       return 0;

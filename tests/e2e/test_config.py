@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stokend_daemon import REPO, STOKEND, default_config, free_ports, require_binaries, to_yaml
+from stokend_daemon import REPO, STOKENCTL, STOKEND, default_config, free_ports, require_binaries, to_yaml
 
 BROKEN = """\
 hostname: mx.example.test
@@ -54,6 +54,17 @@ def error_lines(output: str, file_name: str) -> list[tuple[int, int, str]]:
         if match:
             found.append((int(match.group(1)), int(match.group(2)), match.group(3)))
     return found
+
+
+def test_both_programs_print_the_project_version(tmp_path):
+    require_binaries()
+    declared = re.search(r"project\(stokend VERSION (\S+)", (REPO / "CMakeLists.txt").read_text())
+    assert declared, "CMakeLists.txt declares no version"
+    for program, name in ((STOKEND, "stokend"), (STOKENCTL, "stokenctl")):
+        result = subprocess.run([str(program), "--version"], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=10)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"{name} {declared.group(1)}\n", result.stdout
 
 
 def test_sample_config_is_valid(tmp_path):
