@@ -9,9 +9,24 @@
 namespace stokend::wiring {
 namespace {
 
+// Log lines name clients, addresses and logins: readable by the owner and
+// its group (adm, for log readers), never by everyone, whatever the umask
+// or a log rotator left.
+void restrict_mode(const std::filesystem::path& path) {
+  std::error_code ignored;
+  std::filesystem::permissions(path,
+                               std::filesystem::perms::owner_read |
+                                   std::filesystem::perms::owner_write |
+                                   std::filesystem::perms::group_read,
+                               ignored);
+}
+
 class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit ReopenableFileSink(const std::filesystem::path& path) { file_.open(path.string()); }
+  explicit ReopenableFileSink(const std::filesystem::path& path) {
+    file_.open(path.string());
+    restrict_mode(path);
+  }
 
   std::optional<std::string> reopen() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -21,6 +36,7 @@ class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
       reopened.open(file_.filename());
       file_.close();
       file_.open(reopened.filename());
+      restrict_mode(reopened.filename());
       return std::nullopt;
     } catch (const spdlog::spdlog_ex& error) {
       return std::string(error.what());

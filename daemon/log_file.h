@@ -7,7 +7,8 @@
 // append mode, under the sink's own lock, so a line from another thread is
 // written whole to the old or the new file, never lost between them. It
 // returns the error text when the file cannot be reopened (the sink then
-// keeps writing to the old one); with no log file it does nothing.
+// keeps writing to the old one); with no log file it does nothing. Each open
+// leaves the file at mode 0640: never readable by everyone.
 #pragma once
 
 #include <spdlog/sinks/sink.h>

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import ssl
 import time
 
@@ -96,6 +97,7 @@ def test_usr1_reopens_the_log_file_after_logrotate_moved_it(stokend_factory):
     time.sleep(0.3)  # the start-up probes' session lines
     started = session_starts(wait_for_text(log_file, lambda t: "stokend ready" in t, "ready line"))
 
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o640, oct(log_file.stat().st_mode)
     rotated = log_file.with_name("stokend.log.1")
     log_file.rename(rotated)  # what logrotate does, before it signals
     with SMTPWire(mta.mx_port) as conn:
@@ -112,5 +114,6 @@ def test_usr1_reopens_the_log_file_after_logrotate_moved_it(stokend_factory):
         conn.command("QUIT")
     wait_for_text(log_file, lambda t: session_starts(t) == 1, "session line")
     assert session_starts(rotated.read_text()) == started + 1
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o640, oct(log_file.stat().st_mode)
     assert mta.terminate() == 0
     assert "stokend stopped" in log_file.read_text()
