@@ -47,7 +47,8 @@ constexpr std::string_view usage_text =
        stokenctl [--config FILE] queue list
        stokenctl [--config FILE] queue show ID
        stokenctl [--config FILE] queue flush [ID]
-       stokenctl [--config FILE] queue hold|release|delete ID
+       stokenctl [--config FILE] queue hold|release|delete|requeue ID|ALL
+       stokenctl [--config FILE] queue hold|release|delete|requeue --domain DOMAIN
        stokenctl [--config FILE] queue damaged
        stokenctl [--config FILE] secrets rotate [temp|perm]
        stokenctl [--config FILE] secrets list
@@ -84,6 +85,14 @@ commands:
   queue hold ID       keep a message from being delivered until released
   queue release ID    let a held message be delivered again
   queue delete ID     delete a message without notifying anyone
+  queue requeue ID    deliver a message again now, with the configuration in
+                      force, releasing it if held (like postsuper -r); its
+                      attempt count and arrival time stay
+                      Instead of an ID, hold, release, delete and requeue
+                      take ALL (every queued message) or --domain DOMAIN
+                      (the messages whose pending recipients are all at
+                      DOMAIN; one that also has recipients elsewhere is left
+                      alone and counted in the answer)
   queue damaged       list what the spool found damaged at start, from the
                       reports kept with the damaged files in the spool's
                       quarantine/ folder: each damaged record, what could
@@ -123,6 +132,8 @@ commands:
 options:
   --config FILE       configuration file (default: etc/stokend.yaml)
   --version           print the version and exit
+  --domain DOMAIN     the messages for DOMAIN (queue hold, release, delete,
+                      requeue)
   --remote, --local   the pair to verify a token for (token inspect)
   --user ADDRESS      the user the imported contacts belong to (contacts
                       import; default: each message's To, else From)
@@ -143,6 +154,48 @@ class UsageError {
   std::string message_;
 };
 
+// The synopsis lines of one command ("queue", "token", ...), or the whole
+// synopsis when the command is not one: what a usage error shows, so the
+// mistake stays on the first line and the help is one --help away.
+std::string usage_of(std::string_view command) {
+  const std::string_view synopsis = usage_text.substr(0, usage_text.find("\n\n") + 1);
+  std::string lines;
+  bool matched = false;
+  std::string_view rest = synopsis;
+  while (!rest.empty()) {
+    const std::size_t end = rest.find('\n');
+    const std::string_view line = rest.substr(0, end + 1);
+    rest.remove_prefix(line.size());
+    const std::size_t word = line.find("] ");
+    if (line.find("stokenctl") == std::string_view::npos) {  // a continuation line
+      if (matched) lines += line;
+      continue;
+    }
+    matched = !command.empty() && word != std::string_view::npos &&
+              line.substr(word + 2).starts_with(std::string(command) + " ");
+    if (matched) {
+      lines += lines.empty() ? "usage: " : "       ";
+      lines += line.substr(line.find("stokenctl"));
+    }
+  }
+  if (lines.empty()) return std::string(synopsis);
+  return lines + "(stokenctl --help describes every command)\n";
+}
+
+// The first word that is not an option: the command a usage error is about.
+std::string_view command_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view argument = argv[i];
+    if (argument == "--config" || argument == "-c" || argument == "--remote" ||
+        argument == "--local" || argument == "--user" || argument == "--domain") {
+      ++i;  // skips the option's value
+    } else if (!argument.empty() && argument.front() != '-') {
+      return argument;
+    }
+  }
+  return {};
+}
+
 int fail(const std::string& message) {
   std::cerr << "stokenctl: " << message << '\n';
   return exit_failure;
@@ -155,6 +208,7 @@ struct CommandLine {
   std::vector<std::string> words;            // the command and its arguments
   stokend::admin::PairOptions pair;          // --remote, --local
   stokend::admin::ContactsOptions contacts;  // --user, --restore-issued
+  stokend::admin::QueueOptions queue;        // --domain
 };
 
 CommandLine parse_command_line(int argc, char** argv) {
@@ -187,6 +241,11 @@ CommandLine parse_command_line(int argc, char** argv) {
       command_line.contacts.user = argv[i];
     } else if (argument.starts_with("--user=")) {
       command_line.contacts.user = argument.substr(std::string_view("--user=").size());
+    } else if (argument == "--domain") {
+      if (++i == argc) throw UsageError("--domain needs a domain name");
+      command_line.queue.domain = argv[i];
+    } else if (argument.starts_with("--domain=")) {
+      command_line.queue.domain = argument.substr(std::string_view("--domain=").size());
     } else if (argument == "--restore-issued") {
       command_line.contacts.restore_issued = true;
     } else {
@@ -208,6 +267,9 @@ void check_command(const CommandLine& command_line) {
       (command_line.contacts.user || command_line.contacts.restore_issued)) {
     throw UsageError("--user and --restore-issued go with contacts import only");
   }
+  if (words[0] != "queue" && command_line.queue.domain) {
+    throw UsageError("--domain goes with the queue commands only");
+  }
   std::optional<std::string> error;
   if (words[0] == "contacts") {
     error = stokend::admin::check_contacts_command(words, command_line.contacts);
@@ -216,7 +278,7 @@ void check_command(const CommandLine& command_line) {
   } else if (words[0] == "token") {
     error = stokend::admin::check_token_command(words, command_line.pair);
   } else if (words[0] == "queue") {
-    error = stokend::admin::check_queue_command(words);
+    error = stokend::admin::check_queue_command(words, command_line.queue);
   } else if (words[0] == "user") {
     error = stokend::admin::check_user_command(words);
   } else {
@@ -235,7 +297,8 @@ int run(const CommandLine& command_line) {
   }
   const std::vector<std::string>& words = command_line.words;
   if (words[0] == "queue") {
-    return stokend::admin::run_queue_command(*loaded.config, words, std::cout, std::cerr);
+    return stokend::admin::run_queue_command(*loaded.config, words, command_line.queue, std::cout,
+                                             std::cerr);
   }
   if (words[0] == "secrets") {
     return stokend::admin::run_secrets_command(*loaded.config, words, std::cout, std::cerr);
@@ -272,7 +335,7 @@ int main(int argc, char** argv) {
     check_command(command_line);
     return run(command_line);
   } catch (const UsageError& error) {
-    std::cerr << "stokenctl: " << error.message() << "\n\n" << usage_text;
+    std::cerr << "stokenctl: " << error.message() << '\n' << usage_of(command_word(argc, argv));
     return exit_usage;
   } catch (const std::exception& error) {
     return fail(error.what());

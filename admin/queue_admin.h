@@ -1,8 +1,8 @@
 // stokenctl's `queue ...` commands: the running daemon's queue over its
-// control socket (list, show, flush, hold, release, delete: mailq and
-// postsuper in one), and `queue damaged`, which reads the reports in the
-// spool's quarantine/ folder directly, so it works whether or not the daemon
-// runs.
+// control socket (list, show, flush, hold, release, delete, requeue: mailq
+// and postsuper in one; the last four take an id, ALL, or --domain D), and `queue damaged`, which
+// reads the reports in the spool's quarantine/ folder directly, so it works whether or not the
+// daemon runs.
 //
 // Contract: as token_admin.h. check_queue_command() looks at the shape of
 // the command only and returns a usage error or nothing;
@@ -20,9 +20,15 @@
 
 namespace stokend::admin {
 
-std::optional<std::string> check_queue_command(const std::vector<std::string>& words);
+// --domain D, for the commands that change messages.
+struct QueueOptions {
+  std::optional<std::string> domain;
+};
+
+std::optional<std::string> check_queue_command(const std::vector<std::string>& words,
+                                               const QueueOptions& options = {});
 
 int run_queue_command(const Config& config, const std::vector<std::string>& words,
-                      std::ostream& out, std::ostream& err);
+                      const QueueOptions& options, std::ostream& out, std::ostream& err);
 
 }  // namespace stokend::admin

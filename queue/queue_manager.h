@@ -132,6 +132,11 @@ class QueueManager : public MessageIntake {
   void release(const std::string& id, AdminDone done);
   // Deletes a message without notifying anyone.
   void remove(const std::string& id, AdminDone done);
+  // Like Postfix's postsuper -r: releases the message if held and makes its
+  // pending recipients due now, recorded durably, so the next attempt (with
+  // the routes then in force) starts at once. Attempt counts and the arrival
+  // time stay: the retry schedule and the queue lifetime go on from them.
+  void requeue(const std::string& id, AdminDone done);
 
   // No new delivery starts; results of running ones are still recorded.
   void stop();

@@ -1,4 +1,4 @@
-// The queue's administration: list, show, flush, hold, release and delete
+// The queue's administration: list, show, flush, hold, release, requeue and delete
 // (stokenctl queue ...). See queue_manager.h.
 #include <spdlog/spdlog.h>
 
@@ -112,6 +112,27 @@ void QueueManager::release(const std::string& id, AdminDone done) {
   persist(id, [id, done = std::move(done)](std::error_code error) {
     if (error) spdlog::error("queue: {}: cannot record release: {}", id, error.message());
     spdlog::info("queue: {} released", id);
+    done(error ? AdminOutcome::storage_failed : AdminOutcome::done);
+  });
+  dispatch();
+}
+
+void QueueManager::requeue(const std::string& id, AdminDone done) {
+  auto found = messages_.find(id);
+  if (found == messages_.end() || found->second.removing) {
+    done(AdminOutcome::no_such_message);
+    return;
+  }
+  Entry& entry = found->second;
+  const TimePoint now = clock_();
+  entry.state.held = false;
+  for (RecipientState& recipient : entry.state.recipients) {
+    if (recipient.status == RecipientStatus::pending) recipient.next_attempt = now;
+  }
+  schedule(id, entry);  // not while a delivery runs: its outcome reschedules
+  persist(id, [id, done = std::move(done)](std::error_code error) {
+    if (error) spdlog::error("queue: {}: cannot record requeue: {}", id, error.message());
+    spdlog::info("queue: {} requeued", id);
     done(error ? AdminOutcome::storage_failed : AdminOutcome::done);
   });
   dispatch();

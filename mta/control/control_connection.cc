@@ -119,13 +119,13 @@ void ControlConnection::run(const Request& request) {
     case Command::hold:
     case Command::release:
     case Command::remove:
+    case Command::requeue:
       phase_ = Phase::waiting_for_queue;
-      return change_message(queue_, request.command, request.id,
-                            [weak = weak_from_this()](const Answer& result) {
-                              // The connection may have ended meanwhile (a write
-                              // error, the daemon stopping).
-                              if (auto connection = weak.lock()) connection->answer(result);
-                            });
+      return change_messages(queue_, request, [weak = weak_from_this()](const Answer& result) {
+        // The connection may have ended meanwhile (a write
+        // error, the daemon stopping).
+        if (auto connection = weak.lock()) connection->answer(result);
+      });
   }
 }
 

@@ -14,17 +14,21 @@ namespace {
 struct CommandWord {
   Command command;
   std::string_view word;
-  enum class Id { none, required, optional } id;
+  // selection: an id, ALL or @domain.
+  enum class Id { none, required, optional, selection } id;
 };
 
-constexpr std::array<CommandWord, 6> command_words = {{
+constexpr std::array<CommandWord, 7> command_words = {{
     {Command::list, "LIST", CommandWord::Id::none},
     {Command::show, "SHOW", CommandWord::Id::required},
     {Command::flush, "FLUSH", CommandWord::Id::optional},
-    {Command::hold, "HOLD", CommandWord::Id::required},
-    {Command::release, "RELEASE", CommandWord::Id::required},
-    {Command::remove, "DELETE", CommandWord::Id::required},
+    {Command::hold, "HOLD", CommandWord::Id::selection},
+    {Command::release, "RELEASE", CommandWord::Id::selection},
+    {Command::remove, "DELETE", CommandWord::Id::selection},
+    {Command::requeue, "REQUEUE", CommandWord::Id::selection},
 }};
+
+constexpr std::string_view all_word = "ALL";
 
 const CommandWord* find_command(std::string_view word) {
   for (const CommandWord& candidate : command_words) {
@@ -56,12 +60,42 @@ bool is_message_id(std::string_view text) {
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+Request Request::every_message(Command command) {
+  Request request(command);
+  request.all = true;
+  return request;
+}
+
+Request Request::for_domain(Command command, std::string domain) {
+  Request request(command);
+  request.domain = std::move(domain);
+  return request;
+}
+
+bool is_selectable_domain(std::string_view text) {
+  if (text.empty() || text.size() > 255) return false;
+  std::size_t label = 0;
+  for (const char c : text) {
+    const auto octet = static_cast<unsigned char>(c);
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    const bool allowed = (c >= '0' && c <= '9') ||
+                         (ascii_lower(c) >= 'a' && ascii_lower(c) <= 'z') || c == '-' ||
+                         octet >= 0x80;
+    if (!allowed || ++label > 63) return false;
+  }
+  return label != 0;
+}
+
 std::optional<Request> parse_request(std::string_view line, std::string& error) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   const std::size_t space = line.find(' ');
   const std::string_view word = line.substr(0, space);
-  const std::optional<std::string_view> argument =
-      space == std::string_view::npos ? std::nullopt : std::optional(line.substr(space + 1));
+  const bool has_argument = space != std::string_view::npos;
+  const std::string_view argument = has_argument ? line.substr(space + 1) : std::string_view();
   if (word.empty()) {
     error = "empty request";
     return std::nullopt;
@@ -71,8 +105,8 @@ std::optional<Request> parse_request(std::string_view line, std::string& error) 
     error = "unknown command";
     return std::nullopt;
   }
-  if (!argument) {
-    if (command->id == CommandWord::Id::required) {
+  if (!has_argument) {
+    if (command->id == CommandWord::Id::required || command->id == CommandWord::Id::selection) {
       error = std::string(command->word) + " needs a queue id";
       return std::nullopt;
     }
@@ -82,16 +116,33 @@ std::optional<Request> parse_request(std::string_view line, std::string& error) 
     error = std::string(command->word) + " takes no argument";
     return std::nullopt;
   }
-  if (!is_message_id(*argument)) {
+  if (command->id == CommandWord::Id::selection) {
+    if (argument == all_word) return Request::every_message(command->command);
+    if (argument.starts_with('@')) {
+      const std::string domain = ascii_lowercase(argument.substr(1));
+      if (!is_selectable_domain(domain)) {
+        error = "malformed domain";
+        return std::nullopt;
+      }
+      return Request::for_domain(command->command, domain);
+    }
+  }
+  if (!is_message_id(argument)) {
     error = "malformed queue id";
     return std::nullopt;
   }
-  return Request{command->command, std::string(*argument)};
+  return Request{command->command, std::string(argument)};
 }
 
 std::string format_request(const Request& request) {
   std::string line(word_for(request.command).word);
-  if (!request.id.empty()) line += " " + request.id;
+  if (request.all) {
+    line += " " + std::string(all_word);
+  } else if (!request.domain.empty()) {
+    line += " @" + request.domain;
+  } else if (!request.id.empty()) {
+    line += " " + request.id;
+  }
   return line + "\n";
 }
 

@@ -2,8 +2,8 @@
 //
 // LIST is produced in pieces (QueueListing), so a large queue never stalls
 // the event loop for long: reading a message's recipients may read its
-// record from the spool. HOLD, RELEASE and DELETE answer only once the queue
-// reports the change durable.
+// record from the spool. HOLD, RELEASE, DELETE and REQUEUE answer only once
+// the queue reports every change durable, for a selection (ALL, @domain) too.
 //
 // Contract: loop thread only, like the QueueManager. The queue must outlive
 // a QueueListing.
@@ -26,9 +26,17 @@ Answer show_message(const queue::QueueManager& queue, const std::string& id);
 // An empty id flushes every message.
 Answer flush_messages(queue::QueueManager& queue, const std::string& id);
 
-// command: hold, release or remove. done may run before this returns.
-void change_message(queue::QueueManager& queue, Command command, const std::string& id,
-                    std::function<void(Answer)> done);
+// request.command: hold, release, remove or requeue, of one message or of
+// a selection. done may run before this returns.
+void change_messages(queue::QueueManager& queue, const Request& request,
+                     std::function<void(Answer)> done);
+
+// The ids a selection names, oldest first: every message for ALL; for
+// @domain, those with pending recipients all at the domain. not_only_domain
+// counts the messages left out because they also have pending recipients
+// elsewhere.
+std::vector<std::string> selected_messages(const queue::QueueManager& queue, const Request& request,
+                                           std::size_t& not_only_domain);
 
 // The LIST body, from a snapshot of the queue's ids taken at construction.
 // Messages gone by the time their turn comes are left out.

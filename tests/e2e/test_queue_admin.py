@@ -9,7 +9,11 @@ the queue is flushed, the message kept alongside it is delivered and the
 deleted one never is; that an unknown queue id fails with exit status 1 and a
 malformed one is a usage error (2); that the control socket is private to the
 daemon's user (mode 0600) and removed when the daemon stops; and that without a
-running daemon stokenctl says so and exits 1.
+running daemon stokenctl says so and exits 1. Hold, release, delete and requeue
+also take ALL or --domain D: the selection is counted in the answer, a message
+that also has recipients outside D is left alone, and requeue releases a held
+message and makes it due at once (postsuper -r). A usage error names the
+mistake on its first line and shows only that command's synopsis.
 """
 
 from __future__ import annotations
@@ -40,14 +44,15 @@ def message(subject: str) -> bytes:
             f"About {subject}.\r\n").encode()
 
 
-def submit(mta: Stokend, recipient: str, subject: str) -> str:
+def submit(mta: Stokend, recipient: str | list[str], subject: str) -> str:
     """Submits as alice (STARTTLS, AUTH PLAIN); returns the queue id."""
+    recipients = [recipient] if isinstance(recipient, str) else recipient
     with SMTPWire(mta.submission_port) as conn:
         conn.ehlo()
         conn.starttls()
         conn.ehlo()
         assert conn.auth_plain(ALICE, USERS[ALICE]).code == 235
-        reply = conn.transaction(ALICE, [recipient], message(subject))
+        reply = conn.transaction(ALICE, recipients, message(subject))
         conn.command("QUIT")
     match = QUEUED.match(str(reply))
     assert match, f"unexpected reply to DATA: {reply}"
@@ -240,12 +245,72 @@ def test_flush_of_one_message(relay):
                "the second attempt")
 
 
+def test_selections_all_and_domain(stokend_factory):
+    down = free_ports(2)
+    relay = stokend_factory(routes={"remote.test": f"smtp:[127.0.0.1]:{down[0]}",
+                                    "other.test": f"smtp:[127.0.0.1]:{down[1]}"},
+                            queue={"first_retry": "1h"}, control_socket=CONTROL_SOCKET)
+    first = submit(relay, "a@remote.test", "one")
+    second = submit(relay, "b@REMOTE.test", "two")
+    other = submit(relay, "c@other.test", "three")
+    mixed = submit(relay, ["d@remote.test", "e@other.test"], "four")
+    wait_until(lambda: listing_with(relay, "Connection refused", 5), "every first deferral")
+
+    result = relay.ctl("queue", "hold", "--domain", "Remote.Test")
+    assert result.stderr == ("2 messages held\n"
+                             "1 message for remote.test left alone: "
+                             "they also have recipients elsewhere\n"), result
+    listing = queue_list(relay)
+    held = set(re.findall(r"^([0-9a-f]+)!", listing, re.M))
+    assert held == {first, second}, listing
+
+    # requeue ALL: released, and each message attempted again at once.
+    result = relay.ctl("queue", "requeue", "ALL")
+    assert result.stderr == "4 messages requeued\n", result
+    assert "!" not in "".join(re.findall(r"^[0-9a-f]+.", queue_list(relay), re.M))
+    for qid in (first, second, other, mixed):
+        wait_until(lambda qid=qid: "  attempts:         2\n" in relay.ctl("queue", "show", qid).stdout,
+                   f"the second attempt of {qid}")
+
+    result = relay.ctl("queue", "delete", "--domain", "other.test")
+    assert result.stderr == ("1 message deleted\n"
+                             "1 message for other.test left alone: "
+                             "they also have recipients elsewhere\n"), result
+    listing = queue_list(relay)
+    assert other not in listing and mixed in listing, listing
+
+    assert relay.ctl("queue", "hold", "--domain", "nowhere.test").stderr == "0 messages held\n"
+    result = relay.ctl("queue", "delete", "ALL")
+    assert result.stderr == "3 messages deleted\n", result
+    assert queue_list(relay) == "Mail queue is empty\n"
+    assert relay.ctl("queue", "delete", "ALL").stderr == "0 messages deleted\n"
+
+
+def test_requeue_releases_a_held_message_durably(stokend_factory, down_port):
+    overrides = dict(routes={"remote.test": f"smtp:[127.0.0.1]:{down_port}"},
+                     queue={"first_retry": "1h"}, control_socket=CONTROL_SOCKET)
+    relay = stokend_factory(**overrides)
+    qid = submit(relay, "later@remote.test", "requeue me")
+    wait_until(lambda: listing_with(relay, "Connection refused"), "the first deferral")
+    relay.ctl("queue", "hold", qid)
+    result = relay.ctl("queue", "requeue", qid)
+    assert result.returncode == 0 and result.stderr == f"{qid} requeued\n"
+    details = wait_until(lambda: (lambda d: d if "  attempts:         2\n" in d else None)(
+        relay.ctl("queue", "show", qid).stdout), "the attempt the requeue asked for")
+    assert "state:              queued\n" in details, details
+    # The release is durable: after a restart the message is still not held.
+    assert relay.terminate() == 0
+    again = stokend_factory(users={}, directory=relay.dir, **overrides)
+    assert "state:              queued\n" in again.ctl("queue", "show", qid).stdout
+
+
 @pytest.mark.parametrize("args", [
     ("queue", "flush", UNKNOWN_ID),
     ("queue", "show", UNKNOWN_ID),
     ("queue", "hold", UNKNOWN_ID),
     ("queue", "release", UNKNOWN_ID),
     ("queue", "delete", UNKNOWN_ID),
+    ("queue", "requeue", UNKNOWN_ID),
 ])
 def test_unknown_id_fails(control_mta, args):
     result = control_mta.ctl(*args, check=False)
@@ -262,11 +327,28 @@ def test_unknown_id_fails(control_mta, args):
     ("queue", "hold", "NOT-AN-ID"),
     ("queue", "delete", "../spool"),
     ("queue", "flush", "abc", "def"),
+    ("queue", "delete", "ALL", "--domain", "remote.test"),
+    ("queue", "requeue", "--domain", "not a domain"),
+    ("queue", "show", "ALL"),
+    ("queue", "list", "--domain", "remote.test"),
+    ("user", "list", "--domain", "remote.test"),
 ])
 def test_malformed_commands_are_usage_errors(control_mta, args):
     result = control_mta.ctl(*args, check=False)
     assert result.returncode == 2, result
     assert "usage: stokenctl" in result.stderr
+
+
+def test_a_usage_error_names_the_mistake_and_only_its_command(control_mta):
+    result = control_mta.ctl("queue", "show", "NOSUCHID", check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("stokenctl: 'NOSUCHID' is not a queue ID "
+                        "(lowercase hex digits, as in queue list)"), result.stderr
+    assert lines[1].startswith("usage: stokenctl [--config FILE] queue "), result.stderr
+    assert all(" queue " in line for line in lines[1:-1]), result.stderr
+    assert lines[-1] == "(stokenctl --help describes every command)"
+    assert "commands:" not in result.stderr
 
 
 def test_empty_queue_and_private_socket(control_mta):

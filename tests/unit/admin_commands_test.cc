@@ -20,14 +20,30 @@ TEST_CASE("well-formed queue commands pass the shape check", "[admin]") {
   CHECK_FALSE(check_queue_command(Words{"queue", "show", "0123abcd"}));
   CHECK_FALSE(check_queue_command(Words{"queue", "delete", "0123abcd"}));
   CHECK_FALSE(check_queue_command(Words{"queue", "damaged"}));
+  CHECK_FALSE(check_queue_command(Words{"queue", "requeue", "0123abcd"}));
+  CHECK_FALSE(check_queue_command(Words{"queue", "requeue", "ALL"}));
+  CHECK_FALSE(check_queue_command(Words{"queue", "delete", "ALL"}));
+  CHECK_FALSE(check_queue_command(Words{"queue", "hold"}, {.domain = "Example.ORG"}));
 }
 
 TEST_CASE("malformed queue commands are usage errors that say why", "[admin]") {
   CHECK(check_queue_command(Words{"queue"}) ==
-        "'queue' needs a subcommand: list, show, flush, hold, release, delete or damaged");
+        "'queue' needs a subcommand: list, show, flush, hold, release, delete, requeue or "
+        "damaged");
   CHECK(check_queue_command(Words{"queue", "purge"}) == "unknown subcommand 'queue purge'");
   CHECK(check_queue_command(Words{"queue", "list", "x"}) == "queue list takes no arguments");
-  CHECK(check_queue_command(Words{"queue", "hold"}) == "queue hold takes one queue ID");
+  CHECK(check_queue_command(Words{"queue", "hold"}) ==
+        "queue hold takes one queue ID, ALL or --domain DOMAIN");
+  CHECK(check_queue_command(Words{"queue", "delete", "all"}) ==
+        "'all' is not a queue ID (lowercase hex digits, as in queue list) or ALL");
+  CHECK(check_queue_command(Words{"queue", "delete", "ALL"}, {.domain = "example.org"}) ==
+        "queue delete takes a queue ID, ALL or --domain, not two");
+  CHECK(check_queue_command(Words{"queue", "requeue"}, {.domain = "exa mple.org"}) ==
+        "'exa mple.org' is not a domain name");
+  CHECK(check_queue_command(Words{"queue", "show", "ALL"}, {.domain = "example.org"}) ==
+        "--domain goes with queue hold, release, delete and requeue only");
+  CHECK(check_queue_command(Words{"queue", "damaged"}, {.domain = "example.org"}) ==
+        "queue damaged takes no arguments");
   CHECK(check_queue_command(Words{"queue", "flush", "a", "b"}) ==
         "queue flush takes at most one queue ID");
   CHECK(check_queue_command(Words{"queue", "show", "NOT-HEX"}) ==

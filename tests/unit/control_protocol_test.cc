@@ -58,6 +58,28 @@ TEST_CASE("malformed control requests are refused with a reason", "[control]") {
   CHECK(parse_error("FLUSH ") == "malformed queue id");
 }
 
+TEST_CASE("changes select one message, ALL, or the messages of a domain", "[control]") {
+  const std::string id = "0189c5f3a2b4c0000001";
+  CHECK(parsed("REQUEUE " + id) == Request{Command::requeue, id});
+  CHECK(parsed("DELETE ALL") == Request::every_message(Command::remove));
+  CHECK(parsed("requeue ALL") == Request::every_message(Command::requeue));
+  // The domain is compared without case, so it travels lowercased.
+  CHECK(parsed("HOLD @Example.ORG") == Request::for_domain(Command::hold, "example.org"));
+  CHECK(parsed("RELEASE @xn--bcher-kva.test") ==
+        Request::for_domain(Command::release, "xn--bcher-kva.test"));
+  CHECK(parse_error("REQUEUE") == "REQUEUE needs a queue id");
+  CHECK(parse_error("DELETE all") == "malformed queue id");  // ALL is a word, not a name
+  CHECK(parse_error("SHOW ALL") == "malformed queue id");    // SHOW and FLUSH take ids only
+  CHECK(parse_error("FLUSH @example.org") == "malformed queue id");
+  for (const char* domain :
+       {"@", "@.example", "@example..org", "@exa mple.org", "@a/b", "@example.org."}) {
+    CAPTURE(domain);
+    CHECK(parse_error(std::string("DELETE ") + domain) == "malformed domain");
+  }
+  CHECK(parse_error("DELETE @" + std::string(64, 'a') + ".test") == "malformed domain");
+  CHECK(parsed("DELETE @" + std::string(63, 'a') + ".test"));
+}
+
 TEST_CASE("queue ids are lowercase hex of bounded length", "[control]") {
   CHECK(is_message_id("0189c5f3a2b4c0000001"));
   CHECK(is_message_id("a"));
@@ -73,13 +95,18 @@ TEST_CASE("formatted requests parse back to themselves", "[control]") {
   for (const Request& request :
        {Request{Command::list, {}}, Request{Command::flush, {}}, Request{Command::flush, "ab"},
         Request{Command::show, "ab"}, Request{Command::hold, "ab"}, Request{Command::release, "ab"},
-        Request{Command::remove, "ab"}}) {
+        Request{Command::remove, "ab"}, Request{Command::requeue, "ab"},
+        Request::every_message(Command::remove),
+        Request::for_domain(Command::hold, "example.org")}) {
     std::string line = format_request(request);
     REQUIRE(line.ends_with('\n'));
     line.pop_back();
     CHECK(parsed(line) == request);
   }
   CHECK(format_request({Command::remove, "ab"}) == "DELETE ab\n");
+  CHECK(format_request(Request::every_message(Command::requeue)) == "REQUEUE ALL\n");
+  CHECK(format_request(Request::for_domain(Command::remove, "example.org")) ==
+        "DELETE @example.org\n");
 }
 
 TEST_CASE("answers are framed with a status line, stuffed body and end line", "[control]") {

@@ -135,10 +135,12 @@ class ControlFixture {
     return value;
   }
 
-  Answer ask(Command command, const std::string& id = {}) {
-    auto [answer, error] = serve([this, command, id] {
+  Answer ask(Command command, const std::string& id = {}) { return ask(Request{command, id}); }
+
+  Answer ask(const Request& request) {
+    auto [answer, error] = serve([this, request] {
       std::string error;
-      auto answer = ask_daemon(socket_path, Request{command, id}, error, 5s);
+      auto answer = ask_daemon(socket_path, request, error, 5s);
       return std::pair(answer, error);
     });
     INFO(error);
@@ -257,10 +259,52 @@ TEST_CASE("control server flushes one message or all", "[control]") {
   CHECK(contains(control.ask(Command::show, first).body, "  attempts:         3\n"));
 }
 
+TEST_CASE("control server requeues: released, due at once, recorded", "[control]") {
+  ControlFixture control;
+  const std::string id = control.enqueue(mail("requeue me"));
+  REQUIRE(control.agent.attempts == 1);
+  REQUIRE(control.ask(Command::hold, id).ok);
+
+  const Answer answer = control.ask(Command::requeue, id);
+  CHECK(answer.ok);
+  CHECK(answer.body == id + " requeued\n");
+  CHECK_FALSE(control.queue->show(id)->summary.held);
+  REQUIRE(control.run_until([&] { return control.agent.attempts == 2; }));
+  control.settle();
+  CHECK(contains(control.ask(Command::show, id).body, "  attempts:         2\n"));
+}
+
+TEST_CASE("control server changes a selection and counts it", "[control]") {
+  ControlFixture control;
+  const std::string net = control.enqueue(mail("net"), {"bob@example.net"});
+  const std::string both = control.enqueue(mail("both"), {"carol@Example.NET", "dave@example.com"});
+  const std::string com = control.enqueue(mail("com"), {"erin@example.com"});
+
+  Answer answer = control.ask(Request::for_domain(Command::hold, "example.net"));
+  CHECK(answer.ok);
+  CHECK(answer.body ==
+        "1 message held\n1 message for example.net left alone: they also have recipients "
+        "elsewhere\n");
+  CHECK(control.queue->show(net)->summary.held);
+  CHECK_FALSE(control.queue->show(both)->summary.held);
+
+  answer = control.ask(Request::for_domain(Command::remove, "example.com"));
+  CHECK(answer.body ==
+        "1 message deleted\n1 message for example.com left alone: they also have recipients "
+        "elsewhere\n");
+  CHECK_FALSE(control.queue->show(com));
+
+  answer = control.ask(Request::every_message(Command::remove));
+  CHECK(answer.ok);
+  CHECK(answer.body == "2 messages deleted\n");
+  CHECK(control.ask(Command::list).body == "Mail queue is empty\n");
+  CHECK(control.ask(Request::every_message(Command::requeue)).body == "0 messages requeued\n");
+}
+
 TEST_CASE("control server answers no such message for unknown ids", "[control]") {
   ControlFixture control;
-  for (Command command :
-       {Command::show, Command::flush, Command::hold, Command::release, Command::remove}) {
+  for (Command command : {Command::show, Command::flush, Command::hold, Command::release,
+                          Command::remove, Command::requeue}) {
     const Answer answer = control.ask(command, unknown_id);
     CHECK_FALSE(answer.ok);
     CHECK(answer.reason == "no such message");
