@@ -59,6 +59,9 @@ inline constexpr auto idle_timeout = 300s;     // waiting for the next command
 inline constexpr auto command_timeout = 300s;  // one command line, once started
 inline constexpr auto data_timeout = 600s;     // the whole DATA or BDAT transfer
 inline constexpr auto tls_handshake_timeout = 30s;
+// A load balancer sends its PROXY header at once (Postfix's
+// smtpd_upstream_proxy_timeout is 5s too).
+inline constexpr auto proxy_header_timeout = 5s;
 inline constexpr auto auth_failure_base_delay = 1s;  // doubled on each further failure
 inline constexpr auto auth_failure_max_delay = 16s;
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/ip_prefix.h"
 #include "mta/defaults.h"
 #include "mta/routes.h"
 #include "mta/tls_policies.h"
@@ -32,6 +33,11 @@ struct ListenerConfig {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
   std::uint16_t port = 0;
   TlsMode tls = TlsMode::starttls;
+  // Behind a load balancer: every connection opens with a PROXY protocol
+  // header (v1 or v2) naming the client, and comes from one of
+  // trusted_proxies (never empty when proxy_protocol is set).
+  bool proxy_protocol = false;
+  std::vector<IpPrefix> trusted_proxies;
 };
 
 struct TlsConfig {

@@ -109,6 +109,7 @@ class ConfigReader {
   void read_local_domains(const Field& field, Config& config);
   void read_listeners(const Field& field, Config& config);
   void read_listener(const YAML::Node& node, const std::string& setting, Config& config);
+  void read_trusted_proxies(const Field& field, ListenerConfig& listener);
   void read_tls(const Field& field, TlsConfig& tls);
 
   // limit_sections.cc

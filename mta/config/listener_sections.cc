@@ -65,48 +65,62 @@ void ConfigReader::read_listener(const YAML::Node& node, const std::string& sett
   ListenerConfig listener;
   std::optional<std::string> canonical_address = canonical_ip_address(listener.address);
   const std::size_t errors_before = errors_.size();
-  read_map(node, setting, node.Mark(),
-           {{"role",
-             [&](const Field& field) {
-               if (const auto role = read_choice<Role>(
-                       field, "role", {{"mx", Role::mx}, {"submission", Role::submission}})) {
-                 listener.role = *role;
-               }
-             }},
-            {"address",
-             [&](const Field& field) {
-               const auto address = read_string(field);
-               if (!address) return;
-               canonical_address = canonical_ip_address(*address);
-               if (!canonical_address) {
-                 error_at(field.value_mark(),
-                          field.setting + ": '" + *address + "' is not an IPv4 or IPv6 address");
-                 return;
-               }
-               listener.address = *address;
-             }},
-            {"port",
-             [&](const Field& field) {
-               const auto port =
-                   field.value.IsScalar() ? parse_decimal(field.value.Scalar()) : std::nullopt;
-               if (!port || *port < 1 || *port > 65535) {
-                 error_at(field.value_mark(), field.setting +
-                                                  ": expected a port number 1-65535, got " +
-                                                  describe(field.value));
-                 return;
-               }
-               listener.port = static_cast<std::uint16_t>(*port);
-             }},
-            {"tls",
-             [&](const Field& field) {
-               if (const auto mode = read_choice<TlsMode>(field, "tls mode",
-                                                          {{"none", TlsMode::none},
-                                                           {"starttls", TlsMode::starttls},
-                                                           {"implicit", TlsMode::implicit}})) {
-                 listener.tls = *mode;
-               }
-             }}},
-           {"role", "port"});
+  read_map(
+      node, setting, node.Mark(),
+      {{"role",
+        [&](const Field& field) {
+          if (const auto role = read_choice<Role>(
+                  field, "role", {{"mx", Role::mx}, {"submission", Role::submission}})) {
+            listener.role = *role;
+          }
+        }},
+       {"address",
+        [&](const Field& field) {
+          const auto address = read_string(field);
+          if (!address) return;
+          canonical_address = canonical_ip_address(*address);
+          if (!canonical_address) {
+            error_at(field.value_mark(),
+                     field.setting + ": '" + *address + "' is not an IPv4 or IPv6 address");
+            return;
+          }
+          listener.address = *address;
+        }},
+       {"port",
+        [&](const Field& field) {
+          const auto port =
+              field.value.IsScalar() ? parse_decimal(field.value.Scalar()) : std::nullopt;
+          if (!port || *port < 1 || *port > 65535) {
+            error_at(field.value_mark(), field.setting + ": expected a port number 1-65535, got " +
+                                             describe(field.value));
+            return;
+          }
+          listener.port = static_cast<std::uint16_t>(*port);
+        }},
+       {"tls",
+        [&](const Field& field) {
+          if (const auto mode = read_choice<TlsMode>(field, "tls mode",
+                                                     {{"none", TlsMode::none},
+                                                      {"starttls", TlsMode::starttls},
+                                                      {"implicit", TlsMode::implicit}})) {
+            listener.tls = *mode;
+          }
+        }},
+       {"proxy_protocol",
+        [&](const Field& field) {
+          if (const auto on = read_boolean(field)) listener.proxy_protocol = *on;
+        }},
+       {"trusted_proxies", [&](const Field& field) { read_trusted_proxies(field, listener); }}},
+      {"role", "port"});
+  if (listener.proxy_protocol && listener.trusted_proxies.empty() &&
+      errors_.size() == errors_before) {
+    error_at(node.Mark(), setting +
+                              ": proxy_protocol needs trusted_proxies, the load balancers' "
+                              "addresses (a PROXY header from anyone else is refused)");
+  }
+  if (!listener.proxy_protocol && !listener.trusted_proxies.empty()) {
+    error_at(node.Mark(), setting + ": trusted_proxies is set but proxy_protocol is not");
+  }
   // A listener with any error of its own is not checked for duplicates: its
   // address or port may not be what the operator meant.
   if (errors_.size() != errors_before || !canonical_address) return;
@@ -119,6 +133,27 @@ void ConfigReader::read_listener(const YAML::Node& node, const std::string& sett
     return;
   }
   config.listeners.push_back(listener);
+}
+
+void ConfigReader::read_trusted_proxies(const Field& field, ListenerConfig& listener) {
+  if (!field.value.IsSequence()) {
+    error_at(
+        field.value_mark(),
+        field.setting + ": expected a list of addresses or networks, got " + describe(field.value));
+    return;
+  }
+  for (std::size_t index = 0; index < field.value.size(); ++index) {
+    const YAML::Node entry = field.value[index];
+    const std::string setting = field.setting + "[" + std::to_string(index) + "]";
+    const auto prefix =
+        entry.IsScalar() ? IpPrefix::parse(entry.Scalar()) : std::optional<IpPrefix>();
+    if (!prefix) {
+      error_at(entry.Mark(), setting + ": expected an IP address or network like 10.0.0.0/8, got " +
+                                 describe(entry));
+      continue;
+    }
+    listener.trusted_proxies.push_back(*prefix);
+  }
 }
 
 void ConfigReader::read_tls(const Field& field, TlsConfig& tls) {

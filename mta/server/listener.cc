@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/unique_fd.h"
@@ -82,6 +83,48 @@ void Listener::on_accept(evconnlistener*, evutil_socket_t socket, sockaddr* addr
 void Listener::accept_connection(evutil_socket_t raw_socket, const sockaddr* address) {
   UniqueFd socket(raw_socket);
   std::string peer = address_text(address);
+  if (!config_.proxy_protocol) return admit(std::move(socket), std::move(peer));
+  const bool trusted = std::any_of(config_.trusted_proxies.begin(), config_.trusted_proxies.end(),
+                                   [&](const IpPrefix& prefix) { return prefix.contains(peer); });
+  if (!trusted) {
+    // Only a trusted balancer may say who the client is; anyone else could
+    // claim any address and escape the per-address limits.
+    spdlog::warn("closed connection from {}: not a trusted proxy (trusted_proxies of {}:{})", peer,
+                 config_.address, config_.port);
+    return;
+  }
+  start_proxy_handshake(std::move(socket), std::move(peer));
+}
+
+void Listener::start_proxy_handshake(UniqueFd socket, std::string balancer) {
+  // Bounded like sessions: a balancer holds few connections open at once.
+  if (handshakes_.size() >= context_.config.limits.max_connections) {
+    spdlog::warn("closed connection from proxy {}: {} PROXY headers awaited", balancer,
+                 handshakes_.size());
+    return;
+  }
+  auto handshake = std::make_unique<ProxyHandshake>(
+      context_.base, std::move(socket), std::move(balancer), defaults::proxy_header_timeout,
+      [this](ProxyHandshake& done, UniqueFd client, std::optional<ProxyHeader> header) {
+        proxy_header_read(done, std::move(client), std::move(header));
+      });
+  ProxyHandshake& started = *handshake;
+  handshakes_.emplace(handshake.get(), std::move(handshake));
+  started.start();
+}
+
+void Listener::proxy_header_read(ProxyHandshake& handshake, UniqueFd socket,
+                                 std::optional<ProxyHeader> header) {
+  const std::string balancer = handshake.balancer();
+  handshakes_.erase(&handshake);  // its last act was this call
+  if (!header) return;            // logged by the handshake; the socket closes here
+  // LOCAL (a health check) or an unknown family: the balancer speaks for itself.
+  std::string peer = header->addresses_known ? header->source_address : balancer;
+  spdlog::debug("proxy {} forwards client {}:{}", balancer, peer, header->source_port);
+  admit(std::move(socket), std::move(peer));
+}
+
+void Listener::admit(UniqueFd socket, std::string peer) {
   const auto& limits = context_.config.limits;
   switch (context_.sessions.admit(peer, limits.max_connections, limits.max_connections_per_ip)) {
     case SessionRegistry::Admission::admitted:

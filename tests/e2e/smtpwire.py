@@ -70,12 +70,16 @@ class SMTPWire:
     """A blocking SMTP client over a plain or TLS socket, with a read buffer."""
 
     def __init__(self, port: int, *, implicit_tls: bool = False,
-                 timeout: float = DEFAULT_TIMEOUT, read_greeting: bool = True):
+                 timeout: float = DEFAULT_TIMEOUT, read_greeting: bool = True,
+                 source: str | None = None):
+        """source: the loopback address to connect from (127.0.0.x)."""
         self.port = port
         self.timeout = timeout
         self.buffer = b""
         self.eof = False
-        self.sock: socket.socket = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock: socket.socket = socket.create_connection(
+            ("127.0.0.1", port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.tls = False
         if implicit_tls:

@@ -188,7 +188,12 @@ class Stokend:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = free_ports(3)
         self.mx_port, self.submission_port, self.submissions_port = self.ports
-        self.config = deep_merge(default_config(self.ports), overrides or {})
+        overrides = dict(overrides or {})
+        # Listeners added to the three every daemon has (whose ports the
+        # helpers here use).
+        extra_listeners = overrides.pop("extra_listeners", [])
+        self.config = deep_merge(default_config(self.ports), overrides)
+        self.config["listeners"] += extra_listeners
         self.config_path = self.dir / "stokend.yaml"
         self.config_path.write_text(to_yaml(self.config))
         self.users = dict(USERS if users is None else users)

@@ -401,3 +401,28 @@ TEST_CASE("delay_warning_time, or its older name delay_warning_after, given once
     CHECK(all_errors(loaded.result).find("delay_warning_time") != std::string::npos);
   }
 }
+
+TEST_CASE("a listener behind a load balancer names the proxies it trusts") {
+  const LoadedText loaded(minimal_config +
+                          "  - {role: mx, port: 2526, proxy_protocol: true,\n"
+                          "     trusted_proxies: [10.0.0.5, '2001:db8::/32']}\n");
+  REQUIRE(loaded.result.config);
+  const ListenerConfig& proxied = loaded.result.config->listeners.at(1);
+  CHECK(proxied.proxy_protocol);
+  REQUIRE(proxied.trusted_proxies.size() == 2);
+  CHECK(proxied.trusted_proxies[0].contains("10.0.0.5"));
+  CHECK(proxied.trusted_proxies[1].contains("2001:db8:1::1"));
+  CHECK_FALSE(loaded.result.config->listeners.at(0).proxy_protocol);
+
+  CHECK(LoadedText(minimal_config + "  - {role: mx, port: 2526, proxy_protocol: true}\n")
+            .only_error() ==
+        "4:5: listeners[1]: proxy_protocol needs trusted_proxies, the load balancers' addresses "
+        "(a PROXY header from anyone else is refused)");
+  CHECK(LoadedText(minimal_config + "  - {role: mx, port: 2526, trusted_proxies: [10.0.0.5]}\n")
+            .only_error() == "4:5: listeners[1]: trusted_proxies is set but proxy_protocol is not");
+  CHECK(LoadedText(minimal_config +
+                   "  - {role: mx, port: 2526, proxy_protocol: true, trusted_proxies: [lb.test]}\n")
+            .only_error() ==
+        "4:68: listeners[1].trusted_proxies[0]: expected an IP address or network like "
+        "10.0.0.0/8, got 'lb.test'");
+}
