@@ -3,8 +3,11 @@
 //   stokend [--config FILE]        run in the foreground (default etc/stokend.yaml)
 //   stokend --check-config FILE    report every configuration error, exit 1 if any
 //   stokend --version              print the version
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 
 #include "daemon/run_daemon.h"
@@ -19,6 +22,8 @@ constexpr const char* usage =
     "\n"
     "Runs the stokend SMTP relay in the foreground, logging to standard error\n"
     "(or log_file). Default configuration: etc/stokend.yaml.\n";
+
+int run(const std::string& config_file, bool check_only);
 
 int report_errors(const stokend::ConfigLoadResult& result) {
   for (const auto& error : result.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
@@ -46,6 +51,26 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Nothing may end the daemon with an uncaught exception (an abort): a
+  // component that throws while it is built is one line and status 1.
+  try {
+    return run(config_file, check_only);
+  } catch (const std::exception& error) {
+    // Once logging is set up, the line goes where the operator reads them.
+    if (auto logger = spdlog::get("stokend")) {
+      logger->critical("fatal error: {}", error.what());
+    } else {
+      std::fprintf(stderr, "stokend: fatal error: %s\n", error.what());
+    }
+  } catch (...) {
+    std::fprintf(stderr, "stokend: fatal error of unknown kind\n");
+  }
+  return 1;
+}
+
+namespace {
+
+int run(const std::string& config_file, bool check_only) {
   auto result = stokend::load_config(config_file);
   if (!result.config) {
     if (result.errors.empty()) std::fprintf(stderr, "%s: cannot load\n", config_file.c_str());
@@ -58,3 +83,5 @@ int main(int argc, char** argv) {
   }
   return stokend::run_daemon(*result.config);
 }
+
+}  // namespace

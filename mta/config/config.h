@@ -32,6 +32,8 @@ struct ListenerConfig {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
   std::uint16_t port = 0;
   TlsMode tls = TlsMode::starttls;
+
+  bool operator==(const ListenerConfig&) const = default;
 };
 
 struct TlsConfig {

@@ -17,13 +17,14 @@ struct CommandWord {
   enum class Id { none, required, optional } id;
 };
 
-constexpr std::array<CommandWord, 6> command_words = {{
+constexpr std::array<CommandWord, 7> command_words = {{
     {Command::list, "LIST", CommandWord::Id::none},
     {Command::show, "SHOW", CommandWord::Id::required},
     {Command::flush, "FLUSH", CommandWord::Id::optional},
     {Command::hold, "HOLD", CommandWord::Id::required},
     {Command::release, "RELEASE", CommandWord::Id::required},
     {Command::remove, "DELETE", CommandWord::Id::required},
+    {Command::reload, "RELOAD", CommandWord::Id::none},
 }};
 
 const CommandWord* find_command(std::string_view word) {

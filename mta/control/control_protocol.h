@@ -4,6 +4,7 @@
 // One request per connection: a single line "COMMAND [ID]" ending in LF
 // (CRLF accepted), at most max_request_line octets with its line end:
 //   LIST | SHOW <id> | FLUSH [<id>] | HOLD <id> | RELEASE <id> | DELETE <id>
+//   | RELOAD (the configuration: daemon/reload.h)
 // Command words are case-insensitive; an id is a spool queue id (lowercase
 // hex digits). The daemon answers with a status line, "OK" or "ERR <reason>",
 // then body lines, then a line holding a single "." and closes the
@@ -25,11 +26,11 @@ inline constexpr std::size_t max_request_line = 1000;
 // Queue ids are 20 hex digits today; the bound only keeps junk out.
 inline constexpr std::size_t max_message_id_length = 64;
 
-enum class Command { list, show, flush, hold, release, remove };
+enum class Command { list, show, flush, hold, release, remove, reload };
 
 struct Request {
   Command command = Command::list;
-  std::string id;  // empty for LIST and a FLUSH of every message
+  std::string id;  // empty for LIST, RELOAD and a FLUSH of every message
 
   bool operator==(const Request&) const = default;
 };

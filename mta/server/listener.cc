@@ -82,19 +82,19 @@ void Listener::on_accept(evconnlistener*, evutil_socket_t socket, sockaddr* addr
 void Listener::accept_connection(evutil_socket_t raw_socket, const sockaddr* address) {
   UniqueFd socket(raw_socket);
   std::string peer = address_text(address);
-  const auto& limits = context_.config.limits;
+  const auto& limits = context_.config().limits;
   switch (context_.sessions.admit(peer, limits.max_connections, limits.max_connections_per_ip)) {
     case SessionRegistry::Admission::admitted:
       break;
     case SessionRegistry::Admission::too_many_total:
       spdlog::warn("refused connection from {}: {} connections open", peer,
                    context_.sessions.size());
-      return refuse(std::move(socket), "421 4.3.2 " + context_.config.hostname +
+      return refuse(std::move(socket), "421 4.3.2 " + context_.config().hostname +
                                            " Too many connections, try again later\r\n");
     case SessionRegistry::Admission::too_many_from_address:
       spdlog::warn("refused connection from {}: over {} connections from that address", peer,
                    limits.max_connections_per_ip);
-      return refuse(std::move(socket), "421 4.7.0 " + context_.config.hostname +
+      return refuse(std::move(socket), "421 4.7.0 " + context_.config().hostname +
                                            " Too many connections from your address\r\n");
   }
   // Replies are small and latency matters more than packet count.
