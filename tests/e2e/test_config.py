@@ -232,3 +232,13 @@ def test_an_unclosed_brace_is_reported_on_its_line(tmp_path):
     assert (line, column) == (dns + 1, 6)
     assert message.startswith("this '{' is never closed: a flow map needs its '}'")
     assert started.returncode == 1
+
+
+def test_a_users_file_the_daemon_would_refuse_fails_the_check(tmp_path):
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "users").write_text("this line has no password hash\n")
+    checked, started = check_and_start(tmp_path, to_yaml(valid_config(tmp_path)))
+    assert checked.returncode == 1
+    assert re.search(r"^users_file: var/users:1: ", checked.stderr, re.M), checked.stderr
+    assert started.returncode == 1
+    assert "var/users:1: " in started.stderr
