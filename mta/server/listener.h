@@ -1,6 +1,10 @@
 // A listening socket for one configured role (MX or submission, plain,
 // STARTTLS or implicit TLS). Accepts connections, applies the connection
 // limits (421 before any session state exists) and starts a Session.
+//
+// The context is the daemon's own, whose generation a configuration reload
+// replaces: the limits checked at accept are the current ones, and each
+// Session takes a copy of the context (its generation) when it starts.
 #pragma once
 
 #include <string>
