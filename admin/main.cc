@@ -66,9 +66,10 @@ constexpr std::string_view usage_text =
 
 Manages stokend's local users, kept in the users_file named by the
 configuration. A running stokend picks up changes by itself. The queue
-commands talk to the running stokend over its control_socket. The secrets,
-token and contacts commands work on tokens.secrets_file and tokens.store
-directly, also while stokend runs (it notices their changes by itself).
+commands and reload talk to the running stokend over its control_socket.
+The secrets, token and contacts commands work on tokens.secrets_file and
+tokens.store directly, also while stokend runs (it notices their changes by
+itself).
 
 commands:
   user add ADDRESS    add a user; ADDRESS must be in one of local_domains.

@@ -127,7 +127,9 @@ ReloadResult Reloader::reload_configuration(std::string_view trigger) {
 
 ReloadResult Reloader::reload(std::string_view trigger) {
   ReloadResult result;
-  const Config& running = context_.config();
+  // Held to the end: the swap below may drop the context's last reference.
+  const std::shared_ptr<const server::ServerGeneration> previous = context_.generation;
+  const Config& running = *previous->config;
   const std::string file = running.source_file.string();
   auto refuse = [&](std::string reason) {
     spdlog::error("{}: reload refused, the configuration in force stays: {}", trigger, reason);
