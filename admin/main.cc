@@ -1,7 +1,8 @@
 // stokenctl: the administration tool's command line. Manages the local
 // users in the users file named by the configuration (user_admin.h); a
 // running stokend notices the change and reloads the file by itself.
-// Inspects and changes the running daemon's queue over its control socket,
+// Inspects and changes the running daemon's queue over its control socket
+// and asks it to reload its configuration (reload_admin.h),
 // and lists the damage the spool found at start (queue_admin.h). Rotates the
 // token secrets and mints, revokes, inspects and lists submission tokens,
 // on the files directly (token_admin.h); imports and exports COI contact
@@ -12,7 +13,7 @@
 // Contract: exit status 0 on success, 1 when the command failed (bad config,
 // unknown user, unwritable file, unknown queue id, daemon not running, a
 // token that does not verify...), 2 on a usage error. Messages go to
-// standard error; only the data of `user list`, `queue list|show|damaged`,
+// standard error; only the data of `user list`, `queue list|show|damaged`, `reload`,
 // `secrets rotate|list`, `token new|inspect|list` and `contacts
 // import|export` goes to standard output. Password hashes and token secrets are never printed.
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -27,6 +28,7 @@
 
 #include "admin/contacts_admin.h"
 #include "admin/queue_admin.h"
+#include "admin/reload_admin.h"
 #include "admin/token_admin.h"
 #include "admin/user_admin.h"
 #include "mta/config/config.h"
@@ -50,6 +52,7 @@ constexpr std::string_view usage_text =
        stokenctl [--config FILE] queue hold|release|delete|requeue ID|ALL
        stokenctl [--config FILE] queue hold|release|delete|requeue --domain DOMAIN
        stokenctl [--config FILE] queue damaged
+       stokenctl [--config FILE] reload
        stokenctl [--config FILE] secrets rotate [temp|perm]
        stokenctl [--config FILE] secrets list
        stokenctl [--config FILE] token new temp|perm REMOTE LOCAL
@@ -64,9 +67,10 @@ constexpr std::string_view usage_text =
 
 Manages stokend's local users, kept in the users_file named by the
 configuration. A running stokend picks up changes by itself. The queue
-commands talk to the running stokend over its control_socket. The secrets,
-token and contacts commands work on tokens.secrets_file and tokens.store
-directly, also while stokend runs (it notices their changes by itself).
+commands and reload talk to the running stokend over its control_socket.
+The secrets, token and contacts commands work on tokens.secrets_file and
+tokens.store directly, also while stokend runs (it notices their changes by
+itself).
 
 commands:
   user add ADDRESS    add a user; ADDRESS must be in one of local_domains.
@@ -98,6 +102,11 @@ commands:
                       quarantine/ folder: each damaged record, what could
                       still be read of it (queue id, sender, recipients)
                       and what became of it (lost, recovered, ...)
+  reload              make the running stokend read its configuration, users
+                      file and TLS certificate again (as SIGHUP does);
+                      prints "reloaded", or "reload refused: REASON" and
+                      exits 1 when the configuration fails its check (the
+                      one in force stays)
   secrets rotate [temp|perm]
                       add a new active secret to the ring (both by default)
                       and print its id; older secrets keep verifying the
@@ -281,6 +290,8 @@ void check_command(const CommandLine& command_line) {
     error = stokend::admin::check_queue_command(words, command_line.queue);
   } else if (words[0] == "user") {
     error = stokend::admin::check_user_command(words);
+  } else if (words[0] == "reload") {
+    if (words.size() != 1) error = "reload takes no arguments";
   } else {
     error = "unknown command '" + words[0] + "'";
   }
@@ -289,13 +300,22 @@ void check_command(const CommandLine& command_line) {
 
 int run(const CommandLine& command_line) {
   const stokend::ConfigLoadResult loaded = stokend::load_config(command_line.config_file);
+  const std::vector<std::string>& words = command_line.words;
   if (!loaded.config) {
     for (const stokend::ConfigError& error : loaded.errors) {
       std::cerr << error.to_string() << '\n';
     }
+    // The daemon would refuse this file too, and without it the control
+    // socket is unknown: the configuration in force stays.
+    if (words[0] == "reload") {
+      std::cerr << "stokenctl: reload refused: " << command_line.config_file
+                << " has errors; the running stokend keeps the configuration in force\n";
+    }
     return exit_failure;
   }
-  const std::vector<std::string>& words = command_line.words;
+  if (words[0] == "reload") {
+    return stokend::admin::run_reload_command(*loaded.config, std::cout, std::cerr);
+  }
   if (words[0] == "queue") {
     return stokend::admin::run_queue_command(*loaded.config, words, command_line.queue, std::cout,
                                              std::cerr);

@@ -18,40 +18,41 @@ bool uses_tls(const Config& config) {
   return false;
 }
 
-// level: critical at start (stokend stops), error on a reload (the context
-// in use stays).
-SslContextPtr load_tls(const Config& config, spdlog::level::level_enum level) {
+// The context of the configured certificate, or of the self-signed one;
+// null with the reason in error.
+SslContextPtr load_tls(const Config& config, std::string& error) {
   std::filesystem::path certificate = config.tls.certificate;
   std::filesystem::path key = config.tls.private_key;
-  std::string error;
   if (certificate.empty()) {
     auto generated = server::ensure_self_signed_certificate(config.tls.generated_directory,
                                                             config.hostname, error);
     if (!generated) {
-      spdlog::log(level, "cannot create a self-signed certificate: {}", error);
+      error = "cannot create a self-signed certificate: " + error;
       return nullptr;
     }
     certificate = generated->certificate;
     key = generated->private_key;
     spdlog::info("using self-signed certificate {}", certificate.string());
   }
-  auto context = server::make_server_tls_context(certificate, key, error);
-  if (!context) spdlog::log(level, "{}", error);
-  return context;
+  return server::make_server_tls_context(certificate, key, error);
 }
 
 }  // namespace
 
 std::optional<SslContextPtr> build_server_tls(const Config& config) {
   if (!uses_tls(config)) return SslContextPtr();
-  SslContextPtr context = load_tls(config, spdlog::level::critical);
-  if (!context) return std::nullopt;
+  std::string error;
+  SslContextPtr context = load_tls(config, error);
+  if (!context) {
+    spdlog::critical("{}", error);
+    return std::nullopt;
+  }
   return context;
 }
 
-SslContextPtr reload_server_tls(const Config& config) {
+SslContextPtr reload_server_tls(const Config& config, std::string& error) {
   if (!uses_tls(config)) return nullptr;
-  return load_tls(config, spdlog::level::err);
+  return load_tls(config, error);
 }
 
 std::optional<std::vector<std::unique_ptr<server::Listener>>> start_listeners(

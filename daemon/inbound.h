@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/event_handles.h"
@@ -22,10 +23,10 @@ namespace stokend::wiring {
 // listener uses TLS; nullopt when the context cannot be made.
 std::optional<SslContextPtr> build_server_tls(const Config& config);
 
-// The certificate and key read again from disk (SIGHUP, after a renewal);
-// null when they cannot be loaded (logged as an error) or no listener uses
-// TLS.
-SslContextPtr reload_server_tls(const Config& config);
+// The certificate and key read again from disk (a reload, after a
+// renewal); null when no listener uses TLS, or when they cannot be loaded,
+// with the reason in error.
+SslContextPtr reload_server_tls(const Config& config, std::string& error);
 
 // One open listener per configured one, in order.
 std::optional<std::vector<std::unique_ptr<server::Listener>>> start_listeners(

@@ -1,14 +1,22 @@
 // stokend: the daemon's command line.
 //
 //   stokend [--config FILE]        run in the foreground (default etc/stokend.yaml)
-//   stokend --check-config FILE    report every configuration error, exit 1 if any
+//   stokend --check-config FILE    report every configuration error (and a users file or
+//                                  token secrets file the daemon would refuse), exit 1 if any
 //   stokend --version              print the version
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "daemon/run_daemon.h"
 #include "mta/config/config.h"
+#include "mta/users.h"
+#include "tokens/secret_rings.h"
 
 namespace {
 
@@ -19,6 +27,30 @@ constexpr const char* usage =
     "\n"
     "Runs the stokend SMTP relay in the foreground, logging to standard error\n"
     "(or log_file). Default configuration: etc/stokend.yaml.\n";
+
+int run(const std::string& config_file, bool check_only);
+
+// The files the configuration names that the daemon reads at start and
+// refuses to start without: the users file and the token secrets, when
+// they exist (missing ones are created). Prints each problem; false if any.
+bool check_data_files(const stokend::Config& config) {
+  bool ok = true;
+  stokend::UserDirectory users(config.users_file);
+  if (auto error = users.load()) {
+    std::fprintf(stderr, "users_file: %s\n", error->c_str());
+    ok = false;
+  }
+  std::error_code status_error;
+  if (std::filesystem::exists(config.tokens.secrets_file, status_error)) {
+    try {
+      stokend::tokens::SecretRings::load(config.tokens.secrets_file.string());
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "tokens.secrets_file: %s\n", error.what());
+      ok = false;
+    }
+  }
+  return ok;
+}
 
 int report_errors(const stokend::ConfigLoadResult& result) {
   for (const auto& error : result.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
@@ -46,6 +78,26 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Nothing may end the daemon with an uncaught exception (an abort): a
+  // component that throws while it is built is one line and status 1.
+  try {
+    return run(config_file, check_only);
+  } catch (const std::exception& error) {
+    // Once logging is set up, the line goes where the operator reads them.
+    if (auto logger = spdlog::get("stokend")) {
+      logger->critical("fatal error: {}", error.what());
+    } else {
+      std::fprintf(stderr, "stokend: fatal error: %s\n", error.what());
+    }
+  } catch (...) {
+    std::fprintf(stderr, "stokend: fatal error of unknown kind\n");
+  }
+  return 1;
+}
+
+namespace {
+
+int run(const std::string& config_file, bool check_only) {
   auto result = stokend::load_config(config_file);
   if (!result.config) {
     if (result.errors.empty()) std::fprintf(stderr, "%s: cannot load\n", config_file.c_str());
@@ -53,8 +105,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (check_only) {
+    if (!check_data_files(*result.config)) return 1;
     std::printf("%s: configuration ok\n", config_file.c_str());
     return 0;
   }
   return stokend::run_daemon(*result.config);
 }
+
+}  // namespace

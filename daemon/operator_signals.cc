@@ -6,16 +6,12 @@
 #include <csignal>
 #include <stdexcept>
 
-#include "daemon/inbound.h"
 #include "daemon/log_file.h"
 
 namespace stokend::wiring {
 
-OperatorSignals::OperatorSignals(event_base* base, const Config& config,
-                                 server::ServerContext& context, SslContextPtr& tls)
-    : config_(config),
-      context_(context),
-      tls_(tls),
+OperatorSignals::OperatorSignals(event_base* base, Reloader& reloader)
+    : reloader_(reloader),
       hangup_(evsignal_new(base, SIGHUP, &OperatorSignals::on_signal, this)),
       user1_(evsignal_new(base, SIGUSR1, &OperatorSignals::on_signal, this)),
       user2_(evsignal_new(base, SIGUSR2, &OperatorSignals::on_signal, this)) {
@@ -29,7 +25,7 @@ void OperatorSignals::on_signal(evutil_socket_t signal_number, short, void* self
   auto* signals = static_cast<OperatorSignals*>(self);
   switch (signal_number) {
     case SIGHUP:
-      signals->reload();
+      signals->reloader_.reload_configuration("SIGHUP");
       break;
     case SIGUSR1:
       if (auto error = reopen_log_file()) {
@@ -43,22 +39,6 @@ void OperatorSignals::on_signal(evutil_socket_t signal_number, short, void* self
       spdlog::info("signal {} ignored", static_cast<int>(signal_number));
       break;
   }
-}
-
-void OperatorSignals::reload() {
-  if (!tls_) {
-    spdlog::info("SIGHUP: no listener uses TLS; other settings take effect at the next start");
-    return;
-  }
-  SslContextPtr reloaded = reload_server_tls(config_);
-  if (!reloaded) {
-    spdlog::error("SIGHUP: TLS certificate not reloaded, the one in use stays");
-    return;
-  }
-  tls_ = std::move(reloaded);
-  context_.tls = tls_.get();
-  spdlog::info(
-      "SIGHUP: TLS certificate and key reloaded; other settings take effect at the next start");
 }
 
 }  // namespace stokend::wiring

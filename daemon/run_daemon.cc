@@ -9,6 +9,7 @@
 #include "daemon/operator_signals.h"
 #include "daemon/outbound.h"
 #include "daemon/periodic_job.h"
+#include "daemon/reload.h"
 #include "daemon/shutdown.h"
 #include "daemon/startup.h"
 #include "daemon/storage.h"
@@ -32,7 +33,7 @@ int run_daemon(const Config& config) {
   }
   const auto users = load_users(config);
   if (!users) return 1;
-  auto tls = build_server_tls(config);  // replaced on SIGHUP
+  auto tls = build_server_tls(config);  // read again by a reload (reload.h)
   if (!tls) return 1;
   const EventBasePtr base = make_event_base();
   if (!base) return 1;
@@ -54,9 +55,9 @@ int run_daemon(const Config& config) {
   if (!tokens) return 1;
   const auto fast_lane = build_fast_lane(config, base.get(), *outbound->resolver);
   if (!fast_lane) return 1;
-  RemoteDelivery remote_delivery(config.fast_lane,
-                                 config.fast_lane.enabled ? fast_lane->client.get() : nullptr,
-                                 tokens->authority, *tokens->store, workers, *users);
+  // Given the client even when disabled: a reload may switch it on.
+  RemoteDelivery remote_delivery(config.fast_lane, fast_lane->client.get(), tokens->authority,
+                                 *tokens->store, workers, *users);
   DeliveryRouter router(config, *users, mailstore, workers, *outbound->pool, *outbound->mx,
                         &remote_delivery);
   queue::QueueManager queue(loop, spool, router, queue_settings(config));
@@ -67,7 +68,6 @@ int run_daemon(const Config& config) {
                             token_store_cleanup(*tokens));
   token_cleanup.run();
 
-  const RouteTable routes(config.routes);
   // Recipients of domains relayed to the MX behind stokend, checked there.
   RecipientProbe recipient_probe(base.get(), *outbound->pool,
                                  {.positive_ttl = config.recipient_probe.positive_ttl,
@@ -75,27 +75,34 @@ int run_daemon(const Config& config) {
                                   .max_entries = defaults::recipient_probe_cache_entries});
   const auto spool_space = watch_spool_space(config);
   server::SessionRegistry sessions;
-  server::ServerContext context{.config = config,
+  // What a reload replaces (reload.h); sessions keep the one they started with.
+  auto generation = std::make_shared<server::ServerGeneration>();
+  generation->config = std::make_shared<const Config>(config);
+  generation->tls = std::shared_ptr<SSL_CTX>(tls->release(), SSL_CTX_free);
+  generation->routes = std::make_shared<const RouteTable>(config.routes);
+  server::ServerContext context{.generation = std::move(generation),
                                 .base = base.get(),
                                 .users = *users,
                                 .queue = queue,
                                 .workers = workers,
-                                .tls = tls->get(),
                                 .sessions = sessions,
                                 .dummy_password_hash = hash_password("unknown user"),
                                 .tokens = &tokens->authority,
                                 .token_secrets = &tokens->secrets,
                                 .token_store = tokens->store.get(),
                                 .token_delivery = &token_delivery,
-                                .routes = &routes,
                                 .recipient_verifier = &recipient_probe,
                                 .spool_space = spool_space.get()};
 
+  // SIGHUP and `stokenctl reload` both run this one reload.
+  Reloader reloader(context, *users, router, remote_delivery);
   control::ControlServer control(base.get(), config.control_socket, queue);
+  control.on_reload(
+      [&reloader] { return reload_answer(reloader.reload_configuration("stokenctl reload")); });
   if (!open_control_socket(control)) return 1;
   auto listeners = start_listeners(context, config);
   if (!listeners) return 1;
-  const OperatorSignals operator_signals(base.get(), config, context, *tls);
+  const OperatorSignals operator_signals(base.get(), reloader);
 
   ShutdownState shutdown{.queue = &queue,
                          .pools = {outbound->pool.get(), fast_lane->pool.get()},

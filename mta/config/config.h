@@ -38,6 +38,8 @@ struct ListenerConfig {
   // trusted_proxies (never empty when proxy_protocol is set).
   bool proxy_protocol = false;
   std::vector<IpPrefix> trusted_proxies;
+
+  bool operator==(const ListenerConfig&) const = default;
 };
 
 struct TlsConfig {

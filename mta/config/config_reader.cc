@@ -15,6 +15,8 @@
 #include <set>
 #include <system_error>
 
+#include "mta/config/pem_checks.h"
+
 namespace stokend::config_reading {
 namespace {
 
@@ -304,12 +306,16 @@ std::optional<std::uint16_t> ConfigReader::read_port(const Field& field) {
   return static_cast<std::uint16_t>(*port);
 }
 
-std::optional<std::filesystem::path> ConfigReader::read_readable_file(const Field& field) {
+std::optional<std::filesystem::path> ConfigReader::read_ca_file(const Field& field) {
   const auto path = read_path(field, true);
   if (!path || path->empty()) return std::nullopt;
   if (const auto reason = unreadable_reason(*path)) {
     error_at(field.value_mark(),
              field.setting + ": cannot read '" + path->string() + "': " + *reason);
+    return std::nullopt;
+  }
+  if (const auto problem = ca_file_problem(*path)) {
+    error_at(field.value_mark(), field.setting + ": " + *problem);
     return std::nullopt;
   }
   return path;

@@ -97,9 +97,10 @@ class ConfigReader {
   FieldReader boolean_into(bool& target);
 
   std::optional<std::uint16_t> read_port(const Field& field);
-  // A PEM file the daemon will read later: checked now, so a typo stops the
-  // daemon instead of deferring mail. Empty: nothing to check.
-  std::optional<std::filesystem::path> read_readable_file(const Field& field);
+  // A PEM file of CA certificates the daemon will read later: checked now
+  // (readable, and loads as trust anchors: pem_checks.h), so a typo stops
+  // the daemon instead of deferring mail. Empty: nothing to check.
+  std::optional<std::filesystem::path> read_ca_file(const Field& field);
 
   // load_config.cc: top-level settings.
   void read_log_level(const Field& field, Config& config);

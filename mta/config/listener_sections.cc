@@ -1,6 +1,7 @@
 // Readers of who stokend is and where it listens: hostname, local_domains,
 // listeners (each checked for a duplicate address and port) and tls. See config_reader.h.
 #include "mta/config/config_reader.h"
+#include "mta/config/pem_checks.h"
 
 namespace stokend::config_reading {
 
@@ -159,24 +160,33 @@ void ConfigReader::read_trusted_proxies(const Field& field, ListenerConfig& list
 void ConfigReader::read_tls(const Field& field, TlsConfig& tls) {
   std::optional<YAML::Mark> certificate_mark;
   std::optional<YAML::Mark> private_key_mark;
+  // Each file is checked as the daemon will load it (pem_checks.h); the
+  // pair is checked for belonging together only when both load.
+  bool both_load = true;
   auto read_existing_file = [&](const Field& key_field, std::filesystem::path& target,
-                                std::optional<YAML::Mark>& mark) {
+                                std::optional<YAML::Mark>& mark, auto pem_problem) {
     const auto path = read_path(key_field, true);
     if (!path || path->empty()) return;
     target = *path;
     mark = key_field.value_mark();
     if (const auto reason = unreadable_reason(*path)) {
       error_at(*mark, key_field.setting + ": cannot read '" + path->string() + "': " + *reason);
+      both_load = false;
+    } else if (const auto problem = pem_problem(*path)) {
+      error_at(*mark, key_field.setting + ": " + *problem);
+      both_load = false;
     }
   };
   read_map(field.value, field.setting, field.value_mark(),
            {{"certificate",
              [&](const Field& key_field) {
-               read_existing_file(key_field, tls.certificate, certificate_mark);
+               read_existing_file(key_field, tls.certificate, certificate_mark,
+                                  certificate_chain_problem);
              }},
             {"private_key",
              [&](const Field& key_field) {
-               read_existing_file(key_field, tls.private_key, private_key_mark);
+               read_existing_file(key_field, tls.private_key, private_key_mark,
+                                  private_key_problem);
              }},
             {"generated_directory", [&](const Field& key_field) {
                if (const auto path = read_path(key_field, false)) tls.generated_directory = *path;
@@ -186,6 +196,10 @@ void ConfigReader::read_tls(const Field& field, TlsConfig& tls) {
     error_at(key_missing ? *certificate_mark : *private_key_mark,
              field.setting + ": certificate and private_key must be given together (" +
                  (key_missing ? "private_key" : "certificate") + " is missing)");
+  } else if (certificate_mark && both_load) {
+    if (const auto mismatch = key_mismatch(tls.certificate, tls.private_key)) {
+      error_at(*private_key_mark, field.setting + ".private_key: " + *mismatch);
+    }
   }
 }
 

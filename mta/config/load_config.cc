@@ -17,6 +17,7 @@
 
 #include "mta/config/config.h"
 #include "mta/config/config_reader.h"
+#include "mta/config/yaml_syntax.h"
 
 namespace stokend {
 namespace config_reading {
@@ -170,7 +171,9 @@ ConfigLoadResult load_config(const std::filesystem::path& file) {
     root = YAML::Load(contents.str());
   } catch (const YAML::ParserException& syntax_error) {
     ConfigError error{file_name, 0, 0, "YAML syntax error: " + syntax_error.msg};
-    if (!syntax_error.mark.is_null()) {
+    if (auto place = config_reading::locate_syntax_error(contents.str(), syntax_error.msg)) {
+      error = {file_name, place->line, place->column, std::move(place->message)};
+    } else if (!syntax_error.mark.is_null()) {
       error.line = syntax_error.mark.line + 1;
       error.column = syntax_error.mark.column + 1;
     }

@@ -1,17 +1,69 @@
 // Readers of where mail goes: dns, delivery, routes, tls_policies and
 // recipient_probe (whose domains are checked against local_domains and
 // routes once the whole file is read). See config_reader.h.
+#include <algorithm>
+
 #include "mta/config/config_reader.h"
 #include "mta/routes.h"
 #include "mta/tls_policies.h"
 
 namespace stokend::config_reading {
 
+namespace {
+
+// One entry of dns.servers as c-ares takes it (ares_set_servers_ports_csv):
+// an IPv4 address with an optional ":port", an IPv6 address bare or in
+// brackets, "[v6]:port". Nothing else: c-ares would refuse the list at start.
+bool is_dns_server(std::string_view entry) {
+  std::string_view host = entry;
+  std::optional<std::string_view> port;
+  if (entry.starts_with('[')) {
+    const std::size_t close = entry.find(']');
+    if (close == std::string_view::npos) return false;
+    host = entry.substr(1, close - 1);
+    const std::string_view rest = entry.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      port = rest.substr(1);
+    }
+    if (host.find(':') == std::string_view::npos) return false;  // brackets are for IPv6
+  } else if (std::count(entry.begin(), entry.end(), ':') == 1) {
+    const std::size_t colon = entry.find(':');
+    host = entry.substr(0, colon);
+    port = entry.substr(colon + 1);
+    if (host.find('.') == std::string_view::npos) return false;  // "a:53" is no IPv4
+  }
+  if (!canonical_ip_address(std::string(host))) return false;
+  if (port) {
+    const auto number = parse_decimal(*port);
+    if (!number || *number < 1 || *number > 65535) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void ConfigReader::read_dns(const Field& field, DnsConfig& dns) {
   read_map(field.value, field.setting, field.value_mark(),
            {{"servers",
              [&](const Field& key_field) {
-               if (const auto servers = read_string(key_field)) dns.servers = *servers;
+               const auto servers = read_string(key_field);
+               if (!servers) return;
+               std::string_view rest = *servers;
+               while (!servers->empty()) {
+                 const std::size_t comma = rest.find(',');
+                 const std::string_view entry = rest.substr(0, comma);
+                 if (!is_dns_server(entry)) {
+                   error_at(key_field.value_mark(),
+                            key_field.setting + ": '" + std::string(entry) +
+                                "' is not a DNS server address (expected IP addresses with an "
+                                "optional port, separated by commas: 127.0.0.1:53, [::1]:53)");
+                   return;
+                 }
+                 if (comma == std::string_view::npos) break;
+                 rest.remove_prefix(comma + 1);
+               }
+               dns.servers = *servers;
              }},
             {"timeout", [&](const Field& key_field) {
                if (const auto value = read_duration(key_field, false)) dns.timeout = *value;
@@ -25,7 +77,7 @@ void ConfigReader::read_delivery(const Field& field, DeliveryConfig& delivery) {
                if (const auto port = read_port(key_field)) delivery.mx_port = *port;
              }},
             {"tls_policy_ca_file", [&](const Field& key_field) {
-               if (const auto path = read_readable_file(key_field)) {
+               if (const auto path = read_ca_file(key_field)) {
                  delivery.tls_policy_ca_file = *path;
                }
              }}});

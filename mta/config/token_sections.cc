@@ -62,7 +62,7 @@ void ConfigReader::read_fast_lane(const Field& field, FastLaneConfig& fast_lane)
       {{"enabled", boolean_into(fast_lane.enabled)},
        {"ca_file",
         [&](const Field& key_field) {
-          if (const auto path = read_readable_file(key_field)) fast_lane.ca_file = *path;
+          if (const auto path = read_ca_file(key_field)) fast_lane.ca_file = *path;
         }},
        {"mx_fallback", boolean_into(fast_lane.mx_fallback)},
        {"mx_fallback_port",

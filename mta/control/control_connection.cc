@@ -15,8 +15,13 @@ Answer error_answer(std::string reason) { return Answer{false, std::move(reason)
 }  // namespace
 
 ControlConnection::ControlConnection(event_base* base, queue::QueueManager& queue,
-                                     const ControlLimits& limits, Finished finished)
-    : base_(base), queue_(queue), limits_(limits), finished_(std::move(finished)) {}
+                                     const ControlLimits& limits, const Reload& reload,
+                                     Finished finished)
+    : base_(base),
+      queue_(queue),
+      limits_(limits),
+      reload_(reload),
+      finished_(std::move(finished)) {}
 
 std::string ControlConnection::start(UniqueFd socket) {
   events_.reset(bufferevent_socket_new(base_, socket.get(), BEV_OPT_CLOSE_ON_FREE));
@@ -126,6 +131,9 @@ void ControlConnection::run(const Request& request) {
         // error, the daemon stopping).
         if (auto connection = weak.lock()) connection->answer(result);
       });
+    case Command::reload:
+      if (!reload_) return answer(error_answer("reload is not available"));
+      return answer(reload_());
   }
 }
 

@@ -1,5 +1,6 @@
 // One control connection in the daemon: reads the request line, runs it
-// against the queue (queue_commands.h) and writes the answer, then is done.
+// against the queue (queue_commands.h), or hands RELOAD to the daemon's
+// reload, and writes the answer, then is done.
 //
 // Limits: the request line must arrive whole within request_deadline and
 // fit in max_request_line octets; an answer that makes no progress for
@@ -41,9 +42,12 @@ struct ControlLimits {
 class ControlConnection : public std::enable_shared_from_this<ControlConnection> {
  public:
   using Finished = std::function<void(ControlConnection*)>;
+  // Reloads the daemon's configuration and says how it went; empty: RELOAD
+  // is answered "not available".
+  using Reload = std::function<Answer()>;
 
   ControlConnection(event_base* base, queue::QueueManager& queue, const ControlLimits& limits,
-                    Finished finished);
+                    const Reload& reload, Finished finished);
   ControlConnection(const ControlConnection&) = delete;
   ControlConnection& operator=(const ControlConnection&) = delete;
 
@@ -71,6 +75,7 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
   event_base* base_;
   queue::QueueManager& queue_;
   const ControlLimits& limits_;
+  const Reload& reload_;
   Finished finished_;
   Phase phase_ = Phase::reading;
   BuffereventPtr events_;

@@ -18,7 +18,7 @@ struct CommandWord {
   enum class Id { none, required, optional, selection } id;
 };
 
-constexpr std::array<CommandWord, 7> command_words = {{
+constexpr std::array<CommandWord, 8> command_words = {{
     {Command::list, "LIST", CommandWord::Id::none},
     {Command::show, "SHOW", CommandWord::Id::required},
     {Command::flush, "FLUSH", CommandWord::Id::optional},
@@ -26,6 +26,7 @@ constexpr std::array<CommandWord, 7> command_words = {{
     {Command::release, "RELEASE", CommandWord::Id::selection},
     {Command::remove, "DELETE", CommandWord::Id::selection},
     {Command::requeue, "REQUEUE", CommandWord::Id::selection},
+    {Command::reload, "RELOAD", CommandWord::Id::none},
 }};
 
 constexpr std::string_view all_word = "ALL";

@@ -5,6 +5,7 @@
 // (CRLF accepted), at most max_request_line octets with its line end:
 //   LIST | SHOW <id> | FLUSH [<id>]
 //   HOLD | RELEASE | DELETE | REQUEUE  <id> | ALL | @<domain>
+//   RELOAD (the configuration: daemon/reload.h)
 // Command words are case-insensitive; an id is a spool queue id (lowercase
 // hex digits). ALL selects every queued message; @<domain> the messages
 // whose pending recipients are all at that domain (a message that also has
@@ -29,11 +30,11 @@ inline constexpr std::size_t max_request_line = 1000;
 // Queue ids are 20 hex digits today; the bound only keeps junk out.
 inline constexpr std::size_t max_message_id_length = 64;
 
-enum class Command { list, show, flush, hold, release, remove, requeue };
+enum class Command { list, show, flush, hold, release, remove, requeue, reload };
 
 struct Request {
   Command command = Command::list;
-  std::string id;      // one message; empty for LIST, a FLUSH of every message, and selections
+  std::string id;      // one message; empty for LIST, RELOAD, a FLUSH of every message, selections
   bool all = false;    // ALL: every message
   std::string domain;  // @domain: the messages for that domain only (lowercase)
 

@@ -67,7 +67,7 @@ void ControlServer::accept_connection(UniqueFd socket) {
     return refuse(std::move(socket), "busy: too many control connections, try again");
   }
   auto connection = std::make_shared<ControlConnection>(
-      base_, queue_, limits_,
+      base_, queue_, limits_, reload_,
       [this](ControlConnection* finished) { connection_finished(finished); });
   if (const std::string error = connection->start(std::move(socket)); !error.empty()) {
     spdlog::error("control: {}", error);

@@ -1,4 +1,4 @@
-// The daemon's side of `stokenctl queue ...`: listens on the control socket
+// The daemon's side of `stokenctl queue ...` and `stokenctl reload`: listens on the control socket
 // (control_socket.h) on the event loop and serves each connection
 // (control_connection.h) against the queue. Protocol: control_protocol.h.
 //
@@ -41,6 +41,9 @@ class ControlServer {
   // Stops accepting and removes the socket file; open connections finish.
   void close();
 
+  // What RELOAD runs (the daemon's configuration reload); set before open().
+  void on_reload(ControlConnection::Reload reload) { reload_ = std::move(reload); }
+
   std::size_t open_connections() const { return connections_.size(); }
 
  private:
@@ -53,6 +56,7 @@ class ControlServer {
   std::filesystem::path socket_path_;
   queue::QueueManager& queue_;
   ControlLimits limits_;
+  ControlConnection::Reload reload_;
   ControlSocketFile socket_file_;
   ListenerPtr listener_;  // after socket_file_: stops accepting before the file goes
   std::unordered_map<ControlConnection*, std::shared_ptr<ControlConnection>> connections_;

@@ -84,7 +84,7 @@ DeliveryRouter::DeliveryRouter(const Config& config, UserDirectory& users,
                                store::Mailstore& maildir, WorkerPool& workers,
                                client::ConnectionPool& pool, client::MxDelivery& mx,
                                RemoteDelivery* remote)
-    : config_(config),
+    : config_(&config),
       routes_(config.routes),
       tls_policies_(config.tls_policies),
       users_(users),
@@ -94,13 +94,20 @@ DeliveryRouter::DeliveryRouter(const Config& config, UserDirectory& users,
       mx_(mx),
       remote_(remote) {}
 
+void DeliveryRouter::use_config(std::shared_ptr<const Config> config) {
+  routes_ = RouteTable(config->routes);
+  tls_policies_ = TlsPolicyTable(config->tls_policies);
+  config_ = config.get();
+  reloaded_config_ = std::move(config);
+}
+
 void DeliveryRouter::deliver(const queue::QueuedMessage& message,
                              std::span<const std::string> recipients, Done done) {
   std::map<std::string, Group> groups;
   for (std::size_t i = 0; i < recipients.size(); ++i) {
     const std::string& address = recipients[i];
     std::string domain = ascii_lowercase(address.substr(address.rfind('@') + 1));
-    Route route = routes_.route_for(domain, config_.is_local_domain(domain));
+    Route route = routes_.route_for(domain, config_->is_local_domain(domain));
     std::string key = route.transport == Route::Transport::mx ? "mx:" + domain : route.to_string();
     // Domains that share a fixed next hop share a transaction only when
     // neither has a TLS policy: a policy is the domain's own, and verify
@@ -109,7 +116,7 @@ void DeliveryRouter::deliver(const queue::QueuedMessage& message,
         tls_policies_.policy_for(domain) != TlsPolicyLevel::may) {
       key += ";policy-for=" + domain;
     } else if (remote_ && route.transport == Route::Transport::smtp &&
-               !config_.is_local_domain(domain)) {
+               !config_->is_local_domain(domain)) {
       // The fast lane and its fallback work per recipient domain.
       key += ";domain=" + domain;
     }
@@ -245,7 +252,7 @@ void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shar
   auto settle = [batch, indices = group.indices](std::vector<queue::RecipientResult> results) {
     batch->settle(indices, results);
   };
-  if (remote_ && !config_.is_local_domain(group.domain)) {
+  if (remote_ && !config_->is_local_domain(group.domain)) {
     return remote_->deliver(message, group.domain, group.addresses, std::move(send),
                             std::move(settle));
   }

@@ -41,6 +41,11 @@ class DeliveryRouter final : public queue::DeliveryAgent {
   void deliver(const queue::QueuedMessage& message, std::span<const std::string> recipients,
                Done done) override;
 
+  // A configuration reload: local domains, routes and TLS policies from
+  // config from the next delivery attempt on (one already routed finishes
+  // on its route). Loop thread only.
+  void use_config(std::shared_ptr<const Config> config);
+
  private:
   struct Batch;
   struct Group;
@@ -51,7 +56,8 @@ class DeliveryRouter final : public queue::DeliveryAgent {
   void deliver_smtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
                     const Group& group);
 
-  const Config& config_;
+  const Config* config_;
+  std::shared_ptr<const Config> reloaded_config_;  // owns *config_ after use_config()
   RouteTable routes_;
   TlsPolicyTable tls_policies_;
   UserDirectory& users_;

@@ -61,7 +61,7 @@ void RemoteDelivery::deliver(const queue::QueuedMessage& message, const std::str
   if (!local_sender) return take_ordinary_path(delivery);
   delivery->distribute = config_.distribute_tokens == TokenDistribution::all ||
                          (config_.distribute_tokens == TokenDistribution::chat && message.chat);
-  if (!fast_lane_) return take_ordinary_path(delivery);
+  if (!fast_lane_ || !config_.enabled) return take_ordinary_path(delivery);
 
   const std::int64_t now = authority_.now();
   for (std::size_t i = 0; i < recipients.size(); ++i) {

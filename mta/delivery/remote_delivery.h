@@ -53,13 +53,18 @@ class RemoteDelivery {
   using OrdinaryPath = std::function<void(std::vector<std::string> recipients,
                                           std::shared_ptr<const std::string> data, Results done)>;
 
-  // fast_lane may be null (fast_lane.enabled: false).
+  // fast_lane may be null (none built); while fast_lane.enabled is false it
+  // is not used.
   RemoteDelivery(const FastLaneConfig& config, client::FastLane* fast_lane,
                  tokens::TokenAuthority& authority, tokens::TokenStore& store, WorkerPool& workers,
                  UserDirectory& users);
 
   void deliver(const queue::QueuedMessage& message, const std::string& domain,
                const std::vector<std::string>& recipients, OrdinaryPath ordinary, Results done);
+
+  // A configuration reload: fast_lane.enabled and distribute_tokens apply
+  // from the next delivery on. Loop thread only.
+  void use_config(const FastLaneConfig& config) { config_ = config; }
 
  private:
   struct Delivery;
@@ -68,7 +73,7 @@ class RemoteDelivery {
                       std::vector<client::FastLaneResult> results);
   void take_ordinary_path(std::shared_ptr<Delivery> delivery);
 
-  const FastLaneConfig& config_;
+  FastLaneConfig config_;
   client::FastLane* fast_lane_;
   tokens::TokenAuthority& authority_;
   tokens::TokenStore& store_;

@@ -98,7 +98,7 @@ void Listener::accept_connection(evutil_socket_t raw_socket, const sockaddr* add
 
 void Listener::start_proxy_handshake(UniqueFd socket, std::string balancer) {
   // Bounded like sessions: a balancer holds few connections open at once.
-  if (handshakes_.size() >= context_.config.limits.max_connections) {
+  if (handshakes_.size() >= context_.config().limits.max_connections) {
     spdlog::warn("closed connection from proxy {}: {} PROXY headers awaited", balancer,
                  handshakes_.size());
     return;
@@ -125,19 +125,19 @@ void Listener::proxy_header_read(ProxyHandshake& handshake, UniqueFd socket,
 }
 
 void Listener::admit(UniqueFd socket, std::string peer) {
-  const auto& limits = context_.config.limits;
+  const auto& limits = context_.config().limits;
   switch (context_.sessions.admit(peer, limits.max_connections, limits.max_connections_per_ip)) {
     case SessionRegistry::Admission::admitted:
       break;
     case SessionRegistry::Admission::too_many_total:
       spdlog::warn("refused connection from {}: {} connections open", peer,
                    context_.sessions.size());
-      return refuse(std::move(socket), "421 4.3.2 " + context_.config.hostname +
+      return refuse(std::move(socket), "421 4.3.2 " + context_.config().hostname +
                                            " Too many connections, try again later\r\n");
     case SessionRegistry::Admission::too_many_from_address:
       spdlog::warn("refused connection from {}: over {} connections from that address", peer,
                    limits.max_connections_per_ip);
-      return refuse(std::move(socket), "421 4.7.0 " + context_.config.hostname +
+      return refuse(std::move(socket), "421 4.7.0 " + context_.config().hostname +
                                            " Too many connections from your address\r\n");
   }
   // Replies are small and latency matters more than packet count.

@@ -7,6 +7,10 @@
 // client it names is then the session's peer for the limits, the Received
 // field and the logs. Anything else is closed with a log line and no reply,
 // before any SMTP byte.
+//
+// The context is the daemon's own, whose generation a configuration reload
+// replaces: the limits checked at accept are the current ones, and each
+// Session takes a copy of the context (its generation) when it starts.
 #pragma once
 
 #include <memory>

@@ -83,7 +83,7 @@ void MxRole::inbound_message(std::string& body) {
       return WorkRunner::Completion{};
     });
   }
-  if (context.config.tokens.remove_submission_token_headers) {
+  if (context.config().tokens.remove_submission_token_headers) {
     body = message::remove_header_fields(body, tokens::submission_token_field);
   }
 }

@@ -2,6 +2,12 @@
 // threads and the registry of live sessions. The daemon builds one and hands
 // it to the listeners; sessions only read it (and the registry).
 //
+// What a configuration reload replaces (settings, server TLS context, route
+// table) is one immutable ServerGeneration. The listeners' context always
+// holds the current one; a session copies the context when it is accepted,
+// so it finishes with the generation it started with while new sessions
+// take the new one (daemon/reload.h).
+//
 // Sessions reach the queue, the users and the worker threads through the
 // narrow interfaces they need (queue/message_intake.h, mta/user_lookup.h,
 // mta/work_runner.h), which QueueManager, UserDirectory and WorkerPool
@@ -52,13 +58,20 @@ class SessionRegistry {
   std::function<void()> on_empty_;
 };
 
+// One generation of what a reload may change. Never modified once built:
+// a reload builds a new one and swaps the pointer.
+struct ServerGeneration {
+  std::shared_ptr<const Config> config;
+  std::shared_ptr<SSL_CTX> tls;              // null when no listener uses TLS
+  std::shared_ptr<const RouteTable> routes;  // which local domains have a mailstore route
+};
+
 struct ServerContext {
-  const Config& config;
+  std::shared_ptr<const ServerGeneration> generation;  // never null
   event_base* base;
   UserLookup& users;
   queue::MessageIntake& queue;
   WorkRunner& workers;
-  SSL_CTX* tls;  // nullptr when no listener uses TLS
   SessionRegistry& sessions;
   std::string dummy_password_hash;  // checked for unknown logins, so timing does not tell
   // The Submission Token extension (Token Server, GENSTOKEN, REVSTOKEN);
@@ -67,12 +80,15 @@ struct ServerContext {
   tokens::SecretRings* token_secrets = nullptr;   // refreshed when stokenctl rotates them
   tokens::TokenStore* token_store = nullptr;      // wallets, for harvested tokens
   SynchronousDelivery* token_delivery = nullptr;  // token_delivery.h
-  const RouteTable* routes = nullptr;             // which local domains have a mailstore route
   // Asks the next hop whether a recipient of a recipient_probe domain exists.
   RecipientVerifier* recipient_verifier = nullptr;
   // Free space on the spool's file system, checked at MAIL (452 4.3.1 under
   // the reserve); null: not checked.
   queue::FreeSpaceMonitor* spool_space = nullptr;
+
+  const Config& config() const { return *generation->config; }
+  SSL_CTX* tls() const { return generation->tls.get(); }  // nullptr when no listener uses TLS
+  const RouteTable* routes() const { return generation->routes.get(); }
 };
 
 }  // namespace stokend::server

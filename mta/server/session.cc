@@ -17,7 +17,7 @@
 
 namespace stokend::server {
 
-Session::Session(ServerContext& context, const ListenerConfig& listener, UniqueFd socket,
+Session::Session(const ServerContext& context, const ListenerConfig& listener, UniqueFd socket,
                  std::string peer_address)
     : context_(context),
       listener_(listener),
@@ -25,7 +25,7 @@ Session::Session(ServerContext& context, const ListenerConfig& listener, UniqueF
       peer_address_(std::move(peer_address)),
       session_id_(new_session_id()),
       started_(std::chrono::steady_clock::now()),
-      line_reader_(context.config.limits.max_line_length) {
+      line_reader_(context.config().limits.max_line_length) {
   // RFC 4954 §4: SASL exchanges need longer lines, where AUTH is offered.
   role_ = make_session_role(*this, listener);
   if (role_->offers_auth()) line_reader_.set_auth_line_length(defaults::auth_line_length);
@@ -50,13 +50,13 @@ void Session::start() {
   // Plain socket: the session keeps ownership of the descriptor, so that
   // STARTTLS can replace this bufferevent by a TLS one on the same socket.
   install_bufferevent(bufferevent_socket_new(context_.base, socket_.get(), 0));
-  reply(220, "", context_.config.hostname + " ESMTP stokend");
+  reply(220, "", context_.config().hostname + " ESMTP stokend");
 }
 
 void Session::install_bufferevent(bufferevent* raw) {
   connection_.reset(raw);
   bufferevent_setcb(raw, &Session::on_read, &Session::on_write, &Session::on_event, this);
-  auto idle = to_timeval(context_.config.timeouts.idle);
+  auto idle = to_timeval(context_.config().timeouts.idle);
   bufferevent_set_timeouts(raw, &idle, &idle);
   // Backpressure: stop reading when a client floods us while we are busy.
   bufferevent_setwatermark(raw, EV_READ, 0, 256 * 1024);
@@ -70,7 +70,7 @@ void Session::request_shutdown() {
     close_now();
     return;
   }
-  reply(421, "4.3.2", context_.config.hostname + " Service shutting down");
+  reply(421, "4.3.2", context_.config().hostname + " Service shutting down");
   close_after_flush();
 }
 
@@ -107,7 +107,7 @@ void Session::on_event(bufferevent*, short events, void* self) {
     }
     spdlog::info("session {}: idle timeout", session->session_id_);
     session->reply(421, "4.4.2",
-                   session->context_.config.hostname + " Timeout, closing connection");
+                   session->context_.config().hostname + " Timeout, closing connection");
     session->close_after_flush();
     return;
   }
@@ -128,14 +128,15 @@ void Session::on_deadline(evutil_socket_t, short, void* self) {
   spdlog::info("session {}: {} deadline passed", session->session_id_,
                session->deadline_kind_ == DeadlineKind::data ? "DATA" : "command");
   session->deadline_kind_ = DeadlineKind::none;
-  session->reply(421, "4.4.2", session->context_.config.hostname + " Timeout, closing connection");
+  session->reply(421, "4.4.2",
+                 session->context_.config().hostname + " Timeout, closing connection");
   session->close_after_flush();
 }
 
 void Session::on_auth_delay(evutil_socket_t, short, void* self) {
   auto session = static_cast<Session*>(self)->shared_from_this();
   session->reply(535, "5.7.8", "Authentication credentials invalid");
-  if (session->auth_failures_ >= session->context_.config.limits.max_auth_failures) {
+  if (session->auth_failures_ >= session->context_.config().limits.max_auth_failures) {
     session->reply(421, "4.7.0", "Too many authentication failures");
     session->close_after_flush();
     return;
@@ -262,7 +263,7 @@ void Session::command_helo(const Command& command, bool extended) {
   reset_transaction();
   state_.helo_name = command.argument.substr(0, command.argument.find(' '));
   state_.greeting = extended ? Greeting::ehlo : Greeting::helo;
-  if (!extended) return reply(250, "", context_.config.hostname);
+  if (!extended) return reply(250, "", context_.config().hostname);
 
   std::vector<std::string> lines = greeting_lines();
   if (starttls_offered()) lines.push_back("STARTTLS");
@@ -273,19 +274,19 @@ void Session::command_helo(const Command& command, bool extended) {
 }
 
 bool Session::starttls_offered() const {
-  return listener_.tls == TlsMode::starttls && !state_.tls_active && context_.tls;
+  return listener_.tls == TlsMode::starttls && !state_.tls_active && context_.tls();
 }
 
 void Session::allow_token_command_lines() {
   line_reader_.set_max_line_length(
-      std::max(context_.config.limits.max_line_length, defaults::token_command_line_length));
+      std::max(context_.config().limits.max_line_length, defaults::token_command_line_length));
 }
 
 std::vector<std::string> Session::greeting_lines() const {
   // The extensions EHLO and LHLO share, after the host name.
-  return {context_.config.hostname,
+  return {context_.config().hostname,
           "PIPELINING",
-          "SIZE " + std::to_string(context_.config.limits.max_message_size),
+          "SIZE " + std::to_string(context_.config().limits.max_message_size),
           "8BITMIME",
           "SMTPUTF8",
           "ENHANCEDSTATUSCODES",
@@ -300,7 +301,7 @@ void Session::command_rset() {
 // ---- TLS ---------------------------------------------------------------
 
 void Session::command_starttls(const Command& command) {
-  if (listener_.tls != TlsMode::starttls || !context_.tls) {
+  if (listener_.tls != TlsMode::starttls || !context_.tls()) {
     return reply_error(502, "5.5.1", "STARTTLS not available");
   }
   if (state_.tls_active) return reply_error(503, "5.5.1", "TLS already active");
@@ -324,7 +325,7 @@ void Session::start_tls() {
     connection_.reset();
   }
   line_reader_.reset();
-  SslPtr ssl(SSL_new(context_.tls));
+  SslPtr ssl(SSL_new(context_.tls()));
   if (!ssl) {
     spdlog::error("session {}: cannot create TLS state: {}", session_id_, openssl_errors());
     return close_now();
@@ -343,19 +344,19 @@ void Session::start_tls() {
   bufferevent_openssl_set_allow_dirty_shutdown(raw, 1);
   phase_ = Phase::tls_handshake;
   install_bufferevent(raw);
-  auto handshake = to_timeval(context_.config.timeouts.tls_handshake);
+  auto handshake = to_timeval(context_.config().timeouts.tls_handshake);
   bufferevent_set_timeouts(raw, &handshake, &handshake);
 }
 
 void Session::tls_established() {
   state_.tls_active = true;
-  auto idle = to_timeval(context_.config.timeouts.idle);
+  auto idle = to_timeval(context_.config().timeouts.idle);
   bufferevent_set_timeouts(connection_.get(), &idle, &idle);
   spdlog::info("session {}: TLS established: {}", session_id_, describe_tls(tls_));
   reset_session_state();
   phase_ = Phase::command;
   if (listener_.tls == TlsMode::implicit) {
-    reply(220, "", context_.config.hostname + " ESMTP stokend");
+    reply(220, "", context_.config().hostname + " ESMTP stokend");
   }
   process_input();
 }
@@ -375,12 +376,12 @@ void Session::authentication_failed(const std::string& login) {
   spdlog::info("session {}: authentication failed for {} (failure {})", session_id_, login,
                auth_failures_);
   // The delay doubles with each failure to slow down password guessing.
-  auto delay = context_.config.timeouts.auth_failure_base_delay;
+  auto delay = context_.config().timeouts.auth_failure_base_delay;
   for (std::size_t i = 1;
-       i < auth_failures_ && delay < context_.config.timeouts.auth_failure_max_delay; ++i) {
+       i < auth_failures_ && delay < context_.config().timeouts.auth_failure_max_delay; ++i) {
     delay *= 2;
   }
-  delay = std::min(delay, context_.config.timeouts.auth_failure_max_delay);
+  delay = std::min(delay, context_.config().timeouts.auth_failure_max_delay);
   auto when = to_timeval(delay);
   evtimer_add(auth_delay_timer_.get(), &when);
 }
@@ -428,10 +429,10 @@ void Session::reply_error(int code, std::string_view enhanced, std::string_view 
 }
 
 void Session::count_error() {
-  if (++error_count_ >= context_.config.limits.error_limit) {
+  if (++error_count_ >= context_.config().limits.error_limit) {
     spdlog::info("session {}: error limit ({}) reached", session_id_,
-                 context_.config.limits.error_limit);
-    reply(421, "4.7.0", context_.config.hostname + " Too many errors, closing connection");
+                 context_.config().limits.error_limit);
+    reply(421, "4.7.0", context_.config().hostname + " Too many errors, closing connection");
     close_after_flush();
   }
 }
@@ -444,7 +445,7 @@ void Session::wait_for_work() {
 void Session::resume_reading() {
   if (phase_ == Phase::closing || !connection_) return;
   if (shutdown_requested_) {
-    reply(421, "4.3.2", context_.config.hostname + " Service shutting down");
+    reply(421, "4.3.2", context_.config().hostname + " Service shutting down");
     return close_after_flush();
   }
   if (phase_ == Phase::waiting) phase_ = Phase::command;
@@ -480,7 +481,7 @@ void Session::update_deadline() {
       // A command line has started: it must finish within the command
       // deadline, however slowly its bytes trickle in.
       if (deadline_kind_ != DeadlineKind::command) {
-        arm_deadline(DeadlineKind::command, context_.config.timeouts.command);
+        arm_deadline(DeadlineKind::command, context_.config().timeouts.command);
       }
     } else if (deadline_kind_ == DeadlineKind::command) {
       arm_deadline(DeadlineKind::none, {});

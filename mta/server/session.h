@@ -53,7 +53,7 @@ namespace stokend::server {
 
 class Session : public SessionCore, public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerContext& context, const ListenerConfig& listener, UniqueFd socket,
+  Session(const ServerContext& context, const ListenerConfig& listener, UniqueFd socket,
           std::string peer_address);
   ~Session() override;
   Session(const Session&) = delete;
@@ -149,7 +149,9 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   void arm_deadline(DeadlineKind kind, std::chrono::milliseconds timeout);
   void reset_session_state();  // after STARTTLS (RFC 3207 §4.2)
 
-  ServerContext& context_;
+  // A copy taken at accept: the configuration generation this session
+  // started with stays in force for it across a reload.
+  ServerContext context_;
   const ListenerConfig& listener_;
   UniqueFd socket_;  // owned here until TLS hands it to the bufferevent
   BuffereventPtr connection_;

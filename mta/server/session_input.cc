@@ -29,7 +29,7 @@ void Session::refuse_line(LineReader::Status status) {
   switch (status) {
     case LineReader::Status::too_long:
       spdlog::info("session {}: {} over {} octets", session_id_, where,
-                   context_.config.limits.max_line_length);
+                   context_.config().limits.max_line_length);
       return reply_error(500, "5.5.2", "Line too long");
     case LineReader::Status::auth_too_long:
       // RFC 4954 §4: a line longer than the server's authentication buffer
@@ -60,14 +60,14 @@ void Session::refuse_message(DataReader::Error error) {
       break;
     case DataReader::Error::line_too_long:
       spdlog::info("session {}: message refused: line over {} octets", session_id_,
-                   context_.config.limits.max_line_length);
+                   context_.config().limits.max_line_length);
       refusal = {500, "5.5.2",
                  "Message contains a line over " +
-                     std::to_string(context_.config.limits.max_line_length) + " octets"};
+                     std::to_string(context_.config().limits.max_line_length) + " octets"};
       break;
     case DataReader::Error::message_too_large:
       spdlog::info("session {}: message refused: over {} octets", session_id_,
-                   context_.config.limits.max_message_size);
+                   context_.config().limits.max_message_size);
       refusal = {552, "5.3.4", "Message size exceeds fixed limit"};
       break;
     case DataReader::Error::nul_octet:
@@ -95,7 +95,7 @@ void Session::refuse_message(DataReader::Error error) {
 }
 
 bool Session::recipient_limit_reached() {
-  const std::size_t limit = context_.config.limits.max_recipients;
+  const std::size_t limit = context_.config().limits.max_recipients;
   if (state_.transaction.accepted_rcpt_commands < limit) return false;
   if (!state_.transaction.recipient_limit_logged) {
     state_.transaction.recipient_limit_logged = true;
@@ -108,10 +108,10 @@ bool Session::recipient_limit_reached() {
 
 DataReader::Limits Session::data_limits() const {
   DataReader::Limits limits;
-  limits.max_message_size = context_.config.limits.max_message_size;
-  limits.max_line_length = context_.config.limits.max_line_length;
-  limits.normalise_bare_line_endings = context_.config.normalise_bare_line_endings;
-  limits.strip_nul_octets = context_.config.nul_octets == NulOctets::strip;
+  limits.max_message_size = context_.config().limits.max_message_size;
+  limits.max_line_length = context_.config().limits.max_line_length;
+  limits.normalise_bare_line_endings = context_.config().normalise_bare_line_endings;
+  limits.strip_nul_octets = context_.config().nul_octets == NulOctets::strip;
   return limits;
 }
 

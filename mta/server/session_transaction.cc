@@ -56,7 +56,7 @@ void Session::command_mail(const Command& command) {
       auto size = parse_size(parameter.value);
       if (!size) return reply_error(501, "5.5.4", "Syntax: SIZE=number");
       // RFC 1870 §6.2: refuse at MAIL when the declared size is over the limit.
-      if (*size > context_.config.limits.max_message_size) {
+      if (*size > context_.config().limits.max_message_size) {
         return reply_error(552, "5.3.4", "Message size exceeds fixed limit");
       }
       declared_size = *size;
@@ -134,10 +134,10 @@ void Session::command_rcpt(const Command& command) {
   if (mailbox.domain.empty()) {
     // RFC 5321 §4.1.1.3: "<Postmaster>" without a domain must be accepted;
     // it is the postmaster of our primary domain.
-    mailbox.domain = context_.config.local_domains.front();
+    mailbox.domain = context_.config().local_domains.front();
   }
   std::string shown = "<" + mailbox.to_string() + ">";
-  bool local = !mailbox.domain_is_literal && context_.config.is_local_domain(mailbox.domain);
+  bool local = !mailbox.domain_is_literal && context_.config().is_local_domain(mailbox.domain);
 
   if (!role_->admit_recipient(path, shown, local)) return;
   std::string address;
@@ -147,8 +147,8 @@ void Session::command_rcpt(const Command& command) {
     if (!user) {
       // Users of the MX behind stokend need not be in the users file: ask
       // the MX (Postfix's reject_unverified_recipient).
-      if (context_.recipient_verifier && context_.routes &&
-          context_.config.recipient_probe.probes(mailbox.domain)) {
+      if (context_.recipient_verifier && context_.routes() &&
+          context_.config().recipient_probe.probes(mailbox.domain)) {
         return verify_recipient_at_next_hop(mailbox, shown, *dsn.dsn);
       }
       return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
@@ -175,7 +175,7 @@ void Session::add_recipient(const std::string& address, bool local,
 void Session::verify_recipient_at_next_hop(const message::Mailbox& mailbox,
                                            const std::string& shown,
                                            const queue::RecipientDsn& dsn) {
-  const Route route = context_.routes->route_for(mailbox.domain, true);
+  const Route route = context_.routes()->route_for(mailbox.domain, true);
   std::string address = mailbox.to_string();
   wait_for_work();
   std::weak_ptr<Session> weak = weak_from_this();
@@ -217,7 +217,7 @@ void Session::command_data(const Command& command) {
     return reply_error(554, "5.5.1", "No valid recipients");
   state_.transaction.reader.emplace(data_limits());
   phase_ = Phase::data;
-  arm_deadline(DeadlineKind::data, context_.config.timeouts.data);
+  arm_deadline(DeadlineKind::data, context_.config().timeouts.data);
   reply(354, "", "End data with <CR><LF>.<CR><LF>");
 }
 
@@ -246,7 +246,7 @@ void Session::command_bdat(const Command& command) {
   } else if (!state_.transaction.reader) {
     state_.transaction.used_bdat = true;
     state_.transaction.reader.emplace(data_limits());
-    arm_deadline(DeadlineKind::data, context_.config.timeouts.data);
+    arm_deadline(DeadlineKind::data, context_.config().timeouts.data);
   }
   phase_ = Phase::bdat_chunk;
   if (*size == 0) finish_bdat_chunk();
@@ -278,7 +278,7 @@ void Session::finish_message() {
   message::ReceivedInfo trace;
   trace.helo_name = state_.helo_name;
   trace.client_address = peer_address_;
-  trace.by_host = context_.config.hostname;
+  trace.by_host = context_.config().hostname;
   trace.protocol = received_protocol();
   trace.id = message_id;
   if (state_.transaction.recipients.size() == 1)

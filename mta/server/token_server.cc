@@ -60,7 +60,7 @@ void TokenServer::auth_stoken(const std::string& response) {
   std::string recipient;
   tokens::TokenCheck check;
   auto mailbox = parse_token_address(credentials->recipient);
-  if (mailbox && context.config.is_local_domain(mailbox->domain)) {
+  if (mailbox && context.config().is_local_domain(mailbox->domain)) {
     context.users.refresh_if_changed();
     if (const User* user = context.users.find(mailbox->normalized())) {
       recipient = user->address;
@@ -140,7 +140,7 @@ void TokenServer::recipient(const message::Path& path,
   std::string shown = "<" + mailbox.to_string() + ">";
   // A token session never relays: only our own users, by no detour.
   if (!message::relay_trick(path).empty() || mailbox.domain.empty() || mailbox.domain_is_literal ||
-      !context.config.is_local_domain(mailbox.domain)) {
+      !context.config().is_local_domain(mailbox.domain)) {
     spdlog::info("session {}: token session tried to relay to {}", core_.id(), shown);
     return core_.reply_error(550, "5.7.1", shown + ": Relay access denied in a token session");
   }
@@ -171,7 +171,7 @@ void TokenServer::recipient(const message::Path& path,
   const User* user = context.users.find(recipient);
   if (!user)
     return core_.reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
-  Route route = context.routes->route_for(ascii_lowercase(mailbox.domain), true);
+  Route route = context.routes()->route_for(ascii_lowercase(mailbox.domain), true);
   if (route.transport != Route::Transport::maildir && route.transport != Route::Transport::lmtp) {
     // The domain is relayed to another MX: nothing here can deliver it
     // synchronously. 4xx: the Remote Client falls back and keeps its token.

@@ -1,7 +1,8 @@
 """The signals an operator's tools send a running daemon (daemon/operator_signals.h):
-none of HUP, USR1, USR2 and PIPE stops it; SIGHUP puts a certificate renewed on
-disk in use without dropping a connection; SIGUSR1 reopens the log file after
-logrotate moved it."""
+none of HUP, USR1, USR2 and PIPE stops it; SIGHUP, like `stokenctl reload`,
+puts a certificate renewed on disk in use without dropping a connection and
+refuses a renewal whose key does not match; SIGUSR1 reopens the log file
+after logrotate moved it."""
 
 import os
 import re
@@ -10,6 +11,8 @@ import signal
 import stat
 import ssl
 import time
+
+import pytest
 
 from peers import private_ca, wait_for_log
 from smtpwire import SMTPWire
@@ -42,8 +45,17 @@ def test_operator_signals_do_not_stop_the_daemon(stokend_factory):
     assert mta.terminate() == 0, mta.log_tail()
 
 
-def test_hup_puts_a_renewed_certificate_in_use_without_dropping_a_connection(
-        stokend_factory, tmp_path):
+def reload_by(mta, trigger: str):
+    """SIGHUP or `stokenctl reload`; returns stokenctl's result (None for SIGHUP)."""
+    if trigger == "SIGHUP":
+        os.kill(mta.proc.pid, signal.SIGHUP)
+        return None
+    return mta.ctl("reload", check=False)
+
+
+@pytest.mark.parametrize("trigger", ["SIGHUP", "stokenctl reload"])
+def test_a_reload_puts_a_renewed_certificate_in_use_without_dropping_a_connection(
+        stokend_factory, tmp_path, trigger):
     _, issued = private_ca(tmp_path / "ca", ["mx.example.test", "renewed.example.test"])
     first_pem, first_key = issued["mx.example.test"]
     renewed_pem, renewed_key = issued["renewed.example.test"]
@@ -61,13 +73,22 @@ def test_hup_puts_a_renewed_certificate_in_use_without_dropping_a_connection(
 
     # A renewal that is broken (key of another certificate) is refused.
     shutil.copy(renewed_pem, live_pem)
-    os.kill(mta.proc.pid, signal.SIGHUP)
-    wait_for_log(mta, r"SIGHUP: TLS certificate not reloaded, the one in use stays$")
+    refusal = (r"\S+stokend\.yaml:\d+:\d+: tls\.private_key: the key in '\S+live\.key' does "
+               r"not belong to the certificate in '\S+live\.pem'")
+    result = reload_by(mta, trigger)
+    if result is None:
+        wait_for_log(mta, rf"SIGHUP: reload refused: {refusal}$")
+    else:  # stokenctl runs the same check on the file before it asks the daemon
+        assert result.returncode == 1
+        assert re.search(rf"^{refusal}$", result.stderr, re.M), result.stderr
+        assert "reload refused" in result.stderr, result.stderr
     assert served_certificate(mta.mx_port) == der_of(first_pem)
 
     shutil.copy(renewed_key, live_key)
-    os.kill(mta.proc.pid, signal.SIGHUP)
-    wait_for_log(mta, r"SIGHUP: TLS certificate and key reloaded")
+    result = reload_by(mta, trigger)
+    wait_for_log(mta, rf"{trigger}: configuration reloaded from .*TLS certificate and key read again")
+    if result is not None:
+        assert (result.returncode, result.stdout) == (0, "reloaded\n"), result.stderr
     assert served_certificate(mta.mx_port) == der_of(renewed_pem)
     assert served_certificate(mta.submission_port) == der_of(renewed_pem)
 

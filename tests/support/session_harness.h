@@ -73,11 +73,10 @@ class SessionHarness {
     REQUIRE(::fcntl(pair[0], F_SETFL, O_NONBLOCK) == 0);
     REQUIRE(::fcntl(pair[1], F_SETFL, O_NONBLOCK) == 0);
     context_ = std::make_unique<server::ServerContext>(server::ServerContext{
-        config, base.get(), users, intake, workers, tls_.get(), sessions, dummy_hash()});
+        generation(), base.get(), users, intake, workers, sessions, dummy_hash()});
     context_->tokens = tokens;
     context_->token_delivery = &delivery;
     context_->recipient_verifier = recipient_verifier;
-    context_->routes = routes;
     auto session =
         std::make_shared<server::Session>(*context_, listener, UniqueFd(pair[1]), "192.0.2.7");
     sessions.add(session);
@@ -86,6 +85,14 @@ class SessionHarness {
     return reply();
   }
 
+  // What a configuration reload does to the listeners' context: a new
+  // generation with next's settings. A session started before keeps its own.
+  void replace_generation(const Config& next) {
+    REQUIRE(context_);
+    auto generation = std::make_shared<server::ServerGeneration>(*context_->generation);
+    generation->config = std::make_shared<const Config>(next);
+    context_->generation = std::move(generation);
+  }
   // Bytes as the client writes them, in one write.
   void send(const std::string& bytes) {
     std::size_t written = 0;
@@ -191,6 +198,16 @@ class SessionHarness {
     tls_ = server::make_server_tls_context(paths->certificate, paths->private_key, error);
     INFO(error);
     REQUIRE(tls_);
+  }
+
+  // The generation the session starts with: config, tls_ and routes as the
+  // test set them, not owned (the harness outlives the session).
+  std::shared_ptr<const server::ServerGeneration> generation() {
+    auto generation = std::make_shared<server::ServerGeneration>();
+    generation->config = std::shared_ptr<const Config>(std::shared_ptr<void>(), &config);
+    generation->tls = std::shared_ptr<SSL_CTX>(std::shared_ptr<void>(), tls_.get());
+    generation->routes = std::shared_ptr<const RouteTable>(std::shared_ptr<void>(), routes);
+    return generation;
   }
 
   void pump() {

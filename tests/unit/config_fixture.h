@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mta/config/config.h"
+#include "mta/server/self_signed_certificate.h"
 #include "tests/support/temporary_directory.h"
 
 namespace stokend::testing {
@@ -25,6 +26,16 @@ inline std::string all_errors(const ConfigLoadResult& result) {
   std::string text;
   for (const ConfigError& error : result.errors) text += error.to_string() + "\n";
   return text;
+}
+
+// A real PEM certificate and its key, made in folder (as the daemon's
+// self-signed one), for the checks that load them.
+inline server::CertificatePaths pem_pair(const std::filesystem::path& folder) {
+  std::string error;
+  auto paths = server::ensure_self_signed_certificate(folder, "mx.example.test", error);
+  INFO(error);
+  REQUIRE(paths);
+  return *paths;
 }
 
 // The smallest valid configuration: the two required keys.

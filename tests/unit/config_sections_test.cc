@@ -134,7 +134,7 @@ TEST_CASE("bad tokens settings are reported at their place", "[config][tokens]")
 TEST_CASE("tls_policies and the verify CA file load", "[config][tls_policy]") {
   TemporaryDirectory directory;
   const fs::path ca_file = directory.path() / "ca.pem";
-  write_file(ca_file, "not parsed at load time\n");
+  fs::copy_file(stokend::testing::pem_pair(directory.path() / "ca").certificate, ca_file);
   const LoadedText loaded(minimal_config +
                           "tls_policies:\n"
                           "  bank.example: require\n"
@@ -317,7 +317,7 @@ TEST_CASE("the fast_lane section loads, and has working defaults", "[config][fas
 
   TemporaryDirectory directory;
   const fs::path ca_file = directory.path() / "ca.pem";
-  write_file(ca_file, "not parsed at load time\n");
+  fs::copy_file(stokend::testing::pem_pair(directory.path() / "ca").certificate, ca_file);
   const LoadedText loaded(minimal_config + "fast_lane:\n  enabled: false\n  ca_file: \"" +
                           ca_file.string() +
                           "\"\n  mx_fallback: true\n  mx_fallback_port: 10465\n"

@@ -40,6 +40,7 @@ TEST_CASE("control requests parse with and without a queue id", "[control]") {
   CHECK(parsed("HOLD " + id) == Request{Command::hold, id});
   CHECK(parsed("RELEASE " + id) == Request{Command::release, id});
   CHECK(parsed("DELETE " + id) == Request{Command::remove, id});
+  CHECK(parsed("RELOAD") == Request{Command::reload, {}});
   // Command words ignore case; a CR before the LF is dropped.
   CHECK(parsed("list\r") == Request{Command::list, {}});
   CHECK(parsed("Hold " + id + "\r") == Request{Command::hold, id});
@@ -51,6 +52,7 @@ TEST_CASE("malformed control requests are refused with a reason", "[control]") {
   CHECK(parse_error("SHOW") == "SHOW needs a queue id");
   CHECK(parse_error("HOLD") == "HOLD needs a queue id");
   CHECK(parse_error("LIST abc") == "LIST takes no argument");
+  CHECK(parse_error("RELOAD now") == "RELOAD takes no argument");
   CHECK(parse_error("SHOW ABC") == "malformed queue id");
   CHECK(parse_error("SHOW ../etc") == "malformed queue id");
   CHECK(parse_error("SHOW  abc") == "malformed queue id");
@@ -96,8 +98,8 @@ TEST_CASE("formatted requests parse back to themselves", "[control]") {
        {Request{Command::list, {}}, Request{Command::flush, {}}, Request{Command::flush, "ab"},
         Request{Command::show, "ab"}, Request{Command::hold, "ab"}, Request{Command::release, "ab"},
         Request{Command::remove, "ab"}, Request{Command::requeue, "ab"},
-        Request::every_message(Command::remove),
-        Request::for_domain(Command::hold, "example.org")}) {
+        Request::every_message(Command::remove), Request::for_domain(Command::hold, "example.org"),
+        Request{Command::reload, {}}}) {
     std::string line = format_request(request);
     REQUIRE(line.ends_with('\n'));
     line.pop_back();

@@ -340,6 +340,24 @@ TEST_CASE("control server refuses malformed and overlong requests", "[control]")
   CHECK(control.raw("LIST\nDELETE " + unknown_id + "\n") == "OK\nMail queue is empty\n.\n");
 }
 
+TEST_CASE("control server hands RELOAD to the daemon's reload and passes its answer on",
+          "[control]") {
+  ControlFixture control;
+  CHECK(control.raw("RELOAD\n") == "ERR reload is not available\n.\n");
+  int reloads = 0;
+  Answer outcome{false, "refused: stokend.yaml:3:5: bad", {}};
+  control.server->on_reload([&] {
+    ++reloads;
+    return outcome;
+  });
+  CHECK(control.raw("RELOAD\n") == "ERR refused: stokend.yaml:3:5: bad\n.\n");
+  outcome = Answer{true, {}, "reloaded\n"};
+  const Answer answer = control.ask(Command::reload);
+  CHECK(answer.ok);
+  CHECK(answer.body == "reloaded\n");
+  CHECK(reloads == 2);
+}
+
 TEST_CASE("control server ends a connection that sends no request in time", "[control]") {
   ControlLimits limits;
   limits.request_deadline = 200ms;
