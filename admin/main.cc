@@ -7,7 +7,8 @@
 // on the files directly (token_admin.h); imports and exports COI contact
 // storage messages and syncs COI/Contacts folders (contacts_admin.h). This
 // file parses the command line, checks the command's shape and hands it to
-// the module of its group.
+// the module of its group. Run as root with `user:` in the configuration,
+// it becomes that user first, as the daemon does.
 //
 // Contract: exit status 0 on success, 1 when the command failed (bad config,
 // unknown user, unwritable file, unknown queue id, daemon not running, a
@@ -17,6 +18,7 @@
 // import|export` goes to standard output. Password hashes and token secrets are never printed.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <exception>
 #include <iostream>
@@ -30,6 +32,7 @@
 #include "admin/token_admin.h"
 #include "admin/user_admin.h"
 #include "mta/config/config.h"
+#include "mta/system_accounts.h"
 
 namespace {
 
@@ -37,7 +40,8 @@ constexpr int exit_success = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 
-constexpr const char* default_config_file = "etc/stokend.yaml";
+// Set by the build (CMakeLists.txt): etc/stokend.yaml, or the installed path.
+constexpr const char* default_config_file = STOKEND_CONFIG_FILE;
 
 constexpr std::string_view usage_text =
     R"(usage: stokenctl [--config FILE] user add ADDRESS
@@ -121,7 +125,7 @@ commands:
                       user) in line with the token store
 
 options:
-  --config FILE       configuration file (default: etc/stokend.yaml)
+  --config FILE       configuration file (default: )" STOKEND_CONFIG_FILE R"()
   --version           print the version and exit
   --remote, --local   the pair to verify a token for (token inspect)
   --user ADDRESS      the user the imported contacts belong to (contacts
@@ -225,12 +229,34 @@ void check_command(const CommandLine& command_line) {
   if (error) throw UsageError(*error);
 }
 
+// Run as root with `user:` set, stokenctl becomes that user before it
+// touches a file, as the daemon does (daemon/privileges.h): the users file,
+// token store and contacts folders it writes stay the daemon's to read, and
+// the control socket answers its own user. The error text, empty on success.
+std::string become_configured_user(const stokend::Config& config) {
+  if (::geteuid() != 0 || config.user.empty()) return {};
+  const auto user = stokend::find_system_user(config.user);
+  if (!user) return "user " + config.user + ": no such user on this system";
+  if (user->uid == 0) return {};
+  gid_t group = user->primary_group;
+  if (!config.group.empty()) {
+    const auto named = stokend::find_system_group(config.group);
+    if (!named) return "group " + config.group + ": no such group on this system";
+    group = *named;
+  }
+  return stokend::become_user(user->name, user->uid, group);
+}
+
 int run(const CommandLine& command_line) {
   const stokend::ConfigLoadResult loaded = stokend::load_config(command_line.config_file);
   if (!loaded.config) {
     for (const stokend::ConfigError& error : loaded.errors) {
       std::cerr << error.to_string() << '\n';
     }
+    return exit_failure;
+  }
+  if (const std::string error = become_configured_user(*loaded.config); !error.empty()) {
+    std::cerr << "stokenctl: cannot run as " << loaded.config->user << ": " << error << '\n';
     return exit_failure;
   }
   const std::vector<std::string>& words = command_line.words;

@@ -8,6 +8,7 @@
 
 #include "daemon/inbound.h"
 #include "daemon/log_file.h"
+#include "daemon/service_notify.h"
 
 namespace stokend::wiring {
 
@@ -29,7 +30,11 @@ void OperatorSignals::on_signal(evutil_socket_t signal_number, short, void* self
   auto* signals = static_cast<OperatorSignals*>(self);
   switch (signal_number) {
     case SIGHUP:
+      // systemctl reload waits for READY=1 after RELOADING=1, whatever
+      // the reload's outcome (a refused one is in the log).
+      notify_reloading();
       signals->reload();
+      notify_ready();
       break;
     case SIGUSR1:
       if (auto error = reopen_log_file()) {

@@ -8,7 +8,9 @@
 //            fails to load is refused with a log line naming the error, and
 //            the one in use stays. The users file needs no signal (it is
 //            re-read when it changes); other settings take effect at the
-//            next start, which the log line says.
+//            next start, which the log line says. Around the reload the
+//            service manager hears RELOADING=1, then READY=1
+//            (service_notify.h), whatever its outcome.
 //   SIGUSR1  logrotate: the log file is reopened by name.
 //   SIGUSR2  logged and ignored.
 //   SIGPIPE  ignored from the start (startup.h).

@@ -9,6 +9,7 @@
 #include "daemon/operator_signals.h"
 #include "daemon/outbound.h"
 #include "daemon/periodic_job.h"
+#include "daemon/privileges.h"
 #include "daemon/shutdown.h"
 #include "daemon/startup.h"
 #include "daemon/storage.h"
@@ -26,8 +27,22 @@ namespace stokend {
 int run_daemon(const Config& config) {
   using namespace wiring;
   setup_logging(config);
+  // Started as root: what the start creates belongs to `user:`, and root
+  // stays only for binding the ports (privileges.h).
+  const PrivilegePlan privileges = plan_privileges(config);
+  if (!privileges.error.empty()) {
+    spdlog::critical("{}", privileges.error);
+    return 1;
+  }
+  const auto succeeded = [](const std::string& error) {
+    if (!error.empty()) spdlog::critical("{}", error);
+    return error.empty();
+  };
+  const std::optional<RunAs>& run_as = privileges.drop;
+  if (run_as && !succeeded(give_missing_directories(config, *run_as))) return 1;
   queue::SpoolLock spool_lock;  // held until we return
-  if (!prepare_process() || !make_data_directories(config) || !lock_spool(config, spool_lock)) {
+  if (!prepare_process() || !make_data_directories(config) ||
+      (run_as && !succeeded(act_as_user(*run_as))) || !lock_spool(config, spool_lock)) {
     return 1;
   }
   const auto users = load_users(config);
@@ -36,7 +51,13 @@ int run_daemon(const Config& config) {
   if (!tls) return 1;
   const EventBasePtr base = make_event_base();
   if (!base) return 1;
-  store::MaildirStore mailstore(config.maildir_root, config.hostname);
+  std::string maildir_error;
+  const auto maildir_permissions = wiring::maildir_permissions(config, maildir_error);
+  if (!maildir_permissions) {
+    spdlog::critical("{}", maildir_error);
+    return 1;
+  }
+  store::MaildirStore mailstore(config.maildir_root, config.hostname, *maildir_permissions);
   WorkerPool workers(base.get(), config.worker_threads);
   PeriodicJob maildir_cleanup(base.get(), defaults::maildir_cleanup_interval, workers,
                               maildir_tmp_cleanup(config));
@@ -92,9 +113,16 @@ int run_daemon(const Config& config) {
                                 .spool_space = spool_space.get()};
 
   control::ControlServer control(base.get(), config.control_socket, queue);
+  if (run_as && !succeeded(act_as_root())) return 1;
   if (!open_control_socket(control)) return 1;
+  if (run_as && !succeeded(give_to_user(config.control_socket, *run_as))) return 1;
   auto listeners = start_listeners(context, config);
   if (!listeners) return 1;
+  // For good, before the loop reads a client byte.
+  if (run_as) {
+    if (!succeeded(drop_privileges(*run_as))) return 1;
+    spdlog::info("running as user {} (uid {}, gid {})", run_as->user, run_as->uid, run_as->gid);
+  }
   const OperatorSignals operator_signals(base.get(), config, context, *tls);
 
   ShutdownState shutdown{.queue = &queue,
