@@ -49,4 +49,7 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${CMAKE_SOURCE_DIR}/packaging/debian/postrm
   ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+# The programs without their debugging symbols (RelWithDebInfo keeps them
+# in the build folder).
+set(CPACK_STRIP_FILES ON)
 include(CPack)

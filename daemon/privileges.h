@@ -35,7 +35,6 @@
 #include <string>
 
 #include "mta/config/config.h"
-#include "mta/store/maildir_layout.h"
 
 namespace stokend::wiring {
 
@@ -57,12 +56,5 @@ std::string act_as_user(const RunAs& run_as);
 std::string act_as_root();
 std::string give_to_user(const std::filesystem::path& path, const RunAs& run_as);
 std::string drop_privileges(const RunAs& run_as);
-
-// The `maildir:` section as the store applies it, checked against who the
-// process is (called while acting as the user): giving files to another
-// owner needs root, and to a group one of ours. Null with the reason when
-// deliveries would fail at chown, so the start fails instead.
-std::optional<store::MaildirPermissions> maildir_permissions(const Config& config,
-                                                             std::string& error);
 
 }  // namespace stokend::wiring

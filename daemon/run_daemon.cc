@@ -19,6 +19,7 @@
 #include "mta/delivery/recipient_probe.h"
 #include "mta/delivery/remote_delivery.h"
 #include "mta/server/token_delivery.h"
+#include "mta/store/maildir_permissions.h"
 #include "mta/store/maildir_store.h"
 #include "queue/libevent_loop.h"
 
@@ -52,7 +53,7 @@ int run_daemon(const Config& config) {
   const EventBasePtr base = make_event_base();
   if (!base) return 1;
   std::string maildir_error;
-  const auto maildir_permissions = wiring::maildir_permissions(config, maildir_error);
+  const auto maildir_permissions = store::maildir_permissions_of(config, maildir_error);
   if (!maildir_permissions) {
     spdlog::critical("{}", maildir_error);
     return 1;

@@ -10,7 +10,7 @@
   as root becomes nobody too. Root without `user:` is refused unless
   `allow_root: true`; a non-root start with another `user:` is refused.
 - Maildir ownership: `maildir: {owner, group, file_mode, directory_mode}`
-  on the folders and files the store creates.
+  on the folders and files the store and the COI/Contacts mirror create.
 """
 
 from __future__ import annotations
@@ -265,10 +265,15 @@ def test_maildir_owner_group_and_modes(stokend_factory):
     assert send_mx(mta, "someone@example.org", ["alice@example.test"], chat).code == 250
     assert mta.messages("alice@example.test") and mta.messages("bob@example.test")
     assert mta.messages("alice@example.test", chats=True)
+    # A permanent token mirrored into alice's COI/Contacts folder, by stokenctl.
+    mta.ctl("token", "new", "perm", "bob@remote.example", "alice@example.test")
+    contacts = mta.maildir("alice@example.test") / ".COI.Contacts" / "cur"
+    assert contacts.is_dir() and any(contacts.iterdir()), "no contact message written"
     root = mta.maildir_root
     folders = [p for p in root.rglob("*") if p.is_dir()]
-    files = [p for p in root.rglob("*") if p.is_file()]
-    assert len(folders) >= 11 and len(files) >= 4, (folders, files)  # incl. maildirfolder
+    # The contacts folder's lock file only serialises writers; nobody reads it.
+    files = [p for p in root.rglob("*") if p.is_file() and p.name != "stokend-contacts.lock"]
+    assert len(folders) >= 15 and len(files) >= 6, (folders, files)  # incl. maildirfolder
     for folder in folders:
         st = folder.lstat()
         assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (uid, gid, 0o2750), folder
