@@ -114,6 +114,8 @@ int run_daemon(const Config& config) {
                                 .spool_space = spool_space.get()};
 
   control::ControlServer control(base.get(), config.control_socket, queue);
+  // Root again only to bind: the jobs already on the worker threads (token
+  // store and Maildir cleanup) change or remove files, and create none.
   if (run_as && !succeeded(act_as_root())) return 1;
   if (!open_control_socket(control)) return 1;
   if (run_as && !succeeded(give_to_user(config.control_socket, *run_as))) return 1;
