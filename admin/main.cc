@@ -8,7 +8,8 @@
 // on the files directly (token_admin.h); imports and exports COI contact
 // storage messages and syncs COI/Contacts folders (contacts_admin.h). This
 // file parses the command line, checks the command's shape and hands it to
-// the module of its group.
+// the module of its group. Run as root with `user:` in the configuration,
+// it becomes that user first, as the daemon does.
 //
 // Contract: exit status 0 on success, 1 when the command failed (bad config,
 // unknown user, unwritable file, unknown queue id, daemon not running, a
@@ -18,6 +19,7 @@
 // import|export` goes to standard output. Password hashes and token secrets are never printed.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <exception>
 #include <iostream>
@@ -32,6 +34,7 @@
 #include "admin/token_admin.h"
 #include "admin/user_admin.h"
 #include "mta/config/config.h"
+#include "mta/system_accounts.h"
 
 namespace {
 
@@ -39,7 +42,8 @@ constexpr int exit_success = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 
-constexpr const char* default_config_file = "etc/stokend.yaml";
+// Set by the build (CMakeLists.txt): etc/stokend.yaml, or the installed path.
+constexpr const char* default_config_file = STOKEND_CONFIG_FILE;
 
 constexpr std::string_view usage_text =
     R"(usage: stokenctl [--config FILE] user add ADDRESS
@@ -139,7 +143,7 @@ commands:
                       user) in line with the token store
 
 options:
-  --config FILE       configuration file (default: etc/stokend.yaml)
+  --config FILE       configuration file (default: )" STOKEND_CONFIG_FILE R"()
   --version           print the version and exit
   --domain DOMAIN     the messages for DOMAIN (queue hold, release, delete,
                       requeue)
@@ -298,6 +302,24 @@ void check_command(const CommandLine& command_line) {
   if (error) throw UsageError(*error);
 }
 
+// Run as root with `user:` set, stokenctl becomes that user before it
+// touches a file, as the daemon does (daemon/privileges.h): the users file,
+// token store and contacts folders it writes stay the daemon's to read, and
+// the control socket answers its own user. The error text, empty on success.
+std::string become_configured_user(const stokend::Config& config) {
+  if (::geteuid() != 0 || config.user.empty()) return {};
+  const auto user = stokend::find_system_user(config.user);
+  if (!user) return "user " + config.user + ": no such user on this system";
+  if (user->uid == 0) return {};
+  gid_t group = user->primary_group;
+  if (!config.group.empty()) {
+    const auto named = stokend::find_system_group(config.group);
+    if (!named) return "group " + config.group + ": no such group on this system";
+    group = *named;
+  }
+  return stokend::become_user(user->name, user->uid, group);
+}
+
 int run(const CommandLine& command_line) {
   const stokend::ConfigLoadResult loaded = stokend::load_config(command_line.config_file);
   const std::vector<std::string>& words = command_line.words;
@@ -311,6 +333,10 @@ int run(const CommandLine& command_line) {
       std::cerr << "stokenctl: reload refused: " << command_line.config_file
                 << " has errors; the running stokend keeps the configuration in force\n";
     }
+    return exit_failure;
+  }
+  if (const std::string error = become_configured_user(*loaded.config); !error.empty()) {
+    std::cerr << "stokenctl: cannot run as " << loaded.config->user << ": " << error << '\n';
     return exit_failure;
   }
   if (words[0] == "reload") {

@@ -84,6 +84,23 @@ std::filesystem::path folder_of(const std::filesystem::path& path) {
   return folder.empty() ? std::filesystem::path(".") : folder;
 }
 
+bool changes_owner(const Ownership& ownership) {
+  return ownership.user != static_cast<uid_t>(-1) || ownership.group != static_cast<gid_t>(-1);
+}
+
+// Gives a just-created file or folder its owner and exact mode; the step
+// that failed, or nullptr.
+const char* apply_ownership(int descriptor, const Ownership& ownership) {
+  if (changes_owner(ownership) && ::fchown(descriptor, ownership.user, ownership.group) != 0) {
+    return "chown";
+  }
+  // After chown, which may clear set-id bits.
+  if (ownership.mode && ::fchmod(descriptor, static_cast<mode_t>(*ownership.mode)) != 0) {
+    return "chmod";
+  }
+  return nullptr;
+}
+
 // Removes trailing separators so that parent_path() walks up one level.
 std::filesystem::path without_trailing_separator(const std::filesystem::path& path) {
   std::string text = path.string();
@@ -95,7 +112,8 @@ std::filesystem::path without_trailing_separator(const std::filesystem::path& pa
 
 WriteResult write_file(const std::filesystem::path& temporary_path,
                        const std::filesystem::path& final_path,
-                       std::span<const std::string_view> parts, unsigned mode) {
+                       std::span<const std::string_view> parts, unsigned mode,
+                       const Ownership& ownership) {
   // O_EXCL: never write through a file (or symlink) someone else put there.
   UniqueFd file(::open(temporary_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                        static_cast<mode_t>(mode)));
@@ -108,6 +126,9 @@ WriteResult write_file(const std::filesystem::path& temporary_path,
     return failure(error, std::move(step));
   };
 
+  if (const char* step = apply_ownership(file.get(), ownership)) {
+    return discard(last_error(), step);
+  }
   if (std::error_code error = write_parts(file.get(), parts)) return discard(error, "write");
   // fsync, not fdatasync: a new file's size and block map are metadata, and
   // without them the data is unreachable after a crash.
@@ -160,7 +181,8 @@ std::error_code sync_directory(const std::filesystem::path& directory) {
   return {};
 }
 
-std::error_code make_directories(const std::filesystem::path& directory) {
+std::error_code make_directories(const std::filesystem::path& directory,
+                                 const Ownership& ownership) {
   const std::filesystem::path target = without_trailing_separator(directory);
   if (target.empty()) return std::make_error_code(std::errc::invalid_argument);
 
@@ -187,6 +209,10 @@ std::error_code make_directories(const std::filesystem::path& directory) {
       struct stat status {};
       if (::stat(it->c_str(), &status) != 0) return last_error();
       if (!S_ISDIR(status.st_mode)) return std::make_error_code(std::errc::not_a_directory);
+    } else if (changes_owner(ownership) || ownership.mode) {
+      // Ours: owner and mode before anything is put in it.
+      UniqueFd created(::open(it->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+      if (!created || apply_ownership(created.get(), ownership) != nullptr) return last_error();
     }
     if (std::error_code error = sync_directory(folder_of(*it))) return error;
   }

@@ -11,7 +11,10 @@
 // a caller that wrote under a fresh name (a Maildir delivery) removes it.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,17 +24,31 @@ namespace stokend::durable {
 
 struct WriteResult {
   std::error_code error;  // empty on success
-  std::string step;       // "open", "write", "fsync", "close", "rename", "fsync-dir" on failure
+  // "open", "chown", "chmod", "write", "fsync", "close", "rename", "fsync-dir" on failure
+  std::string step;
   explicit operator bool() const { return !error; }
+};
+
+// Who a file or folder a write creates belongs to, and its exact mode, for
+// files another user's program reads (a Maildir shared with an IMAP
+// server). Set before the name becomes visible, so a reader never sees it
+// with other permissions. -1 keeps the process's id; chown(2) rules apply
+// (root may give a file to anyone, a user only to a group it belongs to).
+struct Ownership {
+  uid_t user = static_cast<uid_t>(-1);
+  gid_t group = static_cast<gid_t>(-1);
+  std::optional<unsigned> mode;  // exact, whatever the umask; empty: the usual mode less the umask
 };
 
 // Writes the concatenation of parts to temporary_path, fsyncs it, renames it
 // to final_path and fsyncs final_path's folder. temporary_path must be on the
 // same file system (e.g. Maildir tmp/ → new/) and must not exist yet. mode
-// is the new file's mode (the process umask applies, as for open(2)).
+// is the new file's mode (the process umask applies, as for open(2)),
+// unless ownership names one.
 WriteResult write_file(const std::filesystem::path& temporary_path,
                        const std::filesystem::path& final_path,
-                       std::span<const std::string_view> parts, unsigned mode = 0600);
+                       std::span<const std::string_view> parts, unsigned mode = 0600,
+                       const Ownership& ownership = {});
 
 // Replaces final_path atomically, with a temporary file beside it
 // (final_path + ".tmp.<pid>.<counter>").
@@ -52,8 +69,10 @@ std::error_code write_all(int descriptor, std::span<const std::string_view> part
 // needed to read it back (its size after an append), durable.
 std::error_code sync_data(int descriptor);
 
-// Creates a folder and its parents (mode 0700 for new ones), fsyncing each
-// parent whose entries changed.
-std::error_code make_directories(const std::filesystem::path& directory);
+// Creates a folder and its parents (mode 0700 for new ones, or ownership's),
+// fsyncing each parent whose entries changed. Folders that exist keep their
+// owner and mode.
+std::error_code make_directories(const std::filesystem::path& directory,
+                                 const Ownership& ownership = {});
 
 }  // namespace stokend::durable

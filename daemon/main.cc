@@ -1,6 +1,7 @@
 // stokend: the daemon's command line.
 //
-//   stokend [--config FILE]        run in the foreground (default etc/stokend.yaml)
+//   stokend [--config FILE]        run in the foreground (default STOKEND_CONFIG_FILE:
+//                                  etc/stokend.yaml, /etc/stokend/stokend.yaml installed)
 //   stokend --check-config FILE    report every configuration error (and a users file or
 //                                  token secrets file the daemon would refuse), exit 1 if any
 //   stokend --version              print the version
@@ -26,7 +27,7 @@ constexpr const char* usage =
     "       stokend --version\n"
     "\n"
     "Runs the stokend SMTP relay in the foreground, logging to standard error\n"
-    "(or log_file). Default configuration: etc/stokend.yaml.\n";
+    "(or log_file). Default configuration: " STOKEND_CONFIG_FILE ".\n";
 
 int run(const std::string& config_file, bool check_only);
 
@@ -60,7 +61,7 @@ int report_errors(const stokend::ConfigLoadResult& result) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_file = "etc/stokend.yaml";
+  std::string config_file = STOKEND_CONFIG_FILE;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string argument = argv[i];

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "daemon/log_file.h"
+#include "daemon/service_notify.h"
 
 namespace stokend::wiring {
 
@@ -25,7 +26,11 @@ void OperatorSignals::on_signal(evutil_socket_t signal_number, short, void* self
   auto* signals = static_cast<OperatorSignals*>(self);
   switch (signal_number) {
     case SIGHUP:
+      // systemctl reload waits for READY=1 after RELOADING=1, whatever
+      // the reload's outcome (a refused one is in the log).
+      notify_reloading();
       signals->reloader_.reload_configuration("SIGHUP");
+      notify_ready();
       break;
     case SIGUSR1:
       if (auto error = reopen_log_file()) {

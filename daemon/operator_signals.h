@@ -6,6 +6,8 @@
 //            (reload.h, the same reload as `stokenctl reload`). A
 //            configuration that fails its check is refused with a log line
 //            per error and the one in force stays.
+//            Around the reload the service manager hears RELOADING=1, then
+//            READY=1 (service_notify.h), whatever its outcome.
 //   SIGUSR1  logrotate: the log file is reopened by name.
 //   SIGUSR2  logged and ignored.
 //   SIGPIPE  ignored from the start (startup.h).

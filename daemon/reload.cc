@@ -44,6 +44,15 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
       "worker_threads", [](auto& c) -> auto& { return c.worker_threads; });
   restart_only(
       "log_file", [](auto& c) -> auto& { return c.log_file; });
+  // The privilege drop happens once, at start (privileges.h).
+  restart_only(
+      "user", [](auto& c) -> auto& { return c.user; });
+  restart_only(
+      "group", [](auto& c) -> auto& { return c.group; });
+  restart_only(
+      "allow_root", [](auto& c) -> auto& { return c.allow_root; });
+  restart_only(
+      "maildir", [](auto& c) -> auto& { return c.maildir; });
   // Built into the resolver, the connection pools and their TLS contexts.
   restart_only(
       "dns.servers", [](auto& c) -> auto& { return c.dns.servers; });

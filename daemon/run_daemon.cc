@@ -9,6 +9,7 @@
 #include "daemon/operator_signals.h"
 #include "daemon/outbound.h"
 #include "daemon/periodic_job.h"
+#include "daemon/privileges.h"
 #include "daemon/reload.h"
 #include "daemon/shutdown.h"
 #include "daemon/startup.h"
@@ -19,6 +20,7 @@
 #include "mta/delivery/recipient_probe.h"
 #include "mta/delivery/remote_delivery.h"
 #include "mta/server/token_delivery.h"
+#include "mta/store/maildir_permissions.h"
 #include "mta/store/maildir_store.h"
 #include "queue/libevent_loop.h"
 
@@ -27,8 +29,22 @@ namespace stokend {
 int run_daemon(const Config& config) {
   using namespace wiring;
   setup_logging(config);
+  // Started as root: what the start creates belongs to `user:`, and root
+  // stays only for binding the ports (privileges.h).
+  const PrivilegePlan privileges = plan_privileges(config);
+  if (!privileges.error.empty()) {
+    spdlog::critical("{}", privileges.error);
+    return 1;
+  }
+  const auto succeeded = [](const std::string& error) {
+    if (!error.empty()) spdlog::critical("{}", error);
+    return error.empty();
+  };
+  const std::optional<RunAs>& run_as = privileges.drop;
+  if (run_as && !succeeded(give_missing_directories(config, *run_as))) return 1;
   queue::SpoolLock spool_lock;  // held until we return
-  if (!prepare_process() || !make_data_directories(config) || !lock_spool(config, spool_lock)) {
+  if (!prepare_process() || !make_data_directories(config) ||
+      (run_as && !succeeded(act_as_user(*run_as))) || !lock_spool(config, spool_lock)) {
     return 1;
   }
   const auto users = load_users(config);
@@ -37,7 +53,13 @@ int run_daemon(const Config& config) {
   if (!tls) return 1;
   const EventBasePtr base = make_event_base();
   if (!base) return 1;
-  store::MaildirStore mailstore(config.maildir_root, config.hostname);
+  std::string maildir_error;
+  const auto maildir_permissions = store::maildir_permissions_of(config, maildir_error);
+  if (!maildir_permissions) {
+    spdlog::critical("{}", maildir_error);
+    return 1;
+  }
+  store::MaildirStore mailstore(config.maildir_root, config.hostname, *maildir_permissions);
   WorkerPool workers(base.get(), config.worker_threads);
   PeriodicJob maildir_cleanup(base.get(), defaults::maildir_cleanup_interval, workers,
                               maildir_tmp_cleanup(config));
@@ -99,9 +121,18 @@ int run_daemon(const Config& config) {
   control::ControlServer control(base.get(), config.control_socket, queue);
   control.on_reload(
       [&reloader] { return reload_answer(reloader.reload_configuration("stokenctl reload")); });
+  // Root again only to bind: the jobs already on the worker threads (token
+  // store and Maildir cleanup) change or remove files, and create none.
+  if (run_as && !succeeded(act_as_root())) return 1;
   if (!open_control_socket(control)) return 1;
+  if (run_as && !succeeded(give_to_user(config.control_socket, *run_as))) return 1;
   auto listeners = start_listeners(context, config);
   if (!listeners) return 1;
+  // For good, before the loop reads a client byte.
+  if (run_as) {
+    if (!succeeded(drop_privileges(*run_as))) return 1;
+    spdlog::info("running as user {} (uid {}, gid {})", run_as->user, run_as->uid, run_as->gid);
+  }
   const OperatorSignals operator_signals(base.get(), reloader);
 
   ShutdownState shutdown{.queue = &queue,

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <csignal>
 
+#include "daemon/service_notify.h"
+
 namespace stokend::wiring {
 namespace {
 
@@ -25,6 +27,7 @@ void on_signal(evutil_socket_t signal_number, short, void* argument) {
   }
   state->stopping = true;
   spdlog::info("signal {}: shutting down", signal_number);
+  notify_stopping();
   state->queue->stop();
   for (auto& listener : *state->listeners) listener->close();
   state->sessions->request_shutdown_all();
@@ -64,6 +67,7 @@ int serve(const Config& config, ShutdownState& state) {
   const ShutdownSignals signals(state);
   spdlog::info("stokend ready: hostname={} domains={}", config.hostname,
                fmt::join(config.local_domains, ","));
+  notify_ready();  // every listener is bound and the spool recovered
   event_base_dispatch(state.base);
   state.listeners->clear();
   state.control->close();

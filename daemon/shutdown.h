@@ -1,7 +1,9 @@
 // Stopping cleanly on SIGTERM or SIGINT: no new connections, sessions asked
 // to finish their current work, the loop left once everything has drained
 // (at most shutdown_grace); a second signal stops at once. After the loop,
-// serve() closes what is left in order.
+// serve() closes what is left in order. The service manager hears READY=1
+// when serve() starts the loop and STOPPING=1 at the first signal
+// (service_notify.h).
 //
 // Contract: a ShutdownState names every component the daemon built; all
 // pointers are set and outlive the loop. ShutdownSignals watches the two

@@ -104,6 +104,14 @@ inline constexpr std::chrono::seconds token_store_cleanup_interval = 1h;
 // (mta/store/maildir_cleanup.h); this rule is for everyone else's.
 inline constexpr std::chrono::seconds maildir_tmp_max_age = 36h;
 inline constexpr std::chrono::seconds maildir_cleanup_interval = 24h;
+// Modes of the files and folders the built-in Maildir store creates: only
+// the daemon's user reads mail unless maildir.group/modes share it.
+inline constexpr unsigned maildir_file_mode = 0600;
+inline constexpr unsigned maildir_directory_mode = 0700;
+
+// Privileges: a daemon started as root without `user:` refuses to run
+// unless allow_root is true (daemon/privileges.h).
+inline constexpr bool allow_root = false;
 
 // The fast lane (Remote Client): delivery of local users' mail straight to
 // the recipient's Token Server when the wallet holds a token.

@@ -98,6 +98,8 @@ class StokendInstance:
             f"  max_connections_per_ip: {self.max_connections_per_ip}",
             f"log_level: {self.log_level}",
             'log_file: ""',
+            # Benchmarks run as root in throw-away folders.
+            "allow_root: true",
         ]
         if self.worker_threads:
             lines.append(f"worker_threads: {self.worker_threads}")

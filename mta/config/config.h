@@ -142,6 +142,19 @@ struct RecipientProbeConfig {
   bool probes(std::string_view domain) const;  // case-insensitive
 };
 
+// Who owns what the built-in Maildir store creates, so that an IMAP server
+// running as another user (Dovecot as vmail) can read and move the files.
+// Empty names keep the daemon's own user and group; the modes are applied
+// exactly, whatever the umask (mta/store/maildir_layout.h).
+struct MaildirPermissionsConfig {
+  std::string owner;
+  std::string group;
+  unsigned file_mode = defaults::maildir_file_mode;
+  unsigned directory_mode = defaults::maildir_directory_mode;
+
+  bool operator==(const MaildirPermissionsConfig&) const = default;
+};
+
 struct Config {
   std::filesystem::path source_file;       // the YAML file this came from
   std::string hostname;                    // never empty after load_config()
@@ -169,6 +182,14 @@ struct Config {
   unsigned worker_threads = defaults::worker_threads;
   std::string log_level = defaults::log_level;
   std::filesystem::path log_file;  // empty: standard error
+  // Privileges (daemon/privileges.h): the user and group a daemon started
+  // as root runs as once its ports are bound. Empty user: stays who it was
+  // started as, which for root needs allow_root. Empty group: the user's
+  // primary group. Names are checked to exist when the file is read.
+  std::string user;
+  std::string group;
+  bool allow_root = defaults::allow_root;
+  MaildirPermissionsConfig maildir;
 
   bool is_local_domain(std::string_view domain) const;  // case-insensitive
 };

@@ -8,7 +8,7 @@
 // on, so load_config() (config.h) can report every error of a file at once.
 // The readers of each section are defined in the file named after the
 // section (listener_sections.cc, limit_sections.cc, queue_section.cc,
-// routing_sections.cc, token_sections.cc); the top level and load_config()
+// routing_sections.cc, token_sections.cc, service_sections.cc); the top level and load_config()
 // in load_config.cc; this core in config_reader.cc.
 #pragma once
 
@@ -132,6 +132,11 @@ class ConfigReader {
   void read_tls_policies(const Field& field, Config& config);
   void read_recipient_probe(const Field& field, Config& config);
   void check_recipient_probe_domains(Config& config);
+
+  // service_sections.cc: user, group, maildir
+  void read_account(const Field& field, std::string& target, bool is_group);
+  void read_maildir_permissions(const Field& field, MaildirPermissionsConfig& maildir);
+  std::optional<unsigned> read_mode(const Field& field);
 
   // token_sections.cc
   void read_tokens(const Field& field, TokenConfig& tokens);

@@ -98,6 +98,10 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
           config.worker_threads = static_cast<unsigned>(*threads);
         }},
        {"log_level", [&](const Field& field) { read_log_level(field, config); }},
+       {"user", [&](const Field& field) { read_account(field, config.user, false); }},
+       {"group", [&](const Field& field) { read_account(field, config.group, true); }},
+       {"allow_root", boolean_into(config.allow_root)},
+       {"maildir", [&](const Field& field) { read_maildir_permissions(field, config.maildir); }},
        {"log_file",
         [&](const Field& field) {
           if (const auto path = read_path(field, true)) config.log_file = *path;

@@ -160,14 +160,15 @@ std::string maildir_flags(const fs::path& file) {
 
 ReplaceResult replace_messages(const fs::path& folder, std::string_view host,
                                std::string_view message, std::string_view flags,
-                               const std::vector<fs::path>& replaced) {
+                               const std::vector<fs::path>& replaced,
+                               const MaildirPermissions& permissions) {
   ReplaceResult result;
   if (!message.empty()) {
     const std::string name = unique_maildir_file_name(host, message.size());
     const fs::path final_path = folder / "cur" / (name + ":2," + std::string(flags));
     const std::string_view parts[] = {message};
     const durable::WriteResult written =
-        durable::write_file(folder / "tmp" / name, final_path, parts);
+        durable::write_file(folder / "tmp" / name, final_path, parts, 0600, permissions.files);
     if (!written) {
       if (written.step == "fsync-dir") {
         // Visible but perhaps not durable: withdrawn, so that the old

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "mta/store/maildir_layout.h"
 
 namespace stokend::store {
 
@@ -66,10 +67,11 @@ struct ReplaceResult {
 // unique name made with `host` (maildir_layout.h), then removes `replaced`.
 // A replaced file renamed meanwhile (an IMAP server changing its flags) is
 // found under its new name. Nothing is removed when the new file could not
-// be written.
+// be written. The new file gets permissions.files (maildir_layout.h).
 ReplaceResult replace_messages(const std::filesystem::path& folder, std::string_view host,
                                std::string_view message, std::string_view flags,
-                               const std::vector<std::filesystem::path>& replaced);
+                               const std::vector<std::filesystem::path>& replaced,
+                               const MaildirPermissions& permissions = {});
 
 // The info flags of a Maildir file name ("S" for "name:2,S"), or "".
 std::string maildir_flags(const std::filesystem::path& file);

@@ -186,7 +186,7 @@ std::string ContactsFolderSync::sync_unlogged(const std::string& local, const st
   // No folder and nothing to write: no folder is created.
   if (!is_maildir(folder) && desired_tokens(local, {hash}, now).empty()) return {};
   // Completed when a client made only part of it (no tmp/, no marker).
-  if (auto made = make_subfolder(*mailbox, contacts_folder_name); !made) {
+  if (auto made = make_subfolder(*mailbox, contacts_folder_name, permissions_); !made) {
     return folder.string() + ": cannot create (" + made.step + "): " + made.error.message();
   }
   std::string error;
@@ -219,7 +219,8 @@ std::string ContactsFolderSync::sync_unlogged(const std::string& local, const st
     tokens::ContactContent content{local, {remote}, {}, desired.tokens_in, desired.tokens_out};
     for (const std::string& address : desired.addresses) add_unique(content.addresses, address);
     const std::string text = tokens::render_contact_message(content, now, hostname_);
-    const ReplaceResult written = replace_messages(folder, host_for_file_names_, text, "S", {});
+    const ReplaceResult written =
+        replace_messages(folder, host_for_file_names_, text, "S", {}, permissions_);
     if (!written) return written.error;
     spdlog::info("contacts folder of {}: contact {} added ({} TokenIn, {} TokenOut)", local, remote,
                  desired.tokens_in.size(), desired.tokens_out.size());
@@ -244,7 +245,7 @@ std::string ContactsFolderSync::sync_unlogged(const std::string& local, const st
   const std::string flags =
       base.file.path.parent_path().filename() == "cur" ? maildir_flags(base.file.path) : "S";
   const ReplaceResult written =
-      replace_messages(folder, host_for_file_names_, text, flags, replaced);
+      replace_messages(folder, host_for_file_names_, text, flags, replaced, permissions_);
   if (!written) return written.error;
   if (text.empty()) {
     spdlog::info("contacts folder of {}: contact {} removed (no tokens left)", local, remote);

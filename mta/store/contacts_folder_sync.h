@@ -41,6 +41,7 @@
 #include <string>
 #include <string_view>
 
+#include "mta/store/maildir_layout.h"
 #include "tokens/token_store.h"
 
 namespace stokend::store {
@@ -57,6 +58,12 @@ class ContactsFolderSync : public tokens::TokenStore {
   ContactsFolderSync(std::unique_ptr<tokens::TokenStore> inner, MailboxOf mailbox_of,
                      std::string hostname, Clock clock = system_clock);
   static std::int64_t system_clock();
+
+  // Owner and modes of the folders and files it creates (the
+  // configuration's `maildir:` section); default: the process's, 0700/0600.
+  void set_maildir_permissions(const MaildirPermissions& permissions) {
+    permissions_ = permissions;
+  }
 
   void add_issued(const tokens::IssuedToken& token) override;
   std::optional<tokens::IssuedToken> find_issued(std::string_view token) override;
@@ -91,6 +98,7 @@ class ContactsFolderSync : public tokens::TokenStore {
   std::unique_ptr<tokens::TokenStore> inner_;
   MailboxOf mailbox_of_;
   std::string host_for_file_names_;
+  MaildirPermissions permissions_;
   std::string hostname_;
   Clock clock_;
 };

@@ -71,25 +71,38 @@ bool is_delivery_tmp_file_name(std::string_view name) {
          name.starts_with(delivery_tmp_file_prefix);
 }
 
-std::error_code make_maildir(const std::filesystem::path& maildir) {
+std::error_code make_maildir(const std::filesystem::path& maildir,
+                             const MaildirPermissions& permissions) {
   for (const char* part : {"tmp", "new", "cur"}) {
-    if (std::error_code error = durable::make_directories(maildir / part)) return error;
+    if (std::error_code error = durable::make_directories(maildir / part, permissions.folders)) {
+      return error;
+    }
   }
   return {};
 }
 
-durable::WriteResult make_subfolder_marker(const std::filesystem::path& maildir) {
+durable::WriteResult make_subfolder_marker(const std::filesystem::path& maildir,
+                                           const MaildirPermissions& permissions) {
   const std::filesystem::path marker = maildir / subfolder_marker_name;
   std::error_code error;
   if (std::filesystem::exists(marker, error)) return {};
-  return durable::replace_file(marker, "");
+  static std::atomic<unsigned long long> counter{0};
+  std::filesystem::path temporary = marker;
+  temporary += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(++counter);
+  const std::string_view nothing[] = {""};
+  return durable::write_file(temporary, marker, nothing, 0600, permissions.files);
 }
 
-FolderResult make_subfolder(const std::filesystem::path& mailbox, std::string_view folder_name) {
-  if (std::error_code error = make_maildir(mailbox)) return FolderResult{error, "mkdir"};
+FolderResult make_subfolder(const std::filesystem::path& mailbox, std::string_view folder_name,
+                            const MaildirPermissions& permissions) {
+  if (std::error_code error = make_maildir(mailbox, permissions)) {
+    return FolderResult{error, "mkdir"};
+  }
   const std::filesystem::path folder = mailbox / folder_name;
-  if (std::error_code error = make_maildir(folder)) return FolderResult{error, "mkdir"};
-  if (auto marker = make_subfolder_marker(folder); !marker) {
+  if (std::error_code error = make_maildir(folder, permissions)) {
+    return FolderResult{error, "mkdir"};
+  }
+  if (auto marker = make_subfolder_marker(folder, permissions); !marker) {
     return FolderResult{marker.error, marker.step + " " + subfolder_marker_name};
   }
   return {};

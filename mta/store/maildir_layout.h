@@ -60,11 +60,23 @@ inline constexpr std::string_view delivery_tmp_file_prefix = "stokend-delivery."
 std::string delivery_tmp_file_name(std::string_view final_name);
 bool is_delivery_tmp_file_name(std::string_view name);
 
+// Who owns the folders and files the store creates, and their modes
+// (`maildir:` in the configuration): a Maildir an IMAP server running as
+// another user (Dovecot as vmail) reads and changes. Default: the
+// process's ids, 0700 folders and 0600 files less the umask. Folders and
+// files that exist are left as they are.
+struct MaildirPermissions {
+  durable::Ownership folders;
+  durable::Ownership files;
+};
+
 // Creates a Maildir's tmp/, new/ and cur/ (and their parents) when missing.
-std::error_code make_maildir(const std::filesystem::path& maildir);
+std::error_code make_maildir(const std::filesystem::path& maildir,
+                             const MaildirPermissions& permissions = {});
 
 // Creates the Maildir++ subfolder marker file when missing.
-durable::WriteResult make_subfolder_marker(const std::filesystem::path& maildir);
+durable::WriteResult make_subfolder_marker(const std::filesystem::path& maildir,
+                                           const MaildirPermissions& permissions = {});
 
 // Creates the user's mailbox and the Maildir++ subfolder in it; the mailbox
 // always exists first, so a subfolder never sits in something that is not a
@@ -75,6 +87,7 @@ struct FolderResult {
   std::string step;
   explicit operator bool() const { return !error; }
 };
-FolderResult make_subfolder(const std::filesystem::path& mailbox, std::string_view folder_name);
+FolderResult make_subfolder(const std::filesystem::path& mailbox, std::string_view folder_name,
+                            const MaildirPermissions& permissions = {});
 
 }  // namespace stokend::store

@@ -34,9 +34,11 @@ std::string describe(std::string_view step, const std::error_code& error) {
 
 }  // namespace
 
-MaildirStore::MaildirStore(std::filesystem::path root, std::string hostname)
+MaildirStore::MaildirStore(std::filesystem::path root, std::string hostname,
+                           MaildirPermissions permissions)
     : root_(std::move(root)),
-      hostname_for_file_names_(sanitise_hostname_for_file_names(hostname)) {}
+      hostname_for_file_names_(sanitise_hostname_for_file_names(hostname)),
+      permissions_(permissions) {}
 
 std::filesystem::path MaildirStore::maildir_of(const Recipient& recipient) const {
   std::filesystem::path mailbox = root_ / recipient.domain / recipient.local_part;
@@ -57,10 +59,10 @@ DeliveryResult MaildirStore::deliver(const Recipient& recipient, std::string_vie
 
   const std::filesystem::path mailbox = root_ / recipient.domain / recipient.local_part;
   if (recipient.chat_folder) {
-    if (auto made = make_subfolder(mailbox, chat_folder_name); !made) {
+    if (auto made = make_subfolder(mailbox, chat_folder_name, permissions_); !made) {
       return temporary_failure(describe(made.step, made.error));
     }
-  } else if (std::error_code error = make_maildir(mailbox)) {
+  } else if (std::error_code error = make_maildir(mailbox, permissions_)) {
     return temporary_failure(describe("mkdir", error));
   }
   const std::filesystem::path maildir = maildir_of(recipient);
@@ -68,8 +70,8 @@ DeliveryResult MaildirStore::deliver(const Recipient& recipient, std::string_vie
   const std::string name = unique_file_name(message.size());
   const std::filesystem::path final_path = maildir / "new" / name;
   const std::string_view parts[] = {message};
-  const durable::WriteResult written =
-      durable::write_file(maildir / "tmp" / delivery_tmp_file_name(name), final_path, parts);
+  const durable::WriteResult written = durable::write_file(
+      maildir / "tmp" / delivery_tmp_file_name(name), final_path, parts, 0600, permissions_.files);
   if (!written) {
     if (written.step == "fsync-dir") {
       // The message is already visible in new/ but may not survive a crash;

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "mta/store/maildir_layout.h"
 #include "mta/store/mailstore.h"
 
 namespace stokend::store {
@@ -26,7 +27,10 @@ class MaildirStore : public Mailstore {
  public:
   // root: the folder holding one folder per domain. hostname: ours, part of
   // every file name (Maildir uniqueness across machines sharing a store).
-  MaildirStore(std::filesystem::path root, std::string hostname);
+  // permissions: owner and modes of what the store creates (the
+  // configuration's `maildir:` section).
+  MaildirStore(std::filesystem::path root, std::string hostname,
+               MaildirPermissions permissions = {});
 
   DeliveryResult deliver(const Recipient& recipient, std::string_view message) override;
 
@@ -40,6 +44,7 @@ class MaildirStore : public Mailstore {
 
   std::filesystem::path root_;
   std::string hostname_for_file_names_;
+  MaildirPermissions permissions_;
 };
 
 }  // namespace stokend::store

@@ -1,10 +1,13 @@
 // See token_store_setup.h.
 #include "mta/store/token_store_setup.h"
 
+#include <spdlog/spdlog.h>
+
 #include <utility>
 
 #include "mta/store/contacts_folder_sync.h"
 #include "mta/store/maildir_layout.h"
+#include "mta/store/maildir_permissions.h"
 #include "tokens/sqlite_token_store.h"
 
 namespace stokend {
@@ -36,8 +39,16 @@ std::unique_ptr<store::ContactsFolderSync> open_synced_token_store(const Config&
        routes = std::make_shared<const RouteTable>(config.routes)](std::string_view address) {
         return builtin_maildir_mailbox(*config, *routes, address);
       };
-  return std::make_unique<store::ContactsFolderSync>(std::move(store), std::move(mailbox_of),
-                                                     config.hostname);
+  auto synced = std::make_unique<store::ContactsFolderSync>(std::move(store), std::move(mailbox_of),
+                                                            config.hostname);
+  // As the daemon's deliveries do (which refuse to start when this fails).
+  std::string error;
+  if (const auto permissions = store::maildir_permissions_of(config, error)) {
+    synced->set_maildir_permissions(*permissions);
+  } else {
+    spdlog::warn("COI/Contacts folders keep the default owner and modes: {}", error);
+  }
+  return synced;
 }
 
 tokens::TokenPolicy token_policy_of(const Config& config) {

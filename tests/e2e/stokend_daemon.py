@@ -119,6 +119,9 @@ def default_config(ports: list[int]) -> dict:
         "normalise_bare_line_endings": False,
         "worker_threads": 4,
         "log_level": "info",
+        # Tests run as root in CI, in throw-away folders; the privilege drop
+        # has its own tests (test_service.py).
+        "allow_root": True,
         # Nothing leaves loopback: DNS goes to a loopback port (a test that
         # needs records starts dnsmasq there); MX hosts are contacted on a
         # high port, never 25.

@@ -189,3 +189,38 @@ TEST_CASE("durable sync_directory reports a missing folder", "[durable]") {
   CHECK(durable::sync_directory(directory.path() / "missing") ==
         std::errc::no_such_file_or_directory);
 }
+
+TEST_CASE("durable writes give new files and folders their ownership and exact mode", "[durable]") {
+  TemporaryDirectory directory;
+  // A umask that would strip the group bits the modes below ask for.
+  const mode_t previous_umask = ::umask(077);
+  durable::Ownership ownership;
+  ownership.user = ::geteuid();  // any process may give a file to itself
+  ownership.group = ::getegid();
+  ownership.mode = 02750;
+  const fs::path folder = directory.path() / "a" / "b";
+  const std::error_code made = durable::make_directories(folder, ownership);
+  ownership.mode = 0640;
+  const std::string_view parts[] = {"x"};
+  const auto written =
+      durable::write_file(folder / "tmp-file", folder / "file", parts, 0600, ownership);
+  ::umask(previous_umask);
+  REQUIRE_FALSE(made);
+  REQUIRE(written);
+  for (const fs::path& created : {directory.path() / "a", folder}) {
+    struct stat status {};
+    REQUIRE(::stat(created.c_str(), &status) == 0);
+    CHECK((status.st_mode & 07777) == 02750);
+    CHECK(status.st_uid == ::geteuid());
+    CHECK(status.st_gid == ::getegid());
+  }
+  struct stat status {};
+  REQUIRE(::stat((folder / "file").c_str(), &status) == 0);
+  CHECK((status.st_mode & 07777) == 0640);
+  // A folder that exists keeps its mode.
+  fs::permissions(folder, fs::perms::owner_all);
+  ownership.mode = 0755;
+  REQUIRE_FALSE(durable::make_directories(folder, ownership));
+  REQUIRE(::stat(folder.c_str(), &status) == 0);
+  CHECK((status.st_mode & 07777) == 0700);
+}
