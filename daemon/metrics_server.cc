@@ -136,6 +136,14 @@ void MetricsServer::accept_connection(UniqueFd socket) {
     spdlog::warn("metrics: connection refused, {} open", connections_.size());
     [[maybe_unused]] auto written =
         ::send(socket.get(), busy_answer.data(), busy_answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    // Closing with unread input would reset the connection, and a reset can
+    // discard the answer (RFC 9112 §9.6): drop what has arrived, a bounded
+    // amount, without waiting for more.
+    ::shutdown(socket.get(), SHUT_WR);
+    char scratch[4096];
+    for (int reads = 0;
+         reads < 16 && ::recv(socket.get(), scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++reads) {
+    }
     return;
   }
   bufferevent* raw = bufferevent_socket_new(base_, socket.get(), BEV_OPT_CLOSE_ON_FREE);

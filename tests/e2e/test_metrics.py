@@ -10,9 +10,10 @@ much. promtool (Prometheus' own checker) must accept the scrape. /healthz
 answers 200 while the daemon takes mail, 503 while the spool's file system
 is under queue.min_free_space (a reserve larger than any disk gives that
 state without filling one) and while the daemon is stopping. The HTTP side
-has limits: methods other than GET get 405, other paths 404, a request head
-over max_request_size 431, connections over max_connections 503, and a
-connection that sends nothing is closed after the timeout.
+has limits: methods other than GET get 405, other paths 404, a malformed
+request 400, a request head over max_request_size 431, connections over
+max_connections 503, and a connection that sends nothing is closed after the
+timeout.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -32,6 +32,7 @@ import pytest
 from peers import PeerSet, free_port, queue_daemon, queue_id, send_mx, submit, wait_for_log, wait_until
 from smtpwire import SMTPWire
 from stokend_daemon import USERS
+from tokenwire import deliver, genstoken
 
 ALICE = "alice@example.test"
 ALICE_PW = USERS[ALICE]
@@ -69,6 +70,16 @@ def parse(text: str) -> dict[tuple[str, frozenset], float]:
 
 def scrape(port: int) -> dict[tuple[str, frozenset], float]:
     return parse(scrape_text(port))
+
+
+def scrape_when_idle(port: int) -> dict[tuple[str, frozenset], float]:
+    """A scrape once no session is open (the start-up probes included), so
+    that counts taken when sessions end belong to what follows."""
+    def idle():
+        samples = scrape(port)
+        open_now = sum(v for (name, _), v in samples.items() if name == "stokend_sessions_open")
+        return samples if open_now == 0 else None
+    return wait_until(idle, 10, what="no session open")
 
 
 def value(samples, name: str, **labels) -> float:
@@ -110,7 +121,7 @@ def test_counters_follow_a_known_scenario(stokend_factory, peers):
     mta = queue_daemon(stokend_factory, metrics={"listen": f"127.0.0.1:{port}"},
                        routes={"later.test": grumpy.route},
                        timeouts={"auth_failure_base_delay": "100ms"})
-    before = scrape(port)
+    before = scrape_when_idle(port)
 
     # 3 messages over the MX port into alice's Maildir.
     for i in range(3):
@@ -179,6 +190,29 @@ def test_counters_follow_a_known_scenario(stokend_factory, peers):
     assert value(after, "stokend_queue_oldest_message_age_seconds") >= 0
 
 
+def test_token_server_deliveries_count_as_their_own_route(stokend_factory):
+    port = free_port()
+    mta = stokend_factory(metrics={"listen": f"127.0.0.1:{port}"})
+    remote = "bob@remote.example"
+    token = genstoken(mta, ALICE, "TEMP", remote)
+    before = scrape_when_idle(port)
+    [reply] = deliver(mta, remote, [(ALICE, token)], message("token-server"))
+    assert reply.enhanced == "2.1.13", str(reply)  # stored, permanent token exchanged
+    wait_until(lambda: delta(before, scrape(port), "stokend_sessions_total",
+                             role="token_server") == 1, 10, what="the token session counted")
+    after = scrape(port)
+    assert delta(before, after, "stokend_deliveries_total", route="token_server",
+                 outcome="sent") == 1
+    # Straight into the Maildir, but not counted as a queued Maildir delivery.
+    assert delta(before, after, "stokend_deliveries_total", route="maildir", outcome="sent") == 0
+    assert delta(before, after, "stokend_messages_accepted_total", role="token_server") == 1
+    assert delta(before, after, "stokend_auth_total", mechanism="stoken", result="success") == 1
+    # AUTH STOKEN (without the pair) and RCPT STOKEN= (with it).
+    assert delta(before, after, "stokend_token_verifications_total", verdict="valid") == 2
+    assert delta(before, after, "stokend_delivery_latency_seconds_count") == 0  # never queued
+    assert len(mta.messages(ALICE)) == 1
+
+
 @pytest.mark.once
 def test_promtool_accepts_the_scrape(stokend_factory, tmp_path):
     promtool = shutil.which("promtool")
@@ -197,10 +231,9 @@ def test_promtool_accepts_the_scrape(stokend_factory, tmp_path):
         result.stdout + result.stderr
 
 
-def test_healthz_and_the_http_limits(stokend_factory):
+def test_healthz_and_the_http_answers(stokend_factory):
     port = free_port()
-    mta = stokend_factory(metrics={"listen": f"127.0.0.1:{port}", "max_connections": 3,
-                                   "timeout": "1s", "max_request_size": "1K"})
+    mta = stokend_factory(metrics={"listen": f"127.0.0.1:{port}", "max_request_size": "1K"})
     status, _, body = get(port, "/healthz")
     assert (status, body) == (200, b"ok\n")
 
@@ -214,12 +247,20 @@ def test_healthz_and_the_http_limits(stokend_factory):
     assert raw_http(port, b"GET /metrics HTTP/2\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     over_long = b"GET /metrics HTTP/1.1\r\nX-Filler: " + b"a" * 2048 + b"\r\n\r\n"
     assert raw_http(port, over_long).startswith(b"HTTP/1.1 431 ")
+    assert mta.running()
 
+
+def test_connection_limit_and_timeout(stokend_factory):
+    # A daemon of its own: no earlier connection may still hold a slot.
+    port = free_port()
+    stokend_factory(metrics={"listen": f"127.0.0.1:{port}", "max_connections": 3,
+                             "timeout": "3s"})
     # Three idle connections take every slot: a fourth is refused at once.
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
     try:
-        time.sleep(0.2)  # the daemon has accepted them
-        assert raw_http(port, b"GET /healthz HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503 ")
+        # Accepted in the order they came, so after the three; the refusal
+        # comes at once, before any request.
+        assert raw_http(port, b"").startswith(b"HTTP/1.1 503 ")
         # The timeout closes connections that send nothing.
         for conn in idle:
             conn.settimeout(10)
@@ -228,7 +269,6 @@ def test_healthz_and_the_http_limits(stokend_factory):
         for conn in idle:
             conn.close()
     assert get(port, "/healthz")[0] == 200
-    assert mta.running()
 
 
 def test_healthz_503_while_the_spool_is_under_its_reserve(stokend_factory):
