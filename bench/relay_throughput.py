@@ -58,7 +58,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -538,6 +540,35 @@ def profile_callgrind(args, workdir, sink):
 
 # --- main ------------------------------------------------------------------
 
+class Scraper:
+    """GET /metrics once a second on a thread of its own, until stopped;
+    counts the scrapes that answered 200 (printed at the end)."""
+
+    def __init__(self, port):
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.scrapes = 0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(1.0):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    response.read()
+                    self.scrapes += 1
+            except OSError:
+                self.failures += 1
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        log(f"metrics: {self.scrapes} scrapes answered, {self.failures} failed")
+
+
 def parse_list(text, kind=int):
     return [kind(x) for x in text.split(",") if x.strip()]
 
@@ -563,6 +594,10 @@ def main():
     p.add_argument("--run-timeout", type=float, default=300.0,
                    help="time limit of one run, in seconds")
     p.add_argument("--skip-postfix", action="store_true")
+    p.add_argument("--metrics", action="store_true",
+                   help="stokend with its metrics endpoint on (metrics.listen "
+                        "on a free loopback port), scraped once a second "
+                        "during the runs as a Prometheus server would")
     p.add_argument("--profile", action="store_true",
                    help="after the tables, profile stokend on one cell")
     p.add_argument("--profile-size", type=int, default=1024,
@@ -649,6 +684,7 @@ def main():
 
         targets = {"loopback": Target("loopback", sinks["loopback"].port,
                                       sinks["loopback"])}
+        metrics_port = free_port()
         stokend = StokendInstance(
             args.bin_dir, os.path.join(workdir, "stokend"), free_port(),
             max_connections=2000, max_connections_per_ip=1000,
@@ -657,9 +693,15 @@ def main():
                     f"smtp:[127.0.0.1]:{sinks['stokend'].port}"},
             # Nothing should need DNS; if anything asks, it asks loopback
             # where nothing answers.
-            dns_servers=f"127.0.0.1:{free_port()}")
+            dns_servers=f"127.0.0.1:{free_port()}",
+            extra_config=(["metrics:", f"  listen: 127.0.0.1:{metrics_port}"]
+                          if args.metrics else []))
         started.append(stokend)
         stokend.start()
+        if args.metrics:
+            scraper = Scraper(metrics_port)
+            started.append(scraper)
+            scraper.start()
         targets["stokend"] = Target(
             "stokend", stokend.mx_port, sinks["stokend"],
             cpu=lambda: cpu_seconds(stokend.pid), alive=stokend.alive)

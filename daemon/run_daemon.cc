@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/inbound.h"
+#include "daemon/metrics_server.h"
 #include "daemon/operator_signals.h"
 #include "daemon/outbound.h"
 #include "daemon/periodic_job.h"
@@ -29,6 +30,7 @@ namespace stokend {
 int run_daemon(const Config& config) {
   using namespace wiring;
   setup_logging(config);
+  register_metrics();  // every metric shows from the first scrape, at zero
   // Started as root: what the start creates belongs to `user:`, and root
   // stays only for binding the ports (privileges.h).
   const PrivilegePlan privileges = plan_privileges(config);
@@ -85,7 +87,8 @@ int run_daemon(const Config& config) {
   queue::QueueManager queue(loop, spool, router, queue_settings(config));
   queue.start(std::move(recovery->messages));
 
-  server::TokenDelivery token_delivery(router, tokens->authority, *tokens->store, workers);
+  server::TokenDelivery token_delivery(router.for_token_server(), tokens->authority, *tokens->store,
+                                       workers);
   PeriodicJob token_cleanup(base.get(), defaults::token_store_cleanup_interval, workers,
                             token_store_cleanup(*tokens));
   token_cleanup.run();
@@ -143,6 +146,10 @@ int run_daemon(const Config& config) {
                          .sessions = &sessions,
                          .listeners = &*listeners,
                          .control = &control};
+  MetricsServer metrics(
+      base.get(), config.metrics,
+      {.queue = &queue, .spool_space = spool_space.get(), .stopping = &shutdown.stopping});
+  if (!start_metrics_server(metrics, config)) return 1;
   return serve(config, shutdown);
 }
 

@@ -152,4 +152,16 @@ inline constexpr unsigned worker_threads = 4;
 // Logging
 inline constexpr const char* log_level = "info";
 
+// The metrics endpoint (GET /metrics, GET /healthz): off unless the
+// configuration names an address and port. One request per connection;
+// a scraper needs one connection at a time, a few monitors a few more.
+inline constexpr const char* metrics_listen = "";  // empty: off
+inline constexpr std::size_t metrics_max_connections = 16;
+// The whole exchange, from connect to the last byte of the answer: a
+// scrape answers in milliseconds, and a client that trickles its request
+// gives its slot back this soon.
+inline constexpr std::chrono::milliseconds metrics_timeout = 10s;
+// The request line and headers; a scraper's take a few hundred octets.
+inline constexpr std::size_t metrics_max_request_size = 8192;
+
 }  // namespace stokend::defaults

@@ -9,6 +9,7 @@
 
 #include "message/headers.h"
 #include "queue/dsn.h"
+#include "queue/queue_metrics.h"
 
 namespace stokend::queue {
 namespace {
@@ -278,6 +279,8 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
       case RecipientResult::Outcome::delivered:
         recipient.status = RecipientStatus::delivered;
         recipient.handoff = result.handoff;
+        queue_metrics().delivery_latency_seconds.observe(  // wall clock: never below 0
+            std::max(0.0, std::chrono::duration<double>(now - entry.message.arrival).count()));
         break;
       case RecipientResult::Outcome::permanent_failure:
         recipient.status = RecipientStatus::failed;

@@ -50,6 +50,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -147,7 +148,9 @@ class QueueManager : public MessageIntake {
     std::size_t outcomes_unrecorded = 0;  // finished deliveries whose outcome is not yet durable
     std::size_t scheduled = 0;
     std::size_t held = 0;
-    std::size_t resident_data_bytes = 0;  // message data held in memory
+    std::size_t resident_data_bytes = 0;      // message data held in memory
+    std::uint64_t bytes = 0;                  // data of every queued message
+    std::optional<TimePoint> oldest_arrival;  // of the queued messages, if any
   };
   Statistics statistics() const;
 

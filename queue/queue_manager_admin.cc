@@ -179,6 +179,10 @@ QueueManager::Statistics QueueManager::statistics() const {
   statistics.resident_data_bytes = resident_bytes_;
   for (const auto& [id, entry] : messages_) {
     if (entry.state.held) ++statistics.held;
+    statistics.bytes += entry.message.size;
+    if (!statistics.oldest_arrival || entry.message.arrival < *statistics.oldest_arrival) {
+      statistics.oldest_arrival = entry.message.arrival;
+    }
   }
   return statistics;
 }

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "common/durable_file.h"
+#include "queue/queue_metrics.h"
 #include "queue/record_format.h"
 #include "queue/spool_forensics.h"
 #include "queue/spool_helpers.h"
@@ -27,8 +28,12 @@ Spool::Spool(EventLoop& loop, SpoolOptions options)
           segments_directory_, options_.segment_size,
           [this](int descriptor) {
             ++data_syncs_;
-            return options_.data_sync ? options_.data_sync(descriptor)
-                                      : durable::sync_data(descriptor);
+            const auto started = std::chrono::steady_clock::now();
+            const std::error_code error = options_.data_sync ? options_.data_sync(descriptor)
+                                                             : durable::sync_data(descriptor);
+            queue_metrics().spool_fsync_seconds.observe(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+            return error;
           },
           &checksum_key_) {
   // Picks libsodium's fastest BLAKE2b; safe to call more than once.

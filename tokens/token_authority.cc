@@ -17,6 +17,7 @@
 #include "tokens/pair_hash_fast.h"
 #include "tokens/time_text.h"
 #include "tokens/token_format.h"
+#include "tokens/token_metrics.h"
 #include "tokens/token_scan.h"
 
 namespace stokend::tokens {
@@ -138,7 +139,7 @@ std::string TokenAuthority::permanent_for(std::string_view remote_address,
     // The same boundary as TokenCheck::renew_due: renewal is due with less
     // than renew_before left.
     if (existing->expires - now >= policy_.renew_before.count() &&
-        verify_unbound(existing->token).valid()) {
+        check_unbound(existing->token).valid()) {
       return existing->token;
     }
   }
@@ -167,16 +168,23 @@ std::string TokenAuthority::renew_permanent(std::string_view remote_address,
 
 TokenCheck TokenAuthority::verify(std::string_view token, std::string_view remote_address,
                                   std::string_view local_address) const {
-  TokenCheck check = verify_unbound(token);
+  TokenCheck check = check_unbound(token);
   if (check.valid() && !pair_matches(check, remote_address, local_address)) {
     check.verdict = TokenVerdict::wrong_pair;
     check.reason = "hash does not match sender and recipient";
     check.renew_due = false;
   }
+  count_verification(check.verdict);
   return check;
 }
 
 TokenCheck TokenAuthority::verify_unbound(std::string_view token) const {
+  TokenCheck check = check_unbound(token);
+  count_verification(check.verdict);
+  return check;
+}
+
+TokenCheck TokenAuthority::check_unbound(std::string_view token) const {
   TokenCheck check;
   // Read in place rather than with parse_named_token(): no copies of the
   // fields, since this runs for every RCPT with STOKEN=.

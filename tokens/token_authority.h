@@ -107,6 +107,9 @@ class TokenAuthority {
   // rebuilt when the rings' snapshot changes.
   struct MacKeys;
   std::shared_ptr<const MacKeys> mac_keys() const;
+  // verify_unbound() without counting it (token_metrics.h): for the
+  // authority's own checks of tokens it issued.
+  TokenCheck check_unbound(std::string_view token) const;
   std::string mint(TokenKind kind, std::string_view remote_address, std::string_view local_address,
                    std::int64_t created) const;
 

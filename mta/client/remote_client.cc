@@ -8,6 +8,7 @@
 #include "common/base64.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
+#include "mta/mta_metrics.h"
 
 namespace stokend::client {
 
@@ -30,10 +31,15 @@ struct RemoteClient::Attempt {
   std::string last_failure;        // why the last server could not be used
   std::size_t auth_candidate = 0;  // the recipient whose token AUTH STOKEN tries
 
-  // Settles every recipient not yet settled as a fall back, with reason.
-  void fall_back_all(const std::string& reason) {
+  // What last_failure was, for the metrics (mta_metrics.h).
+  mta_metrics::FastLaneFallback last_failure_kind = mta_metrics::FastLaneFallback::no_server;
+
+  // Settles every recipient not yet settled as a fall back, with reason
+  // (kind: for the metrics, mta_metrics.h).
+  void fall_back_all(const std::string& reason, mta_metrics::FastLaneFallback kind) {
     for (std::size_t i = 0; i < results.size(); ++i) {
       if (settled[i]) continue;
+      mta_metrics::count_fast_lane_fallback(kind);
       results[i].outcome = FastLaneResult::Outcome::fall_back;
       results[i].reply = reason;
       results[i].server = server_text;
@@ -94,9 +100,11 @@ void RemoteClient::deliver(const std::string& domain, const std::string& sender,
       return servers_found(attempt);
     }
     if (found.result == dns::SubmissionServers::temporary_failure || !settings_.mx_fallback) {
-      attempt->fall_back_all(found.result == dns::SubmissionServers::not_available
-                                 ? "no submission SRV record for " + attempt->domain
-                                 : "SRV lookup for " + attempt->domain + ": " + found.error);
+      const bool none = found.result == dns::SubmissionServers::not_available;
+      attempt->fall_back_all(
+          none ? "no submission SRV record for " + attempt->domain
+               : "SRV lookup for " + attempt->domain + ": " + found.error,
+          none ? mta_metrics::FastLaneFallback::no_server : mta_metrics::FastLaneFallback::dns);
       return finish(attempt);
     }
     // DESIGN.md: a client MAY try the MX host when no SRV is published.
@@ -104,7 +112,8 @@ void RemoteClient::deliver(const std::string& domain, const std::string& sender,
         resolver_, attempt->domain, [this, attempt](dns::MailExchangers exchangers) {
           if (exchangers.result != dns::MailExchangers::ok) {
             attempt->fall_back_all("no submission SRV record for " + attempt->domain +
-                                   ", and no MX host to try: " + exchangers.error);
+                                       ", and no MX host to try: " + exchangers.error,
+                                   mta_metrics::FastLaneFallback::no_server);
             return finish(attempt);
           }
           for (const auto& exchanger : exchangers.hosts) {
@@ -124,7 +133,8 @@ void RemoteClient::try_next_server(std::shared_ptr<Attempt> attempt) {
   if (attempt->next_server >= attempt->servers.size()) {
     attempt->fall_back_all(attempt->last_failure.empty()
                                ? "no usable Token Server for " + attempt->domain
-                               : attempt->last_failure);
+                               : attempt->last_failure,
+                           attempt->last_failure_kind);
     return finish(attempt);
   }
   attempt->server = attempt->servers[attempt->next_server++];
@@ -133,6 +143,7 @@ void RemoteClient::try_next_server(std::shared_ptr<Attempt> attempt) {
         if (answer.status != dns::Status::ok) {
           attempt->last_failure =
               "cannot resolve Token Server " + attempt->server.host + ": " + answer.error;
+          attempt->last_failure_kind = mta_metrics::FastLaneFallback::dns;
           return try_next_server(attempt);
         }
         attempt->addresses = std::move(answer.records);
@@ -158,6 +169,8 @@ void RemoteClient::try_next_address(std::shared_ptr<Attempt> attempt) {
                                              std::optional<Failure> failure) {
     if (failure) {
       attempt->last_failure = "Token Server " + attempt->server_text + ": " + failure->reason;
+      attempt->last_failure_kind = failure->tls_failed ? mta_metrics::FastLaneFallback::tls
+                                                       : mta_metrics::FastLaneFallback::connect;
       return try_next_address(attempt);
     }
     connected(attempt, std::move(connection));
@@ -170,7 +183,8 @@ void RemoteClient::connected(std::shared_ptr<Attempt> attempt,
   // under TLS is not a Token Server; fall back at once.
   if (!connection->capabilities().has("STOKEN")) {
     pool_.release(connection, true);
-    attempt->fall_back_all("Token Server " + attempt->server_text + " does not announce STOKEN");
+    attempt->fall_back_all("Token Server " + attempt->server_text + " does not announce STOKEN",
+                           mta_metrics::FastLaneFallback::no_stoken);
     return finish(attempt);
   }
   if (connection->authenticated()) return send_message(attempt, std::move(connection));
@@ -193,7 +207,8 @@ void RemoteClient::authenticate(std::shared_ptr<Attempt> attempt,
         if (!result.reply) {
           pool_.release(connection, false);
           attempt->fall_back_all("AUTH STOKEN at " + attempt->server_text + ": " +
-                                 (result.failure ? result.failure->reason : "no reply"));
+                                     (result.failure ? result.failure->reason : "no reply"),
+                                 mta_metrics::FastLaneFallback::connection_lost);
           return finish(attempt);
         }
         const Reply& reply = *result.reply;
@@ -209,10 +224,12 @@ void RemoteClient::authenticate(std::shared_ptr<Attempt> attempt,
           refused.reply = reply.to_string();
           refused.server = attempt->server_text;
           attempt->settled[index] = true;
+          mta_metrics::count_fast_lane_fallback(mta_metrics::FastLaneFallback::token_refused);
           return authenticate(attempt, std::move(connection));
         }
         pool_.release(connection, reply.code != 421);  // 421: the server is closing
-        attempt->fall_back_all("AUTH STOKEN at " + attempt->server_text + ": " + reply.to_string());
+        attempt->fall_back_all("AUTH STOKEN at " + attempt->server_text + ": " + reply.to_string(),
+                               mta_metrics::FastLaneFallback::auth_failed);
         finish(attempt);
       });
 }
@@ -249,12 +266,17 @@ void RemoteClient::send_message(std::shared_ptr<Attempt> attempt,
             TokenReplyFields fields = parse_token_reply(answer.enhanced_code, answer.text);
             outcome.delivery_id = std::move(fields.delivery_id);
             outcome.permanent_token = std::move(fields.permanent_token);
+            mta_metrics::count_fast_lane_delivered(!outcome.permanent_token.empty());
           } else {
             outcome.outcome = FastLaneResult::Outcome::fall_back;
             outcome.token_refused = is_token_refusal(answer.reply_code, answer.enhanced_code);
             if (result.connection_failure && result.message_sent) {
               outcome.reply += " (the connection was lost after the message was sent)";
             }
+            mta_metrics::count_fast_lane_fallback(
+                outcome.token_refused       ? mta_metrics::FastLaneFallback::token_refused
+                : result.connection_failure ? mta_metrics::FastLaneFallback::connection_lost
+                                            : mta_metrics::FastLaneFallback::rejected);
           }
           attempt->settled[sent[position]] = true;
         }
@@ -264,7 +286,9 @@ void RemoteClient::send_message(std::shared_ptr<Attempt> attempt,
 }
 
 void RemoteClient::finish(std::shared_ptr<Attempt> attempt) {
-  attempt->fall_back_all("fast lane attempt ended without a result");  // none expected left
+  // None expected left.
+  attempt->fall_back_all("fast lane attempt ended without a result",
+                         mta_metrics::FastLaneFallback::connection_lost);
   auto done = std::move(attempt->done);
   done(std::move(attempt->results));
 }

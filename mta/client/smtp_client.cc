@@ -18,6 +18,7 @@
 
 #include "common/openssl_text.h"
 #include "mta/client/client_tls.h"
+#include "mta/mta_metrics.h"
 
 namespace stokend::client {
 namespace {
@@ -193,6 +194,7 @@ void SmtpClient::on_event(bufferevent*, short events, void* self) {
     }
     Failure failure{"4.7.5", "TLS handshake with " + peer + " failed: " + why};
     failure.tls_failed = true;
+    mta_metrics::count_tls_failure(mta_metrics::Direction::outbound);
     return client->fail(std::move(failure));
   }
   bool idle = client->awaited_.empty() && !client->transaction_ && !client->command_;
@@ -226,6 +228,7 @@ void SmtpClient::on_deadline() {
     case Phase::tls_handshake: {
       Failure failure{"4.7.5", "TLS handshake with " + peer_ + " timed out"};
       failure.tls_failed = true;
+      mta_metrics::count_tls_failure(mta_metrics::Direction::outbound);
       return fail(std::move(failure));
     }
     case Phase::quitting:

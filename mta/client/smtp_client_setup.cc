@@ -9,6 +9,7 @@
 #include "common/openssl_text.h"
 #include "mta/client/client_tls.h"
 #include "mta/client/smtp_client.h"
+#include "mta/mta_metrics.h"
 
 namespace stokend::client {
 
@@ -123,6 +124,7 @@ void SmtpClient::start_tls() {
 void SmtpClient::tls_established() {
   deadline_.cancel();
   tls_active_ = true;
+  mta_metrics::count_tls_handshake(mta_metrics::Direction::outbound, SSL_version(tls_));
   phase_ = Phase::setting_up;
   spdlog::debug("client {}: TLS established: {}", peer_, describe_tls(tls_));
   if (!greeted_) return expect_greeting();  // implicit TLS

@@ -155,6 +155,17 @@ struct MaildirPermissionsConfig {
   bool operator==(const MaildirPermissionsConfig&) const = default;
 };
 
+// The metrics endpoint (daemon/metrics_server.h): off while port is 0.
+struct MetricsConfig {
+  std::string address;     // an IPv4 or IPv6 literal, as written (without brackets)
+  std::uint16_t port = 0;  // 0: off (defaults::metrics_listen is empty)
+  std::size_t max_connections = defaults::metrics_max_connections;
+  std::chrono::milliseconds timeout = defaults::metrics_timeout;
+  std::size_t max_request_size = defaults::metrics_max_request_size;
+
+  bool enabled() const { return port != 0; }
+};
+
 struct Config {
   std::filesystem::path source_file;       // the YAML file this came from
   std::string hostname;                    // never empty after load_config()
@@ -173,6 +184,7 @@ struct Config {
   TokenConfig tokens;
   FastLaneConfig fast_lane;
   RecipientProbeConfig recipient_probe;
+  MetricsConfig metrics;
   // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
   std::map<std::string, Route> routes;
   // Recipient domain (lowercase) or "*" → outbound TLS policy (mta/tls_policies.h).

@@ -45,6 +45,15 @@ std::string format_duration(std::chrono::milliseconds duration);
 // listener address; nullopt when text is not an IPv4 or IPv6 literal.
 std::optional<std::string> canonical_ip_address(const std::string& text);
 
+// metrics.listen: "127.0.0.1:9325" or "[::1]:9325" (RFC 3986 §3.2.2
+// brackets around IPv6); nullopt unless the address is an IP literal and
+// the port 1-65535.
+struct ListenAddress {
+  std::string address;  // without brackets
+  std::uint16_t port = 0;
+};
+std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
 // Why path cannot be read, or nullopt when it can.
 std::optional<std::string> unreadable_reason(const std::filesystem::path& path);
 
@@ -142,6 +151,11 @@ class ConfigReader {
   void read_tokens(const Field& field, TokenConfig& tokens);
   void read_fast_lane(const Field& field, FastLaneConfig& fast_lane);
 
+  // metrics_section.cc
+  void read_metrics(const Field& field, MetricsConfig& metrics);
+  // After the whole file: the endpoint is not one of the SMTP listeners'.
+  void check_metrics_endpoint(const Config& config);
+
   std::string file_name_;
   std::vector<ConfigError> errors_;
   // Where each recipient_probe domain was given, for the checks that need
@@ -149,6 +163,7 @@ class ConfigReader {
   std::vector<YAML::Mark> probe_domain_marks_;
   // canonical "address:port" → line of the listener that defined it first
   std::map<std::string, int> listener_lines_;
+  std::optional<YAML::Mark> metrics_listen_mark_;  // where metrics.listen was given
 };
 
 template <class Value>

@@ -77,6 +77,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
        {"delivery", [&](const Field& field) { read_delivery(field, config.delivery); }},
        {"fast_lane", [&](const Field& field) { read_fast_lane(field, config.fast_lane); }},
        {"recipient_probe", [&](const Field& field) { read_recipient_probe(field, config); }},
+       {"metrics", [&](const Field& field) { read_metrics(field, config.metrics); }},
        {"normalise_bare_line_endings", boolean_into(config.normalise_bare_line_endings)},
        {"nul_octets",
         [&](const Field& field) {
@@ -108,6 +109,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
         }}},
       {"local_domains", "listeners"});
   check_recipient_probe_domains(config);
+  check_metrics_endpoint(config);
   // After the whole file: spool_directory may come after the tokens section.
   if (config.tokens.store.empty()) {
     config.tokens.store = config.spool_directory / defaults::token_store_file_name;

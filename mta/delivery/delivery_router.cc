@@ -11,6 +11,7 @@
 #include "common/ascii.h"
 #include "message/address.h"
 #include "mta/delivery/dsn_forwarding.h"
+#include "mta/mta_metrics.h"
 #include "mta/store/lmtp_store.h"
 
 namespace stokend {
@@ -59,6 +60,17 @@ bool has_eight_bit_octets(const std::string& data) {
   return false;
 }
 
+// One count per recipient (mta_metrics.h).
+void count_results(mta_metrics::Route route, const std::vector<queue::RecipientResult>& results) {
+  using Outcome = queue::RecipientResult::Outcome;
+  for (const queue::RecipientResult& result : results) {
+    mta_metrics::count_delivery(
+        route, result.outcome == Outcome::delivered           ? mta_metrics::Outcome::sent
+               : result.outcome == Outcome::permanent_failure ? mta_metrics::Outcome::bounced
+                                                              : mta_metrics::Outcome::deferred);
+  }
+}
+
 }  // namespace
 
 struct DeliveryRouter::Batch {
@@ -78,6 +90,7 @@ struct DeliveryRouter::Group {
   std::string domain;  // for MX delivery
   std::vector<std::size_t> indices;
   std::vector<std::string> addresses;
+  bool token_server = false;  // a synchronous delivery of the Token Server
 };
 
 DeliveryRouter::DeliveryRouter(const Config& config, UserDirectory& users,
@@ -103,6 +116,11 @@ void DeliveryRouter::use_config(std::shared_ptr<const Config> config) {
 
 void DeliveryRouter::deliver(const queue::QueuedMessage& message,
                              std::span<const std::string> recipients, Done done) {
+  route(message, recipients, std::move(done), false);
+}
+
+void DeliveryRouter::route(const queue::QueuedMessage& message,
+                           std::span<const std::string> recipients, Done done, bool token_server) {
   std::map<std::string, Group> groups;
   for (std::size_t i = 0; i < recipients.size(); ++i) {
     const std::string& address = recipients[i];
@@ -125,6 +143,7 @@ void DeliveryRouter::deliver(const queue::QueuedMessage& message,
     group.domain = domain;
     group.indices.push_back(i);
     group.addresses.push_back(address);
+    group.token_server = token_server;
   }
   auto batch = std::make_shared<Batch>();
   batch->results.resize(recipients.size());
@@ -165,16 +184,22 @@ void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
     mailboxes.push_back({user->address.substr(0, at), user->address.substr(at + 1),
                          message.chat && user->coi_filter == CoiFilter::active});
   }
-  if (mailboxes.empty()) return batch->settle(group.indices, results);
+  const auto counted_as =
+      group.token_server ? mta_metrics::Route::token_server : mta_metrics::Route::maildir;
+  if (mailboxes.empty()) {
+    count_results(counted_as, results);
+    return batch->settle(group.indices, results);
+  }
   store::Mailstore* maildir = &maildir_;
-  workers_.submit([batch, maildir, data = message.data, indices = group.indices,
+  workers_.submit([batch, maildir, counted_as, data = message.data, indices = group.indices,
                    results = std::move(results), to_store = std::move(to_store),
                    mailboxes = std::move(mailboxes)]() mutable {
     for (std::size_t i = 0; i < mailboxes.size(); ++i) {
       results[to_store[i]] = from_store(maildir->deliver(mailboxes[i], *data));
     }
     return WorkerPool::Completion(
-        [batch, indices = std::move(indices), results = std::move(results)] {
+        [batch, counted_as, indices = std::move(indices), results = std::move(results)] {
+          count_results(counted_as, results);
           batch->settle(indices, results);
         });
   });
@@ -189,12 +214,16 @@ void DeliveryRouter::deliver_lmtp(const queue::QueuedMessage& message, std::shar
         {ascii_lowercase(address.substr(0, at)), ascii_lowercase(address.substr(at + 1)), false});
   }
   store::LmtpStore lmtp(pool_, group.route.next_hop);
-  lmtp.deliver(mailboxes, message.data, message.envelope.sender,
-               [batch, indices = group.indices](std::vector<store::DeliveryResult> delivered) {
-                 std::vector<queue::RecipientResult> results;
-                 for (const auto& result : delivered) results.push_back(from_store(result));
-                 batch->settle(indices, results);
-               });
+  const auto counted_as =
+      group.token_server ? mta_metrics::Route::token_server : mta_metrics::Route::lmtp;
+  lmtp.deliver(
+      mailboxes, message.data, message.envelope.sender,
+      [batch, counted_as, indices = group.indices](std::vector<store::DeliveryResult> delivered) {
+        std::vector<queue::RecipientResult> results;
+        for (const auto& result : delivered) results.push_back(from_store(result));
+        count_results(counted_as, results);
+        batch->settle(indices, results);
+      });
 }
 
 void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
@@ -219,11 +248,14 @@ void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shar
         }
         envelope.recipients = std::move(recipients);
         envelope.eight_bit_body = eight_bit;
-        auto finished = [done = std::move(done)](client::TransactionResult result) {
+        const auto counted_as = route.transport == Route::Transport::smtp ? mta_metrics::Route::smtp
+                                                                          : mta_metrics::Route::mx;
+        auto finished = [done = std::move(done), counted_as](client::TransactionResult result) {
           std::vector<queue::RecipientResult> results;
           for (const auto& recipient : result.recipients) {
             results.push_back(from_client(recipient, result.dsn_offered));
           }
+          count_results(counted_as, results);
           done(std::move(results));
         };
         const TlsPolicyLevel level = tls_policies_.policy_for(domain);

@@ -46,9 +46,27 @@ class DeliveryRouter final : public queue::DeliveryAgent {
   // on its route). Loop thread only.
   void use_config(std::shared_ptr<const Config> config);
 
+  // The same routes for the Token Server's synchronous deliveries
+  // (mta/server/token_delivery.h): counted as route token_server in the
+  // metrics (mta/mta_metrics.h), not as the mailstore's.
+  queue::DeliveryAgent& for_token_server() { return token_server_agent_; }
+
  private:
   struct Batch;
   struct Group;
+  class TokenServerAgent final : public queue::DeliveryAgent {
+   public:
+    explicit TokenServerAgent(DeliveryRouter& router) : router_(router) {}
+    void deliver(const queue::QueuedMessage& message, std::span<const std::string> recipients,
+                 Done done) override {
+      router_.route(message, recipients, std::move(done), true);
+    }
+
+   private:
+    DeliveryRouter& router_;
+  };
+  void route(const queue::QueuedMessage& message, std::span<const std::string> recipients,
+             Done done, bool token_server);
   void deliver_maildir(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
                        const Group& group);
   void deliver_lmtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
@@ -66,6 +84,7 @@ class DeliveryRouter final : public queue::DeliveryAgent {
   client::ConnectionPool& pool_;
   client::MxDelivery& mx_;
   RemoteDelivery* remote_;
+  TokenServerAgent token_server_agent_{*this};
 };
 
 }  // namespace stokend

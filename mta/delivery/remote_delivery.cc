@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "mta/mta_metrics.h"
 #include "tokens/harvest.h"
 #include "tokens/wallet_entry.h"
 
@@ -127,6 +128,7 @@ void RemoteDelivery::fast_lane_done(std::shared_ptr<Delivery> delivery,
                         " delivered via the fast lane (" + result.server + ")";
     spdlog::info("fast-lane: {} to=<{}> delivered by {}: {} id={}", delivery->message_id, address,
                  result.server, codes, result.delivery_id);
+    mta_metrics::count_delivery(mta_metrics::Route::fast_lane, mta_metrics::Outcome::sent);
     delivery->settle(
         index, {queue::RecipientResult::Outcome::delivered, std::move(reply), result.delivery_id});
     if (!result.permanent_token.empty()) {

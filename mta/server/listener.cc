@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/unique_fd.h"
+#include "mta/mta_metrics.h"
 #include "mta/server/session.h"
 
 namespace stokend::server {
@@ -126,15 +127,20 @@ void Listener::proxy_header_read(ProxyHandshake& handshake, UniqueFd socket,
 
 void Listener::admit(UniqueFd socket, std::string peer) {
   const auto& limits = context_.config().limits;
+  const auto listener =
+      mta_metrics::listener_role(config_.role == Role::mx, config_.tls == TlsMode::implicit);
   switch (context_.sessions.admit(peer, limits.max_connections, limits.max_connections_per_ip)) {
     case SessionRegistry::Admission::admitted:
+      mta_metrics::count_connection(listener, mta_metrics::Admission::admitted);
       break;
     case SessionRegistry::Admission::too_many_total:
+      mta_metrics::count_connection(listener, mta_metrics::Admission::refused_total_limit);
       spdlog::warn("refused connection from {}: {} connections open", peer,
                    context_.sessions.size());
       return refuse(std::move(socket), "421 4.3.2 " + context_.config().hostname +
                                            " Too many connections, try again later\r\n");
     case SessionRegistry::Admission::too_many_from_address:
+      mta_metrics::count_connection(listener, mta_metrics::Admission::refused_address_limit);
       spdlog::warn("refused connection from {}: over {} connections from that address", peer,
                    limits.max_connections_per_ip);
       return refuse(std::move(socket), "421 4.7.0 " + context_.config().hostname +

@@ -2,7 +2,6 @@
 // replies, phases and deadlines, the greetings and the AUTH failure delay.
 // The command handlers follow RFC 5321 §4.1; the reply texts are listed in
 // REPLIES.md beside this file.
-#include "common/openssl_text.h"
 #include "mta/server/session.h"
 
 #include <event2/buffer.h>
@@ -11,9 +10,12 @@
 
 #include <algorithm>
 
+#include "common/openssl_text.h"
 #include "mta/defaults.h"
 #include "mta/message_id.h"
+#include "mta/mta_metrics.h"
 #include "mta/server/tls_context.h"
+#include "mta/server/token_server.h"
 
 namespace stokend::server {
 
@@ -29,9 +31,13 @@ Session::Session(const ServerContext& context, const ListenerConfig& listener, U
   // RFC 4954 §4: SASL exchanges need longer lines, where AUTH is offered.
   role_ = make_session_role(*this, listener);
   if (role_->offers_auth()) line_reader_.set_auth_line_length(defaults::auth_line_length);
+  mta_metrics::session_opened(metrics_role());
 }
 
 Session::~Session() {
+  const bool token_client = role_->token_server() && role_->token_server()->logged_in();
+  mta_metrics::session_closed(metrics_role(),
+                              token_client ? mta_metrics::Role::token_server : metrics_role());
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_);
   spdlog::info("session {} end: client={} messages={} errors={} duration={:.3f}s", session_id_,
                peer_address_, messages_accepted_, error_count_, seconds.count());
@@ -100,6 +106,9 @@ void Session::on_event(bufferevent*, short events, void* self) {
   if (events & BEV_EVENT_TIMEOUT) {
     if (session->phase_ == Phase::tls_handshake || (events & BEV_EVENT_WRITING) ||
         session->phase_ == Phase::closing) {
+      if (session->phase_ == Phase::tls_handshake) {
+        mta_metrics::count_tls_failure(mta_metrics::Direction::inbound);
+      }
       spdlog::info("session {}: timeout ({}), dropping connection", session->session_id_,
                    session->phase_ == Phase::tls_handshake ? "TLS handshake" : "write");
       session->close_now();
@@ -113,6 +122,7 @@ void Session::on_event(bufferevent*, short events, void* self) {
   }
   if (events & BEV_EVENT_ERROR) {
     if (session->phase_ == Phase::tls_handshake) {
+      mta_metrics::count_tls_failure(mta_metrics::Direction::inbound);
       spdlog::info("session {}: TLS handshake failed: {}", session->session_id_, openssl_errors());
     } else {
       spdlog::debug("session {}: connection error", session->session_id_);
@@ -350,6 +360,7 @@ void Session::start_tls() {
 
 void Session::tls_established() {
   state_.tls_active = true;
+  mta_metrics::count_tls_handshake(mta_metrics::Direction::inbound, SSL_version(tls_));
   auto idle = to_timeval(context_.config().timeouts.idle);
   bufferevent_set_timeouts(connection_.get(), &idle, &idle);
   spdlog::info("session {}: TLS established: {}", session_id_, describe_tls(tls_));
@@ -426,6 +437,10 @@ void Session::reply_line(const std::string& line) {
 void Session::reply_error(int code, std::string_view enhanced, std::string_view text) {
   reply(code, enhanced, text);
   count_error();
+}
+
+mta_metrics::Role Session::metrics_role() const {
+  return mta_metrics::listener_role(listener_.role == Role::mx, listener_.tls == TlsMode::implicit);
 }
 
 void Session::count_error() {

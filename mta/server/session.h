@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "common/event_handles.h"
+#include "mta/mta_metrics.h"
 #include "mta/server/data_reader.h"
 #include "mta/server/line_reader.h"
 #include "mta/server/server_context.h"
@@ -142,7 +143,8 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   void start_tls();
   void tls_established();
 
-  void count_error();  // the error limit part of reply_error
+  void count_error();                      // the error limit part of reply_error
+  mta_metrics::Role metrics_role() const;  // the listener's, for mta_metrics.h
   void close_after_flush();
   void close_now();
   void update_deadline();

@@ -13,6 +13,7 @@
 
 #include "message/received.h"
 #include "mta/defaults.h"
+#include "mta/mta_metrics.h"
 #include "mta/server/session.h"
 
 namespace stokend::server {
@@ -57,6 +58,7 @@ void Session::refuse_message(DataReader::Error error) {
       spdlog::warn("session {}: message refused: bare CR or LF (possible SMTP smuggling)",
                    session_id_);
       refusal = {550, "5.5.2", "Message contains a bare CR or LF; lines must end with CRLF"};
+      mta_metrics::count_rejected(mta_metrics::Rejection::bad_content);
       break;
     case DataReader::Error::line_too_long:
       spdlog::info("session {}: message refused: line over {} octets", session_id_,
@@ -64,17 +66,20 @@ void Session::refuse_message(DataReader::Error error) {
       refusal = {500, "5.5.2",
                  "Message contains a line over " +
                      std::to_string(context_.config().limits.max_line_length) + " octets"};
+      mta_metrics::count_rejected(mta_metrics::Rejection::bad_content);
       break;
     case DataReader::Error::message_too_large:
       spdlog::info("session {}: message refused: over {} octets", session_id_,
                    context_.config().limits.max_message_size);
       refusal = {552, "5.3.4", "Message size exceeds fixed limit"};
+      mta_metrics::count_rejected(mta_metrics::Rejection::size);
       break;
     case DataReader::Error::nul_octet:
       // RFC 5322 §3.5 and RFC 2045 §2.7-2.8: mail text holds no NUL; only
       // BINARYMIME (RFC 3030 §3), not offered here, could carry one.
       spdlog::info("session {}: message refused: NUL octet in the content", session_id_);
       refusal = {554, "5.6.0", "Message contains a NUL octet"};
+      mta_metrics::count_rejected(mta_metrics::Rejection::bad_content);
       break;
     case DataReader::Error::none:
       return;
@@ -102,6 +107,7 @@ bool Session::recipient_limit_reached() {
     spdlog::info("session {}: recipient limit of {} reached", session_id_, limit);
   }
   // RFC 5321 §4.5.3.1.10: 452 for too many recipients, the client retries the rest.
+  mta_metrics::count_rejected(mta_metrics::Rejection::too_many_recipients);
   reply(452, "4.5.3", "Too many recipients");
   return true;
 }

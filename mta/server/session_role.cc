@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mta/config/config.h"
+#include "mta/mta_metrics.h"
 #include "mta/server/mx_role.h"
 #include "mta/server/submission_role.h"
 
@@ -22,11 +23,13 @@ bool SessionRole::refuse_relay(SessionCore& core, const message::Path& path,
   // relay onwards (source route, %-hack, bang path, quoted '@').
   if (auto trick = message::relay_trick(path); !trick.empty()) {
     spdlog::info("session {}: relay attempt refused ({}) for {}", core.id(), trick, shown);
+    mta_metrics::count_rejected(mta_metrics::Rejection::relay_denied);
     core.reply_error(550, "5.7.1", shown + ": Relay access denied (" + trick + ")");
     return true;
   }
   if (!local) {
     spdlog::info("session {}: relay attempt refused for {}", core.id(), shown);
+    mta_metrics::count_rejected(mta_metrics::Rejection::relay_denied);
     core.reply_error(550, "5.7.1", shown + ": Relay access denied");
     return true;
   }

@@ -15,6 +15,7 @@
 #include "common/openssl_text.h"
 #include "message/received.h"
 #include "mta/message_id.h"
+#include "mta/mta_metrics.h"
 #include "mta/server/session.h"
 #include "mta/server/tls_context.h"
 #include "mta/server/token_server.h"
@@ -57,6 +58,7 @@ void Session::command_mail(const Command& command) {
       if (!size) return reply_error(501, "5.5.4", "Syntax: SIZE=number");
       // RFC 1870 §6.2: refuse at MAIL when the declared size is over the limit.
       if (*size > context_.config().limits.max_message_size) {
+        mta_metrics::count_rejected(mta_metrics::Rejection::size);
         return reply_error(552, "5.3.4", "Message size exceeds fixed limit");
       }
       declared_size = *size;
@@ -94,6 +96,7 @@ void Session::command_mail(const Command& command) {
     if (const auto space = context_.spool_space->check(declared_size); !space.enough) {
       spdlog::warn("session {}: MAIL refused: {} bytes free for the spool, reserve {}, size {}",
                    session_id_, space.available, context_.spool_space->reserve(), declared_size);
+      mta_metrics::count_rejected(mta_metrics::Rejection::disk_full);
       return reply(452, "4.3.1", "Insufficient system storage");
     }
   }
@@ -151,6 +154,7 @@ void Session::command_rcpt(const Command& command) {
           context_.config().recipient_probe.probes(mailbox.domain)) {
         return verify_recipient_at_next_hop(mailbox, shown, *dsn.dsn);
       }
+      mta_metrics::count_rejected(mta_metrics::Rejection::unknown_recipient);
       return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
     }
     address = user->address;
@@ -195,6 +199,7 @@ void Session::recipient_verified(const std::string& address, const std::string& 
       break;
     case RecipientCheck::Verdict::unknown:
       spdlog::info("session {}: {} refused by the next hop: {}", session_id_, shown, check.reply);
+      mta_metrics::count_rejected(mta_metrics::Rejection::unknown_recipient);
       reply_error(550, "5.1.1",
                   shown + ": Recipient address rejected: undeliverable address: " + check.reply);
       break;
@@ -202,6 +207,7 @@ void Session::recipient_verified(const std::string& address, const std::string& 
       // Try later rather than accept what may bounce (Postfix's
       // unverified_recipient_tempfail_action default).
       spdlog::info("session {}: {} not verified: {}", session_id_, shown, check.reply);
+      mta_metrics::count_rejected(mta_metrics::Rejection::unverified_recipient);
       reply_error(450, "4.1.1",
                   shown + ": Recipient address rejected: unverified address: " + check.reply);
       break;
@@ -323,10 +329,14 @@ void Session::enqueue(std::string message_id, std::string message) {
   std::weak_ptr<Session> weak = weak_from_this();
   context_.queue.enqueue(
       std::move(envelope), std::move(message),
-      [weak, message_id, sender, recipients, size](queue::EnqueueResult result) {
+      [weak, message_id, sender, recipients, size,
+       role = metrics_role()](queue::EnqueueResult result) {
         auto session = weak.lock();
         if (!result) {
           spdlog::error("message {}: cannot be queued: {}", message_id, result.error.message());
+          mta_metrics::count_rejected(queue::is_out_of_space(result.error)
+                                          ? mta_metrics::Rejection::disk_full
+                                          : mta_metrics::Rejection::local_error);
           if (!session) return;
           if (queue::is_out_of_space(result.error)) {
             // RFC 3463 4.3.1 with RFC 5321 §4.2.2's 452: the spool is full;
@@ -345,6 +355,7 @@ void Session::enqueue(std::string message_id, std::string message) {
                      session && session->state_.authenticated_user
                          ? *session->state_.authenticated_user
                          : "-");
+        mta_metrics::count_accepted(role);  // queued, whether or not the client waited
         if (!session) return;
         ++session->messages_accepted_;
         session->reply(250, "2.0.0", "Ok: queued as " + result.id);

@@ -9,6 +9,7 @@
 
 #include "common/ascii.h"
 #include "common/base64.h"
+#include "mta/mta_metrics.h"
 #include "mta/server/sasl.h"
 #include "mta/server/server_context.h"
 #include "mta/users.h"
@@ -59,6 +60,7 @@ std::optional<bool> SubmissionRole::admit_mail(const EsmtpParameter* sync) {
                       "A token session delivers synchronously: send LHLO, or MAIL with SYNC");
     return std::nullopt;
   } else if (!state.authenticated_user) {
+    mta_metrics::count_rejected(mta_metrics::Rejection::auth_required);
     core_.reply_error(530, "5.7.0", "Authentication required");
     return std::nullopt;
   }
@@ -70,6 +72,7 @@ bool SubmissionRole::admit_sender(const message::Path& path, bool token_transact
     // A submission user sends only as themselves (Postfix's
     // reject_sender_login_mismatch), so one account cannot forge another's mail.
     if (path.is_null || path.mailbox.normalized() != *user) {
+      mta_metrics::count_rejected(mta_metrics::Rejection::sender_denied);
       core_.reply_error(553, "5.7.1",
                         "Sender address " + (path.is_null ? "<>" : path.mailbox.to_string()) +
                             " not owned by user " + *user);
@@ -187,6 +190,10 @@ void SubmissionRole::auth_verify(std::string login, std::string password) {
 }
 
 void SubmissionRole::auth_finished(bool success, const std::string& login) {
+  mta_metrics::count_auth(auth_mechanism_ == AuthMechanism::login
+                              ? mta_metrics::AuthMechanism::login
+                              : mta_metrics::AuthMechanism::plain,
+                          success);
   auth_mechanism_ = AuthMechanism::none;
   if (success) return core_.authentication_succeeded(login);
   core_.authentication_failed(login);

@@ -1,6 +1,5 @@
 // See token_server.h. The replies follow rfcdraft/ and are listed in
 // REPLIES.md.
-#include "common/ascii.h"
 #include "mta/server/token_server.h"
 
 #include <spdlog/spdlog.h>
@@ -9,7 +8,9 @@
 #include <chrono>
 #include <memory>
 
+#include "common/ascii.h"
 #include "message/headers.h"
+#include "mta/mta_metrics.h"
 #include "mta/server/server_context.h"
 #include "mta/server/token_commands.h"
 #include "mta/server/token_delivery.h"
@@ -77,12 +78,14 @@ void TokenServer::auth_stoken(const std::string& response) {
   if (recipient.empty() || !check.valid()) {
     spdlog::info("session {}: AUTH STOKEN refused for {}: {}", core_.id(), credentials->recipient,
                  why);
+    mta_metrics::count_auth(mta_metrics::AuthMechanism::stoken, false);
     core_.wait_for_work();
     return core_.authentication_failed(credentials->recipient);
   }
   spdlog::info("session {}: authenticated with a {} token for {}", core_.id(),
                tokens::kind_name(*check.kind), recipient);
   login_ = TokenLogin{recipient, std::move(check)};
+  mta_metrics::count_auth(mta_metrics::AuthMechanism::stoken, true);
   core_.reply(235, "2.7.0", "Authentication successful");
 }
 
@@ -96,6 +99,7 @@ bool TokenServer::admit_mail(const EsmtpParameter* sync) {
     return false;
   }
   if (core_.state().lmtp() && !login_) {
+    mta_metrics::count_rejected(mta_metrics::Rejection::auth_required);
     core_.reply_error(530, "5.7.0", "Authentication required");
     return false;
   }
@@ -106,6 +110,7 @@ bool TokenServer::admit_sender(const message::Path& path) {
   // A token lets its holder send as the token's remote address, and as
   // nobody else: the pair hash binds MAIL FROM (rfcdraft/ §7).
   if (path.is_null) {
+    mta_metrics::count_rejected(mta_metrics::Rejection::sender_denied);
     core_.reply_error(553, "5.7.1", "A token session cannot use the null sender");
     return false;
   }
@@ -113,6 +118,7 @@ bool TokenServer::admit_sender(const message::Path& path) {
                                                       login_->recipient)) {
     spdlog::info("session {}: MAIL FROM {} is not the remote address of the token", core_.id(),
                  path.mailbox.to_string());
+    mta_metrics::count_rejected(mta_metrics::Rejection::sender_denied);
     core_.reply_error(553, "5.7.1",
                       "Sender address " + path.mailbox.to_string() +
                           " is not the address the token was issued to");
@@ -142,6 +148,7 @@ void TokenServer::recipient(const message::Path& path,
   if (!message::relay_trick(path).empty() || mailbox.domain.empty() || mailbox.domain_is_literal ||
       !context.config().is_local_domain(mailbox.domain)) {
     spdlog::info("session {}: token session tried to relay to {}", core_.id(), shown);
+    mta_metrics::count_rejected(mta_metrics::Rejection::relay_denied);
     return core_.reply_error(550, "5.7.1", shown + ": Relay access denied in a token session");
   }
   if (!stoken || !stoken->has_value || stoken->value.empty()) {
@@ -157,20 +164,24 @@ void TokenServer::recipient(const message::Path& path,
     check = context.tokens->verify(stoken->value, sender, recipient);
   } catch (const std::exception& error) {
     spdlog::error("session {}: RCPT: token store: {}", core_.id(), error.what());
+    mta_metrics::count_rejected(mta_metrics::Rejection::local_error);
     return core_.reply(451, "4.3.0", shown + ": Token store unavailable, try again later");
   }
   if (!check.valid()) {
     spdlog::info("session {}: STOKEN for {} from {} refused: {}: {}", core_.id(), recipient, sender,
                  tokens::verdict_name(check.verdict), check.reason);
     // X.7.30 (rfcdraft/): the Remote Client drops this token and falls back.
+    mta_metrics::count_rejected(mta_metrics::Rejection::token_refused);
     return core_.reply_error(550, "5.7.30",
                              shown + ": Token " + std::string(tokens::verdict_name(check.verdict)) +
                                  ": " + check.reason);
   }
   context.users.refresh_if_changed();
   const User* user = context.users.find(recipient);
-  if (!user)
+  if (!user) {
+    mta_metrics::count_rejected(mta_metrics::Rejection::unknown_recipient);
     return core_.reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
+  }
   Route route = context.routes()->route_for(ascii_lowercase(mailbox.domain), true);
   if (route.transport != Route::Transport::maildir && route.transport != Route::Transport::lmtp) {
     // The domain is relayed to another MX: nothing here can deliver it
@@ -233,6 +244,10 @@ void TokenServer::deliver(std::string message_id, std::string message) {
         for (std::size_t i = 0; i < count; ++i) {
           session->reply_line(i < replies.size() ? replies[i]
                                                  : "451 4.3.0 Delivery result missing");
+        }
+        if (std::any_of(replies.begin(), replies.end(),
+                        [](const std::string& reply) { return reply.starts_with('2'); })) {
+          mta_metrics::count_accepted(mta_metrics::Role::token_server);
         }
         session->message_accepted();
         session->resume_reading();
