@@ -25,7 +25,7 @@ namespace stokend {
 
 int run_daemon(const Config& config) {
   using namespace wiring;
-  setup_logging(config);
+  if (!wiring::setup_logging(config)) return 1;
   queue::SpoolLock spool_lock;  // held until we return
   if (!prepare_process() || !make_data_directories(config) || !lock_spool(config, spool_lock)) {
     return 1;

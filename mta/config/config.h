@@ -161,6 +161,8 @@ struct Config {
   unsigned worker_threads = defaults::worker_threads;
   std::string log_level = defaults::log_level;
   std::filesystem::path log_file;  // empty: standard error
+  bool log_syslog = defaults::log_syslog;  // also (or, without log_file, only) to syslog
+  std::filesystem::path log_syslog_socket = defaults::log_syslog_socket;
 
   bool is_local_domain(std::string_view domain) const;  // case-insensitive
 };
