@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "common/ascii.h"
 #include "common/log_lines.h"
 #include "common/service_log.h"
 #include "mta/defaults.h"
@@ -125,6 +126,12 @@ void Session::on_event(bufferevent*, short events, void* self) {
   }
   // EOF or error: the client is gone. Work already handed to a worker still
   // completes (a committed message stays committed); its reply is dropped.
+  if (session->current_verb_ != Verb::quit && session->phase_ != Phase::closing) {
+    // smtpd's line for a client that left without QUIT (fail2ban's ddos mode).
+    service_log(Service::smtpd)
+        .info("lost connection after {} from {}", session->logged_command(),
+              session->logged_client());
+  }
   session->close_now();
 }
 
@@ -454,9 +461,7 @@ void Session::count_error() {
     spdlog::info("session {}: error limit ({}) reached", session_id_,
                  context_.config.limits.error_limit);
     service_log(Service::smtpd)
-        .info("too many errors after {} from {}",
-              log_lines::printable(current_verb_text_.empty() ? "CONNECT" : current_verb_text_),
-              logged_client());
+        .info("too many errors after {} from {}", logged_command(), logged_client());
     reply(421, "4.7.0", context_.config.hostname + " Too many errors, closing connection");
     close_after_flush();
   }
@@ -538,6 +543,11 @@ void Session::reset_session_state() {
 // ---- Postfix-shaped log lines (session_log.h) ---------------------------
 
 std::string Session::logged_client() const { return log_lines::client(peer_address_); }
+
+std::string Session::logged_command() const {
+  if (current_verb_text_.empty()) return "CONNECT";
+  return log_lines::printable(ascii_uppercase(current_verb_text_.substr(0, 16)));
+}
 
 void Session::log_reject(int code, std::string_view enhanced, std::string_view text) {
   log_lines::Reject line;

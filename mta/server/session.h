@@ -178,6 +178,8 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   std::string current_path_;    // the path a MAIL or RCPT command names
   std::string sasl_mechanism_;  // of the last AUTH command
   std::string logged_client() const;
+  // "after EHLO": the command being answered, uppercase, or CONNECT.
+  std::string logged_command() const;
   void log_reject(int code, std::string_view enhanced, std::string_view text);
 };
 

@@ -9,7 +9,9 @@ answers 4xx), bounced (5xx), recipients rejected at RCPT, and AUTH failures.
 Also: log_syslog sends the same lines to a syslog socket as RFC 3164
 datagrams, facility mail, each with its service's program name; under the
 systemd journal (JOURNAL_STREAM) standard error carries them without a time
-stamp of its own, the severity as <N>; and no password appears anywhere.
+stamp of its own, the severity as <N>; a client that leaves without QUIT is
+smtpd's "lost connection after CMD", which mode=ddos matches; and no password
+appears anywhere.
 """
 
 import os
@@ -119,6 +121,11 @@ def test_pflogsumm_and_fail2ban_count_the_scenario(stokend_factory, peers):
     # AUTH failures: 2.
     assert failed_login(mta, "PLAIN").startswith("535"), "PLAIN with a wrong password"
     assert failed_login(mta, "LOGIN").startswith("535"), "LOGIN with a wrong password"
+    # A client that leaves without QUIT.
+    with SMTPWire(mta.mx_port) as conn:
+        assert conn.ehlo("client.remote.test").code == 250
+    wait_for_log(mta, r"stokend/smtpd\[\d+\]: lost connection after EHLO from "
+                      r"unknown\[127\.0\.0\.1\]$")
 
     wait_for_log(mta, rf"stokend/local\[\d+\]: {local}: to=<{re.escape(ALICE)}>, relay=local, "
                       rf"delay=[\d.]+, delays=[\d.]+/[\d.]+/0/[\d.]+, dsn=2\.0\.0, status=sent ")
@@ -161,6 +168,11 @@ def test_pflogsumm_and_fail2ban_count_the_scenario(stokend_factory, peers):
 
     assert fail2ban_matches(mta.log_path, "normal")[1] == 3, "each RCPT rejection, nothing else"
     assert fail2ban_matches(mta.log_path, "auth")[1] == 2, "each AUTH failure, nothing else"
+    # mode=ddos: every client that left without QUIT (the harness's readiness
+    # probes among them), except after DATA, as the filter says.
+    left = re.findall(r"stokend/smtpd\[\d+\]: lost connection after (?!DATA)[A-Z]+ from ", log)
+    assert len(left) >= 1
+    assert fail2ban_matches(mta.log_path, "ddos")[1] == len(left)
 
 
 def test_log_syslog_sends_postfix_shaped_datagrams(stokend_factory):
