@@ -29,7 +29,7 @@ namespace stokend {
 
 int run_daemon(const Config& config) {
   using namespace wiring;
-  setup_logging(config);
+  if (!wiring::setup_logging(config)) return 1;
   register_metrics();  // every metric shows from the first scrape, at zero
   // Started as root: what the start creates belongs to `user:`, and root
   // stays only for binding the ports (privileges.h).

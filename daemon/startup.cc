@@ -7,22 +7,51 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <vector>
+
 #include "common/durable_file.h"
+#include "common/service_log.h"
 #include "daemon/log_file.h"
+#include "daemon/log_pattern.h"
+#include "daemon/syslog_sink.h"
+#include "mta/defaults.h"
 
 namespace stokend::wiring {
 
-void setup_logging(const Config& config) {
-  std::shared_ptr<spdlog::logger> logger;
-  if (config.log_file.empty()) {
-    logger = spdlog::stderr_logger_mt("stokend");
-  } else {
-    logger = std::make_shared<spdlog::logger>("stokend", open_log_file(config.log_file));
+bool setup_logging(const Config& config) {
+  std::vector<spdlog::sink_ptr> sinks;
+  std::unique_ptr<spdlog::formatter> stderr_format;
+  try {
+    if (!config.log_file.empty()) sinks.push_back(open_log_file(config.log_file));
+  } catch (const spdlog::spdlog_ex& error) {
+    std::fprintf(stderr, "stokend: log_file %s: %s\n", config.log_file.c_str(), error.what());
+    return false;
   }
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  if (config.log_syslog) {
+    std::string error;
+    auto sink = make_syslog_sink(config.log_syslog_socket, defaults::syslog_send_timeout,
+                                 defaults::syslog_max_line, error);
+    if (!sink) {
+      std::fprintf(stderr, "stokend: %s\n", error.c_str());
+      return false;
+    }
+    sinks.push_back(std::move(sink));
+  }
+  if (sinks.empty()) {
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    // The journal stamps each line itself: no time or host twice.
+    if (stderr_is_journal()) stderr_format = journal_formatter();
+  }
+  auto logger = std::make_shared<spdlog::logger>("stokend", sinks.begin(), sinks.end());
+  // Each sink keeps its own formatter: the syslog sink writes its own frame.
+  for (const auto& sink : sinks) sink->set_formatter(file_formatter(config.hostname));
+  if (stderr_format) sinks.front()->set_formatter(std::move(stderr_format));
   logger->set_level(spdlog::level::from_str(config.log_level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  install_service_loggers(*logger);
+  return true;
 }
 
 bool prepare_process() {

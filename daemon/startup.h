@@ -16,8 +16,11 @@
 
 namespace stokend::wiring {
 
-// The "stokend" logger: standard error or log_file, at log_level.
-void setup_logging(const Config& config);
+// The "stokend" logger and its services' (common/service_log.h), at
+// log_level: log_file and, with log_syslog, the system logger; standard
+// error when neither is set (lines shaped as daemon/log_pattern.h says).
+// False, with a line on standard error, when the log cannot be opened.
+bool setup_logging(const Config& config);
 
 // libsodium, libevent's thread support (worker threads hand completions back
 // with event_active()), SIGPIPE ignored (a peer closing is an error return,

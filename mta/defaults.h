@@ -151,6 +151,15 @@ inline constexpr unsigned worker_threads = 4;
 
 // Logging
 inline constexpr const char* log_level = "info";
+// log_syslog: lines to the system logger (facility mail), as Postfix's are.
+inline constexpr bool log_syslog = false;
+inline constexpr const char* log_syslog_socket = "/dev/log";
+// A syslog daemon that stops reading holds a line up this long at most; the
+// line is then dropped rather than the event loop stalled.
+inline constexpr std::chrono::milliseconds syslog_send_timeout{1000};
+// Longer lines are cut to this many octets (RFC 5424 §6.1 lets a receiver
+// refuse more than 2048; journald and rsyslog take 8 KiB).
+inline constexpr std::size_t syslog_max_line = 8192;
 
 // The metrics endpoint (GET /metrics, GET /healthz): off unless the
 // configuration names an address and port. One request per connection;

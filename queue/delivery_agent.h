@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/service_log.h"
 #include "queue/queued_message.h"
 
 namespace stokend::queue {
@@ -39,6 +40,10 @@ struct RecipientResult {
   // requested success report says "delivered", "relayed" or is left to the
   // next hop (RFC 3461 §5.2.3). Agents that know no better leave "relayed".
   Handoff handoff = Handoff::relayed;
+  // For the log's to= line (common/log_lines.h): who delivered it, and where
+  // ("local", "mx.example.org[192.0.2.7]:25"; "none" when no peer answered).
+  Service service = Service::smtp;
+  std::string relay = "none";
 };
 
 class DeliveryAgent {

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "common/log_lines.h"
+#include "common/service_log.h"
 #include "message/headers.h"
 #include "queue/dsn.h"
 #include "queue/queue_metrics.h"
@@ -38,6 +40,22 @@ const char* outcome_name(RecipientResult::Outcome outcome) {
       return "failed";
   }
   return "?";
+}
+
+double seconds_between(TimePoint from, TimePoint to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+log_lines::Status log_status(RecipientResult::Outcome outcome) {
+  switch (outcome) {
+    case RecipientResult::Outcome::delivered:
+      return log_lines::Status::sent;
+    case RecipientResult::Outcome::permanent_failure:
+      return log_lines::Status::bounced;
+    case RecipientResult::Outcome::temporary_failure:
+      break;
+  }
+  return log_lines::Status::deferred;
 }
 
 }  // namespace
@@ -231,11 +249,16 @@ void QueueManager::start_delivery(const std::string& id, Entry& entry, TimePoint
           RecipientResult{RecipientResult::Outcome::temporary_failure,
                           "451 4.3.0 queue file unreadable: " + loaded.error.message(),
                           {}});
-      on_delivered(id, indices, std::move(results));
+      on_delivered(id, indices, std::move(results), now);
       return;
     }
     keep_data(entry, std::move(loaded.data));
   }
+
+  service_log(Service::qmgr)
+      .info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id,
+            log_lines::printable(entry.message.envelope.sender), entry.message.size,
+            entry.message.envelope.recipients.size());
 
   std::vector<std::string> recipients;
   recipients.reserve(indices.size());
@@ -246,16 +269,16 @@ void QueueManager::start_delivery(const std::string& id, Entry& entry, TimePoint
   auto called = std::make_shared<bool>(false);
   agent_.deliver(
       entry.message, recipients,
-      [this, alive = alive(), id, indices, called](std::vector<RecipientResult> results) {
+      [this, alive = alive(), id, indices, called, now](std::vector<RecipientResult> results) {
         if (alive.expired() || *called) return;
         *called = true;
-        on_delivered(id, indices, std::move(results));
+        on_delivered(id, indices, std::move(results), now);
       });
   // `entry` may be gone now: the agent may have completed synchronously.
 }
 
 void QueueManager::on_delivered(const std::string& id, const std::vector<std::size_t>& indices,
-                                std::vector<RecipientResult> results) {
+                                std::vector<RecipientResult> results, TimePoint started) {
   --in_flight_;
   auto found = messages_.find(id);
   if (found != messages_.end()) found->second.in_flight = false;
@@ -271,6 +294,17 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
                            : RecipientResult{RecipientResult::Outcome::temporary_failure,
                                              "451 4.3.0 the delivery agent reported no result",
                                              {}};
+    // Postfix's delays=a/b/c/d: stokend's smtpd writes the spool itself
+    // (nothing before the queue), and connection setup is part of the
+    // transmission here.
+    log_lines::Delivery line;
+    line.recipient = entry.message.envelope.recipients[indices[k]];
+    line.relay = result.relay;
+    line.in_queue = seconds_between(entry.message.arrival, started);
+    line.transmission = seconds_between(started, now);
+    line.status = log_status(result.outcome);
+    line.reply = result.reply;
+    service_log(result.service).info("{}: {}", id, log_lines::delivery(line));
     RecipientState& recipient = entry.state.recipients[indices[k]];
     ++recipient.attempts;
     recipient.last_attempt = now;
@@ -288,6 +322,9 @@ void QueueManager::on_delivered(const std::string& id, const std::vector<std::si
       case RecipientResult::Outcome::temporary_failure:
         if (scheduler_.expired(entry.message.arrival, now)) {
           recipient.status = RecipientStatus::expired;
+          service_log(Service::qmgr)
+              .info("{}: to=<{}>, status=expired, returned to sender", id,
+                    log_lines::printable(entry.message.envelope.recipients[indices[k]]));
         } else {
           recipient.next_attempt =
               scheduler_.next_attempt(recipient.attempts, entry.message.arrival, now);
@@ -477,6 +514,7 @@ void QueueManager::advance(const std::string& id) {
       return;
     }
     spdlog::info("queue: {} removed: finished", id);
+    service_log(Service::qmgr).info("{}: removed", id);
     drop_data(found->second);
     const bool held_slot = found->second.outcome_unrecorded;
     if (held_slot) --outcomes_unrecorded_;
@@ -571,6 +609,11 @@ void QueueManager::notify(const std::string& id, Entry& entry,
     }
     spdlog::info("queue: {}: {} notification {} to <{}>", id, kind, result.id,
                  entry.message.envelope.sender);
+    // Postfix's bounce daemon's words for the three kinds.
+    const std::string_view words = delay                                 ? "delay"
+                                   : std::string_view(kind) == "failure" ? "non-delivery"
+                                                                         : "delivery status";
+    service_log(Service::bounce).info("{}: sender {} notification: {}", id, words, result.id);
     persist_and_advance(id);
   });
 }

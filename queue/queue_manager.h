@@ -177,8 +177,9 @@ class QueueManager : public MessageIntake {
   // and a retry is set): its slot is free again.
   void outcome_recorded(Entry& entry);
   void start_delivery(const std::string& id, Entry& entry, TimePoint now);
+  // started: when the attempt began (the to= log line's delays).
   void on_delivered(const std::string& id, const std::vector<std::size_t>& indices,
-                    std::vector<RecipientResult> results);
+                    std::vector<RecipientResult> results, TimePoint started);
   void persist(const std::string& id, std::function<void(std::error_code)> then);
   void persist_and_advance(const std::string& id);
   void advance(const std::string& id);

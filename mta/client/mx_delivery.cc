@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_lines.h"
 #include "dns/mail_exchangers.h"
 
 namespace stokend::client {
@@ -56,8 +57,9 @@ void MxDelivery::deliver_to(const Destination& destination, Envelope envelope,
     }
     connection->send_transaction(
         std::move(envelope), message,
-        [this, connection, done = std::move(done)](TransactionResult result) {
+        [this, connection, destination, done = std::move(done)](TransactionResult result) {
           pool_.release(connection, !result.connection_failure);
+          result.relay = log_lines::endpoint(destination.host, destination.host, destination.port);
           done(std::move(result));
         });
   });
@@ -131,8 +133,11 @@ void MxDelivery::try_next_address(std::shared_ptr<Attempt> attempt) {
       return try_next_address(attempt);
     }
     connection->send_transaction(
-        attempt->envelope, attempt->message, [this, attempt, connection](TransactionResult result) {
+        attempt->envelope, attempt->message,
+        [this, attempt, connection, destination](TransactionResult result) {
           pool_.release(connection, !result.connection_failure);
+          result.relay =
+              log_lines::endpoint(attempt->current_host, destination.host, destination.port);
           if (result.connection_failure && !result.message_sent) {
             // RFC 5321 §5.1: when a host fails, the next one is tried.
             attempt->last_failure =

@@ -78,6 +78,9 @@ struct TransactionResult {
   // The server offered DSN (RFC 3461), so it got the DSN parameters and
   // reports from here on.
   bool dsn_offered = false;
+  // The server that answered, "host[address]:port", for the log's relay=;
+  // "none" when no server answered.
+  std::string relay = "none";
 
   bool all_delivered() const;
 };

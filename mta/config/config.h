@@ -194,6 +194,8 @@ struct Config {
   unsigned worker_threads = defaults::worker_threads;
   std::string log_level = defaults::log_level;
   std::filesystem::path log_file;  // empty: standard error
+  bool log_syslog = defaults::log_syslog;  // also (or, without log_file, only) to syslog
+  std::filesystem::path log_syslog_socket = defaults::log_syslog_socket;
   // Privileges (daemon/privileges.h): the user and group a daemon started
   // as root runs as once its ports are bound. Empty user: stays who it was
   // started as, which for root needs allow_root. Empty group: the user's

@@ -106,7 +106,9 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
        {"log_file",
         [&](const Field& field) {
           if (const auto path = read_path(field, true)) config.log_file = *path;
-        }}},
+        }},
+       {"log_syslog", boolean_into(config.log_syslog)},
+       {"log_syslog_socket", path_setting(config.log_syslog_socket)}},
       {"local_domains", "listeners"});
   check_recipient_probe_domains(config);
   check_metrics_endpoint(config);

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "common/ascii.h"
+#include "common/log_lines.h"
 #include "message/address.h"
 #include "mta/delivery/dsn_forwarding.h"
 #include "mta/mta_metrics.h"
@@ -17,21 +18,50 @@
 namespace stokend {
 namespace {
 
-queue::RecipientResult from_store(const store::DeliveryResult& result) {
-  using Status = store::DeliveryResult::Status;
-  switch (result.status) {
-    case Status::delivered:
-      return {queue::RecipientResult::Outcome::delivered, "250 2.0.0 Saved " + result.delivery_id,
-              result.delivery_id, queue::Handoff::mailstore};
-    case Status::permanent_failure:
-      return {queue::RecipientResult::Outcome::permanent_failure, "550 5.3.0 " + result.detail, {}};
-    case Status::temporary_failure:
-      break;
-  }
-  return {queue::RecipientResult::Outcome::temporary_failure, "451 4.3.0 " + result.detail, {}};
+queue::RecipientResult stored(queue::RecipientResult::Outcome outcome, std::string reply,
+                              std::string delivery_id, queue::Handoff handoff) {
+  queue::RecipientResult result;
+  result.outcome = outcome;
+  result.reply = std::move(reply);
+  result.delivery_id = std::move(delivery_id);
+  result.handoff = handoff;
+  return result;
 }
 
-queue::RecipientResult from_client(const client::RecipientResult& result, bool dsn_offered) {
+// service and relay: the log's to= line (Maildir: "local", as Postfix's
+// local delivery agent).
+queue::RecipientResult from_store(const store::DeliveryResult& result, Service service,
+                                  const std::string& relay) {
+  using Status = store::DeliveryResult::Status;
+  queue::RecipientResult converted;
+  switch (result.status) {
+    case Status::delivered:
+      converted = stored(queue::RecipientResult::Outcome::delivered,
+                         "250 2.0.0 Saved " + result.delivery_id, result.delivery_id,
+                         queue::Handoff::mailstore);
+      break;
+    case Status::permanent_failure:
+      converted = stored(queue::RecipientResult::Outcome::permanent_failure,
+                         "550 5.3.0 " + result.detail, {}, queue::Handoff::relayed);
+      break;
+    case Status::temporary_failure:
+      converted = stored(queue::RecipientResult::Outcome::temporary_failure,
+                         "451 4.3.0 " + result.detail, {}, queue::Handoff::relayed);
+      break;
+  }
+  converted.service = service;
+  converted.relay = relay;
+  return converted;
+}
+
+// relay= of an LMTP next hop: "host[address]:port", or the socket's path.
+std::string lmtp_relay(const Destination& next_hop) {
+  if (next_hop.is_unix_socket()) return "lmtp[" + log_lines::printable(next_hop.unix_path) + "]";
+  return log_lines::endpoint(next_hop.host, next_hop.host, next_hop.port);
+}
+
+queue::RecipientResult from_client(const client::RecipientResult& result, bool dsn_offered,
+                                   const std::string& relay) {
   using client::DeliveryStatus;
   queue::RecipientResult converted;
   converted.outcome = result.status == DeliveryStatus::delivered
@@ -41,6 +71,8 @@ queue::RecipientResult from_client(const client::RecipientResult& result, bool d
                           : queue::RecipientResult::Outcome::temporary_failure;
   converted.reply = result.reply_line();
   converted.handoff = dsn_offered ? queue::Handoff::relayed_with_dsn : queue::Handoff::relayed;
+  converted.service = Service::smtp;
+  converted.relay = relay;
   return converted;
 }
 
@@ -174,9 +206,11 @@ void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
   for (std::size_t i = 0; i < group.addresses.size(); ++i) {
     const User* user = users_.find(group.addresses[i]);
     if (!user) {
-      results[i] = {queue::RecipientResult::Outcome::permanent_failure,
-                    "550 5.1.1 <" + group.addresses[i] + ">: user unknown",
-                    {}};
+      results[i] = stored(queue::RecipientResult::Outcome::permanent_failure,
+                          "550 5.1.1 <" + group.addresses[i] + ">: user unknown", {},
+                          queue::Handoff::relayed);
+      results[i].service = Service::local;
+      results[i].relay = "local";
       continue;
     }
     auto at = user->address.rfind('@');
@@ -195,7 +229,8 @@ void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
                    results = std::move(results), to_store = std::move(to_store),
                    mailboxes = std::move(mailboxes)]() mutable {
     for (std::size_t i = 0; i < mailboxes.size(); ++i) {
-      results[to_store[i]] = from_store(maildir->deliver(mailboxes[i], *data));
+      results[to_store[i]] =
+          from_store(maildir->deliver(mailboxes[i], *data), Service::local, "local");
     }
     return WorkerPool::Completion(
         [batch, counted_as, indices = std::move(indices), results = std::move(results)] {
@@ -216,14 +251,17 @@ void DeliveryRouter::deliver_lmtp(const queue::QueuedMessage& message, std::shar
   store::LmtpStore lmtp(pool_, group.route.next_hop);
   const auto counted_as =
       group.token_server ? mta_metrics::Route::token_server : mta_metrics::Route::lmtp;
-  lmtp.deliver(
-      mailboxes, message.data, message.envelope.sender,
-      [batch, counted_as, indices = group.indices](std::vector<store::DeliveryResult> delivered) {
-        std::vector<queue::RecipientResult> results;
-        for (const auto& result : delivered) results.push_back(from_store(result));
-        count_results(counted_as, results);
-        batch->settle(indices, results);
-      });
+  lmtp.deliver(mailboxes, message.data, message.envelope.sender,
+               [batch, counted_as, indices = group.indices,
+                relay = lmtp_relay(group.route.next_hop)](
+                   std::vector<store::DeliveryResult> delivered) {
+                 std::vector<queue::RecipientResult> results;
+                 for (const auto& result : delivered) {
+                   results.push_back(from_store(result, Service::lmtp, relay));
+                 }
+                 count_results(counted_as, results);
+                 batch->settle(indices, results);
+               });
 }
 
 void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
@@ -253,7 +291,7 @@ void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shar
         auto finished = [done = std::move(done), counted_as](client::TransactionResult result) {
           std::vector<queue::RecipientResult> results;
           for (const auto& recipient : result.recipients) {
-            results.push_back(from_client(recipient, result.dsn_offered));
+            results.push_back(from_client(recipient, result.dsn_offered, result.relay));
           }
           count_results(counted_as, results);
           done(std::move(results));

@@ -129,8 +129,10 @@ void RemoteDelivery::fast_lane_done(std::shared_ptr<Delivery> delivery,
     spdlog::info("fast-lane: {} to=<{}> delivered by {}: {} id={}", delivery->message_id, address,
                  result.server, codes, result.delivery_id);
     mta_metrics::count_delivery(mta_metrics::Route::fast_lane, mta_metrics::Outcome::sent);
-    delivery->settle(
-        index, {queue::RecipientResult::Outcome::delivered, std::move(reply), result.delivery_id});
+    queue::RecipientResult delivered{queue::RecipientResult::Outcome::delivered, std::move(reply),
+                                     result.delivery_id};
+    delivered.relay = result.server;  // the log's to= line: relay= the Token Server
+    delivery->settle(index, std::move(delivered));
     if (!result.permanent_token.empty()) {
       auto check = tokens::wallet_entry_for(result.permanent_token, delivery->sender, address, now,
                                             true, "2.1.13");

@@ -10,10 +10,14 @@
 
 #include <algorithm>
 
+#include "common/ascii.h"
+#include "common/log_lines.h"
 #include "common/openssl_text.h"
+#include "common/service_log.h"
 #include "mta/defaults.h"
 #include "mta/message_id.h"
 #include "mta/mta_metrics.h"
+#include "mta/server/session_log.h"
 #include "mta/server/tls_context.h"
 #include "mta/server/token_server.h"
 
@@ -41,12 +45,14 @@ Session::~Session() {
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_);
   spdlog::info("session {} end: client={} messages={} errors={} duration={:.3f}s", session_id_,
                peer_address_, messages_accepted_, error_count_, seconds.count());
+  service_log(Service::smtpd).info("disconnect from {}", logged_client());
 }
 
 void Session::start() {
   spdlog::info("session {} start: client={} listener={}:{} role={} tls={}", session_id_,
                peer_address_, listener_.address, listener_.port, role_->name(),
                listener_.tls == TlsMode::implicit ? "implicit" : "none");
+  service_log(Service::smtpd).info("connect from {}", logged_client());
   deadline_timer_.reset(evtimer_new(context_.base, &Session::on_deadline, this));
   auth_delay_timer_.reset(evtimer_new(context_.base, &Session::on_auth_delay, this));
   if (listener_.tls == TlsMode::implicit) {
@@ -130,6 +136,12 @@ void Session::on_event(bufferevent*, short events, void* self) {
   }
   // EOF or error: the client is gone. Work already handed to a worker still
   // completes (a committed message stays committed); its reply is dropped.
+  if (session->current_verb_ != Verb::quit && session->phase_ != Phase::closing) {
+    // smtpd's line for a client that left without QUIT (fail2ban's ddos mode).
+    service_log(Service::smtpd)
+        .info("lost connection after {} from {}", session->logged_command(),
+              session->logged_client());
+  }
   session->close_now();
 }
 
@@ -219,6 +231,14 @@ void Session::handle_line(const std::string& line) {
 }
 
 void Session::handle_command(const Command& command) {
+  current_verb_ = command.verb;
+  current_verb_text_ = command.verb_text;
+  current_path_.clear();
+  if (command.verb == Verb::mail || command.verb == Verb::rcpt) {
+    current_path_ = logged_path(command.argument);
+  } else if (command.verb == Verb::auth) {
+    sasl_mechanism_ = logged_mechanism(command.argument);
+  }
   switch (command.verb) {
     case Verb::ehlo:
       return command_helo(command, true);
@@ -386,6 +406,12 @@ void Session::authentication_failed(const std::string& login) {
   ++error_count_;
   spdlog::info("session {}: authentication failed for {} (failure {})", session_id_, login,
                auth_failures_);
+  // Postfix's words, which fail2ban's postfix filter (mode=auth) matches;
+  // never the SASL response itself.
+  service_log(Service::smtpd)
+      .warn("{}: SASL {} authentication failed: authentication failure, sasl_username={}",
+            logged_client(), sasl_mechanism_.empty() ? "LOGIN" : sasl_mechanism_,
+            log_lines::printable(login));
   // The delay doubles with each failure to slow down password guessing.
   auto delay = context_.config().timeouts.auth_failure_base_delay;
   for (std::size_t i = 1;
@@ -401,6 +427,9 @@ void Session::authentication_failed(const std::string& login) {
 
 void Session::reply(int code, std::string_view enhanced, std::string_view text) {
   if (!connection_) return;
+  if (code >= 400 && code != 421 && (current_verb_ == Verb::mail || current_verb_ == Verb::rcpt)) {
+    log_reject(code, enhanced, text);
+  }
   std::string line = std::to_string(code);
   if (text.empty() && enhanced.empty()) {
     line += ' ';
@@ -447,6 +476,8 @@ void Session::count_error() {
   if (++error_count_ >= context_.config().limits.error_limit) {
     spdlog::info("session {}: error limit ({}) reached", session_id_,
                  context_.config().limits.error_limit);
+    service_log(Service::smtpd)
+        .info("too many errors after {} from {}", logged_command(), logged_client());
     reply(421, "4.7.0", context_.config().hostname + " Too many errors, closing connection");
     close_after_flush();
   }
@@ -523,6 +554,39 @@ void Session::reset_session_state() {
   state_.greeting = Greeting::none;
   role_->cancel_auth();
   line_reader_.reset();
+}
+
+// ---- Postfix-shaped log lines (session_log.h) ---------------------------
+
+std::string Session::logged_client() const { return log_lines::client(peer_address_); }
+
+std::string Session::logged_command() const {
+  if (current_verb_text_.empty()) return "CONNECT";
+  return log_lines::printable(ascii_uppercase(current_verb_text_.substr(0, 16)));
+}
+
+void Session::log_reject(int code, std::string_view enhanced, std::string_view text) {
+  log_lines::Reject line;
+  const bool rcpt = current_verb_ == Verb::rcpt;
+  line.stage = rcpt ? "RCPT" : "MAIL";
+  line.client = logged_client();
+  line.reply = std::to_string(code) + " " + std::string(enhanced);
+  if (!enhanced.empty() && !text.empty()) line.reply += " ";
+  line.reply += text;
+  const Transaction& transaction = state_.transaction;
+  if (rcpt) {
+    line.sender_known = transaction.active;
+    if (transaction.active && !transaction.sender.is_null) {
+      line.sender = transaction.sender.mailbox.to_string();
+    }
+    line.recipient = current_path_;
+  } else {
+    line.sender_known = true;
+    line.sender = current_path_;
+  }
+  line.protocol = logged_protocol(state_);
+  line.helo = state_.helo_name;
+  service_log(Service::smtpd).info("{}", log_lines::reject(line));
 }
 
 }  // namespace stokend::server

@@ -174,6 +174,17 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   EventPtr deadline_timer_;
   DeadlineKind deadline_kind_ = DeadlineKind::none;
   EventPtr auth_delay_timer_;
+
+  // The command being answered, for the log's Postfix-shaped lines
+  // (session_log.h): a refusal of MAIL or RCPT is a reject line.
+  Verb current_verb_ = Verb::unknown;
+  std::string current_verb_text_;
+  std::string current_path_;    // the path a MAIL or RCPT command names
+  std::string sasl_mechanism_;  // of the last AUTH command
+  std::string logged_client() const;
+  // "after EHLO": the command being answered, uppercase, or CONNECT.
+  std::string logged_command() const;
+  void log_reject(int code, std::string_view enhanced, std::string_view text);
 };
 
 }  // namespace stokend::server

@@ -12,11 +12,14 @@
 #include <charconv>
 
 #include "common/ascii.h"
+#include "common/log_lines.h"
 #include "common/openssl_text.h"
+#include "common/service_log.h"
 #include "message/received.h"
 #include "mta/message_id.h"
 #include "mta/mta_metrics.h"
 #include "mta/server/session.h"
+#include "mta/server/session_log.h"
 #include "mta/server/tls_context.h"
 #include "mta/server/token_server.h"
 #include "queue/free_space.h"
@@ -296,6 +299,16 @@ void Session::finish_message() {
   message.reserve(message.size() + body.size());
   message += body;
   if (state_.transaction.token) {
+    // Not queued: smtpd's and cleanup's lines now, the to= lines as each
+    // recipient's mailstore answers (token_delivery.cc).
+    service_log(Service::smtpd)
+        .info("{}: client={}, sasl_method=STOKEN", message_id, logged_client());
+    service_log(Service::cleanup)
+        .info("{}: message-id=<{}>", message_id, log_lines::printable(logged_message_id(message)));
+    service_log(Service::cleanup)
+        .info("{}: from=<{}>, size={}, nrcpt={} (token delivery, not queued)", message_id,
+              log_lines::printable(state_.transaction.sender.mailbox.to_string()), message.size(),
+              state_.transaction.recipients.size());
     return role_->token_server()->deliver(std::move(message_id), std::move(message));
   }
   enqueue(std::move(message_id), std::move(message));
@@ -323,14 +336,21 @@ void Session::enqueue(std::string message_id, std::string message) {
   }
   std::string sender = envelope.sender;
   std::size_t size = message.size();
+  // smtpd's client= and cleanup's message-id= lines, once the queue has it.
+  std::string client = logged_client();
+  if (state_.authenticated_user) {
+    client += ", sasl_method=" + log_lines::printable(sasl_mechanism_) +
+              ", sasl_username=" + log_lines::printable(*state_.authenticated_user);
+  }
+  std::string header_id = log_lines::printable(logged_message_id(message));
   reset_transaction();
   wait_for_work();
 
   std::weak_ptr<Session> weak = weak_from_this();
   context_.queue.enqueue(
       std::move(envelope), std::move(message),
-      [weak, message_id, sender, recipients, size,
-       role = metrics_role()](queue::EnqueueResult result) {
+      [weak, message_id, sender, recipients, size, role = metrics_role(),
+       client = std::move(client), header_id = std::move(header_id)](queue::EnqueueResult result) {
         auto session = weak.lock();
         if (!result) {
           spdlog::error("message {}: cannot be queued: {}", message_id, result.error.message());
@@ -356,6 +376,8 @@ void Session::enqueue(std::string message_id, std::string message) {
                          ? *session->state_.authenticated_user
                          : "-");
         mta_metrics::count_accepted(role);  // queued, whether or not the client waited
+        service_log(Service::smtpd).info("{}: client={}", result.id, client);
+        service_log(Service::cleanup).info("{}: message-id=<{}>", result.id, header_id);
         if (!session) return;
         ++session->messages_accepted_;
         session->reply(250, "2.0.0", "Ok: queued as " + result.id);

@@ -8,6 +8,8 @@
 #include <memory>
 
 #include "common/enhanced_status.h"
+#include "common/log_lines.h"
+#include "common/service_log.h"
 
 namespace stokend::server {
 namespace {
@@ -80,12 +82,13 @@ void TokenDelivery::deliver(const queue::QueuedMessage& message,
   auto state = std::make_shared<std::vector<TokenRecipient>>(std::move(recipients));
   std::string sender = message.envelope.sender;
   std::string message_id = message.id;
+  const auto arrival = message.arrival;
   mailstores_.deliver(
       message, message.envelope.recipients,
-      [this, state, sender, message_id,
+      [this, state, sender, message_id, arrival,
        done = std::move(done)](std::vector<queue::RecipientResult> results) mutable {
         // Token bookkeeping may fsync: off the loop thread.
-        workers_.submit([this, state, sender, message_id, results = std::move(results),
+        workers_.submit([this, state, sender, message_id, arrival, results = std::move(results),
                          done = std::move(done)]() mutable -> WorkRunner::Completion {
           std::vector<Outcome> outcomes;
           for (std::size_t i = 0; i < state->size(); ++i) {
@@ -113,8 +116,10 @@ void TokenDelivery::deliver(const queue::QueuedMessage& message,
             }
             outcomes.push_back(std::move(outcome));
           }
-          return [state, outcomes = std::move(outcomes), message_id, sender,
+          return [state, outcomes = std::move(outcomes), message_id, sender, arrival,
                   done = std::move(done)]() {
+            const double took =
+                std::chrono::duration<double>(std::chrono::system_clock::now() - arrival).count();
             std::vector<std::string> replies;
             for (std::size_t i = 0; i < state->size(); ++i) {
               const auto& recipient = (*state)[i];
@@ -126,6 +131,20 @@ void TokenDelivery::deliver(const queue::QueuedMessage& message,
                            tokens::kind_name(recipient.token_kind),
                            recipient.offered ? "offered" : "no",
                            reply_line(recipient, outcome, message_id, "[permanent token]"));
+              // The to= line of the synchronous delivery (common/log_lines.h).
+              log_lines::Delivery line;
+              line.recipient = recipient.address;
+              line.relay = outcome.result.relay;
+              line.transmission = took;
+              line.status =
+                  outcome.result.outcome == queue::RecipientResult::Outcome::delivered
+                      ? log_lines::Status::sent
+                  : outcome.result.outcome == queue::RecipientResult::Outcome::permanent_failure
+                      ? log_lines::Status::bounced
+                      : log_lines::Status::deferred;
+              line.reply = reply_line(recipient, outcome, message_id, "[permanent token]");
+              service_log(outcome.result.service)
+                  .info("{}: {}", message_id, log_lines::delivery(line));
             }
             done(std::move(replies));
           };

@@ -201,8 +201,19 @@ def test_reply_takes_the_fast_lane_and_exchanges_permanent_tokens(nodes):
     result = outcomes(log, qid)
     assert [(r, o, a) for r, o, a, _ in result] == [("alice@a.test", "delivered", 1)]
     assert "fast lane" in result[0][3]
+    # Postfix-shaped lines (README "Logs"): relay= the Token Server on B; on
+    # A, the Token Server's synchronous delivery, received and delivered.
+    server = re.escape(line.group(2))
+    assert re.search(rf"stokend/smtp\[\d+\]: {qid}: to=<alice@a\.test>, relay={server}, "
+                     rf"delay=[\d.]+, delays=[\d./]+, dsn=2\.1\.13, status=sent \(250 2\.1\.13 ",
+                     log), log
     stored = wait_single_copy(lambda m: stored_in_maildir(nodes.a, "alice@a.test", m), marker,
                               "alice")
+    a_log = wait_for_log(nodes.a, r"stokend/local\[\d+\]: (\S+): to=<alice@a\.test>, relay=local, "
+                                  r"delay=[\d.]+, delays=[\d./]+, dsn=2\.1\.1[23], status=sent "
+                                  r"\(250 2\.1\.1[23] ")
+    assert re.search(rf"stokend/smtpd\[\d+\]: {a_log.group(1)}: client=unknown\[127\.0\.0\.1\], "
+                     r"sasl_method=STOKEN$", nodes.a.log(), re.M)
     assert b"with LMTPSA" in stored
     # The 2.1.13 gave bob a permanent token; MYSTOKEN gave alice one.
     assert re.search(r"bob@b\.test\s+alice@a\.test\s+perm\s+2\.1\.13", wallet(nodes.b, "bob@b.test"))

@@ -65,7 +65,8 @@ def test_second_start_is_refused_and_touches_nothing(stokend_factory, peers):
     second = subprocess.run([str(STOKEND), "--config", str(first.config_path)], cwd=first.dir,
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
     assert second.returncode == 1, second.stderr
-    refusals = [line for line in second.stderr.splitlines() if "critical" in line]
+    # A critical line is "fatal:", as Postfix marks what stops a daemon.
+    refusals = [line for line in second.stderr.splitlines() if "]: fatal: " in line]
     assert len(refusals) == 1, second.stderr
     assert re.search(rf"spool \S*var/spool is in use by another stokend \(PID {first.proc.pid}, "
                      rf"lock file \S*var/spool/stokend\.lock\)$", refusals[0]), refusals[0]

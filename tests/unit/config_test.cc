@@ -55,6 +55,8 @@ TEST_CASE("the shipped sample configuration loads with the quick-start listeners
   CHECK(config.timeouts.idle == defaults::idle_timeout);
   CHECK(config.timeouts.data == defaults::data_timeout);
   CHECK(config.log_level == defaults::log_level);
+  CHECK(config.log_syslog == defaults::log_syslog);
+  CHECK(config.log_syslog_socket == defaults::log_syslog_socket);
 }
 
 TEST_CASE("a complete configuration loads with every field") {
@@ -90,7 +92,9 @@ TEST_CASE("a complete configuration loads with every field") {
       "nul_octets: strip\n"
       "worker_threads: 8\n"
       "log_level: debug\n"
-      "log_file: /var/log/stokend.log\n");
+      "log_file: /var/log/stokend.log\n"
+      "log_syslog: true\n"
+      "log_syslog_socket: /run/systemd/journal/dev-log\n");
   INFO(all_errors(loaded.result));
   REQUIRE(loaded.result.errors.empty());
   REQUIRE(loaded.result.config);
@@ -128,6 +132,8 @@ TEST_CASE("a complete configuration loads with every field") {
   CHECK(config.worker_threads == 8);
   CHECK(config.log_level == "debug");
   CHECK(config.log_file == "/var/log/stokend.log");
+  CHECK(config.log_syslog);
+  CHECK(config.log_syslog_socket == "/run/systemd/journal/dev-log");
 }
 
 TEST_CASE("absent keys take the defaults") {
@@ -243,6 +249,7 @@ TEST_CASE("each kind of error is reported at its place") {
        "4:12: log_level: unknown level 'loud' (expected one of trace, debug, info, warn, error, "
        "critical, off)"},
       {"hostname: 'mx example'\n", "4:11: hostname: 'mx example' is not a valid host name"},
+      {"log_syslog: yes please\n", "4:13: log_syslog: expected true or false, got 'yes please'"},
       {"users_file: ''\n", "4:13: users_file: must not be empty"},
       {"worker_threads: 5000\n", "4:17: worker_threads: at most 1024, got 5000"},
       {"timeouts: {auth_failure_base_delay: 20s}\n",
