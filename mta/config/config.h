@@ -193,7 +193,7 @@ struct Config {
   NulOctets nul_octets = defaults::nul_octets;
   unsigned worker_threads = defaults::worker_threads;
   std::string log_level = defaults::log_level;
-  std::filesystem::path log_file;  // empty: standard error
+  std::filesystem::path log_file;          // empty: standard error
   bool log_syslog = defaults::log_syslog;  // also (or, without log_file, only) to syslog
   std::filesystem::path log_syslog_socket = defaults::log_syslog_socket;
   // Privileges (daemon/privileges.h): the user and group a daemon started

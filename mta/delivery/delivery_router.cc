@@ -251,17 +251,17 @@ void DeliveryRouter::deliver_lmtp(const queue::QueuedMessage& message, std::shar
   store::LmtpStore lmtp(pool_, group.route.next_hop);
   const auto counted_as =
       group.token_server ? mta_metrics::Route::token_server : mta_metrics::Route::lmtp;
-  lmtp.deliver(mailboxes, message.data, message.envelope.sender,
-               [batch, counted_as, indices = group.indices,
-                relay = lmtp_relay(group.route.next_hop)](
-                   std::vector<store::DeliveryResult> delivered) {
-                 std::vector<queue::RecipientResult> results;
-                 for (const auto& result : delivered) {
-                   results.push_back(from_store(result, Service::lmtp, relay));
-                 }
-                 count_results(counted_as, results);
-                 batch->settle(indices, results);
-               });
+  lmtp.deliver(
+      mailboxes, message.data, message.envelope.sender,
+      [batch, counted_as, indices = group.indices,
+       relay = lmtp_relay(group.route.next_hop)](std::vector<store::DeliveryResult> delivered) {
+        std::vector<queue::RecipientResult> results;
+        for (const auto& result : delivered) {
+          results.push_back(from_store(result, Service::lmtp, relay));
+        }
+        count_results(counted_as, results);
+        batch->settle(indices, results);
+      });
 }
 
 void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
