@@ -26,6 +26,7 @@ std::unique_ptr<TokenService> build_token_service(const Config& config) {
     secrets.emplace(tokens::SecretRings::load_or_create(config.tokens.secrets_file.string(),
                                                         tokens::TokenAuthority::system_clock()));
     store = open_token_store(config);
+    log_token_store_at_start(config);
   } catch (const std::exception& error) {
     spdlog::critical("{}", error.what());
     return nullptr;

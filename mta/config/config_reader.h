@@ -133,6 +133,7 @@ class ConfigReader {
 
   // token_sections.cc
   void read_tokens(const Field& field, TokenConfig& tokens);
+  void read_token_store(const Field& field, TokenConfig& tokens);
   void read_fast_lane(const Field& field, FastLaneConfig& fast_lane);
 
   std::string file_name_;
