@@ -85,6 +85,8 @@ void ConfigReader::read_token_store(const Field& field, TokenConfig& tokens) {
         }},
        {"url",
         [&](const Field& key_field) {
+          // Given, even if wrong: its own error says what is wrong with it.
+          url_mark = key_field.value_mark();
           const auto url = read_string(key_field);
           if (!url) return;
           const auto parsed = tokens::parse_redis_url(*url);
@@ -92,7 +94,6 @@ void ConfigReader::read_token_store(const Field& field, TokenConfig& tokens) {
             return error_at(key_field.value_mark(), key_field.setting + ": " + parsed.error);
           }
           redis.url = *url;
-          url_mark = key_field.value_mark();
         }},
        {"password_file",
         [&](const Field& key_field) {
