@@ -27,6 +27,10 @@ std::unique_ptr<TokenService> build_token_service(const Config& config) {
                                                         tokens::TokenAuthority::system_clock()));
     store = open_token_store(config);
     log_token_store_at_start(config);
+    if (const auto error = check_shared_secrets(config, *secrets)) {
+      spdlog::critical("{}", *error);
+      return nullptr;
+    }
   } catch (const std::exception& error) {
     spdlog::critical("{}", error.what());
     return nullptr;

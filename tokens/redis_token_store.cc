@@ -189,6 +189,22 @@ end
 return count
 )lua";
 
+// ARGV: key prefix, then id, fingerprint pairs. The first node to claim an
+// id sets its fingerprint; returns the ids recorded with another one.
+constexpr const char* claim_secrets_script = R"lua(
+local conflicts = {}
+for i = 2, #ARGV, 2 do
+  local key = ARGV[1] .. ARGV[i]
+  local recorded = redis.call('GET', key)
+  if not recorded then
+    redis.call('SET', key, ARGV[i + 1], 'EX', 63072000)
+  elseif recorded ~= ARGV[i + 1] then
+    conflicts[#conflicts + 1] = ARGV[i]
+  end
+end
+return conflicts
+)lua";
+
 constexpr std::size_t batch_size = 500;
 
 std::string text_of(const redisReply* reply) {
@@ -463,6 +479,20 @@ std::string RedisTokenStore::persistence_summary() {
   } catch (const TokenStoreError&) {
     return {};
   }
+}
+
+std::vector<std::string> RedisTokenStore::claim_secret_fingerprints(
+    const std::vector<std::pair<std::string, std::string>>& fingerprints) {
+  const std::string prefix = key("secret", "");
+  std::vector<std::string_view> words{"EVAL", claim_secrets_script, "0", prefix};
+  for (const auto& [id, fingerprint] : fingerprints) {
+    words.push_back(id);
+    words.push_back(fingerprint);
+  }
+  const auto reply = write(words, "cannot compare the token secrets");
+  std::vector<std::string> conflicts;
+  for (std::size_t i = 0; i < reply->elements; ++i) conflicts.push_back(text_of(reply->element[i]));
+  return conflicts;
 }
 
 std::size_t RedisTokenStore::remove_expired(std::int64_t now,

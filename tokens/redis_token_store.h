@@ -18,6 +18,8 @@
 //                       (N: the length of LOCAL, so no address can
 //                        make two pairs share a key)
 //   P wallets:LOCAL     set   REMOTE (LOCAL's wallet entries)      EXPIREAT latest expires
+//   P secret:ID         string fingerprint of the secret ID         EX 2 years
+//                       (claim_secret_fingerprints)
 //
 // Every write is one Lua script (EVAL), so it is atomic, and the rules of
 // the interface hold across nodes: a revocation mark only moves forward,
@@ -49,6 +51,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tokens/redis_connection.h"
@@ -78,6 +81,14 @@ class RedisTokenStore : public TokenStore {
   // log line: empty when Redis cannot be asked.
   std::string persistence_summary();
   std::string describe() const { return connections_.describe(); }
+
+  // Nodes sharing this store must share their secrets too. Records each
+  // secret's fingerprint (id -> fingerprint, never the key) under
+  // P secret:ID unless another node recorded one already, and returns the
+  // ids whose recorded fingerprint differs: a node with such a secret mints
+  // tokens the others refuse. Throws TokenStoreError.
+  std::vector<std::string> claim_secret_fingerprints(
+      const std::vector<std::pair<std::string, std::string>>& fingerprints);
 
   void add_issued(const IssuedToken& token) override;
   std::optional<IssuedToken> find_issued(std::string_view token) override;

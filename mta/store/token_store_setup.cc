@@ -6,8 +6,10 @@
 #include <fstream>
 #include <utility>
 
+#include "common/base64.h"
 #include "mta/store/contacts_folder_sync.h"
 #include "mta/store/maildir_layout.h"
+#include "tokens/mac.h"
 #include "tokens/redis_token_store.h"
 #include "tokens/sqlite_token_store.h"
 
@@ -66,6 +68,34 @@ std::string token_store_description(const Config& config) {
     return "redis " + (parsed.error.empty() ? parsed.endpoint.describe() : config.tokens.redis.url);
   }
   return "sqlite " + config.tokens.store.string();
+}
+
+std::optional<std::string> check_shared_secrets(const Config& config,
+                                                const tokens::SecretRings& rings) {
+  if (config.tokens.store_backend != TokenStoreBackend::redis) return std::nullopt;
+  // The fingerprint is a MAC made with the secret, so it shows whether two
+  // keys are equal without revealing either.
+  std::vector<std::pair<std::string, std::string>> fingerprints;
+  for (const tokens::Secret& secret : rings.snapshot()->secrets) {
+    const tokens::MacValue mac =
+        tokens::HmacSha256Key(secret.key).compute("stokend secret fingerprint");
+    fingerprints.emplace_back(
+        secret.id,
+        encode_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size())));
+  }
+  try {
+    tokens::RedisTokenStore store(redis_store_options(config));
+    const auto conflicts = store.claim_secret_fingerprints(fingerprints);
+    if (conflicts.empty()) return std::nullopt;
+    std::string ids;
+    for (const auto& id : conflicts) ids += (ids.empty() ? "" : ", ") + id;
+    return config.tokens.secrets_file.string() + ": secret " + ids +
+           " differs from the one the other nodes of " + store.describe() +
+           " use: give every node the same secrets file";
+  } catch (const tokens::TokenStoreError& error) {
+    spdlog::warn("token secrets not compared with the other nodes': {}", error.what());
+    return std::nullopt;
+  }
 }
 
 void log_token_store_at_start(const Config& config) {

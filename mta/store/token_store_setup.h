@@ -19,6 +19,7 @@
 #include "mta/routes.h"
 #include "mta/store/contacts_folder_sync.h"
 #include "tokens/redis_token_store.h"
+#include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"
 #include "tokens/token_store.h"
 
@@ -29,6 +30,14 @@ std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config);
 // The configured backend alone, without the contacts folder mirror
 // (stokenctl tokens migrate copies between backends).
 std::unique_ptr<tokens::TokenStore> open_backend_token_store(const Config& config);
+
+// With the Redis backend, checks that this node's secret rings agree with
+// the other nodes' (RedisTokenStore::claim_secret_fingerprints): the reason
+// when a secret id has another key elsewhere, nothing otherwise. Redis not
+// answering is logged as a warning and not an error: the check runs again
+// at the next start, and tokens fail as temporary failures meanwhile.
+std::optional<std::string> check_shared_secrets(const Config& config,
+                                                const tokens::SecretRings& rings);
 
 // One log line at the daemon's start: which store, and for Redis whether it
 // answers and keeps an append-only file (a warning when it does not).

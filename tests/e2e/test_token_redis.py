@@ -359,3 +359,22 @@ def test_migrate_copies_a_store_into_the_other_backend(nodes, tmp_path):
     assert bad.returncode == 1 and "use password_file" in bad.stderr, bad.stderr
     usage = nodes.a.ctl("token", "migrate", "--to", "mysql", "x", check=False)
     assert usage.returncode == 2 and "usage: token migrate" in usage.stderr, usage.stderr
+
+
+def test_a_node_with_other_secrets_refuses_to_start(nodes):
+    # B3 would share B1's and B2's Redis store but has a secrets file of its
+    # own (created at its first start, with the same ids t1, p1 and other
+    # keys): its tokens would be refused by the others, so it does not start.
+    b3 = Stokend(nodes.base / "b3", users={})
+    b3.config = deep_merge(b3.config, {
+        "hostname": "mx.b.test", "local_domains": ["b.test"],
+        "dns": {"servers": nodes.dns.servers},
+        "tokens": {"store": {"backend": "redis", "url": nodes.redis.url},
+                   "secrets_file": str(nodes.base / "b3-token-secrets")}})
+    b3.config_path.write_text(to_yaml(b3.config))
+    with pytest.raises(AssertionError, match="exited with 1 during start-up"):
+        b3.start()
+    assert re.search(r"secret (t1, p1|p1, t1|t1|p1)\S* differs from the one the other nodes of "
+                     rf"redis {re.escape(nodes.redis.url)} use", b3.log()), b3.log_tail()
+    # The nodes that share the secrets still work.
+    assert nodes.b1.running() and nodes.b2.running()

@@ -225,6 +225,19 @@ TEST_CASE("redis: an error reply is a TokenStoreError naming the operation",
   CHECK_FALSE(store.find_issued("tok-2"));
 }
 
+TEST_CASE("redis: the first node records each secret's fingerprint, the others must match",
+          "[tokens][redis_token_store]") {
+  RedisServer redis;
+  REQUIRE_REDIS(redis);
+  RedisTokenStore node1(options_for(redis));
+  RedisTokenStore node2(options_for(redis));
+  CHECK(node1.claim_secret_fingerprints({{"t1", "aaa"}, {"p1", "bbb"}}).empty());
+  CHECK(node2.claim_secret_fingerprints({{"t1", "aaa"}, {"p1", "bbb"}, {"t2", "ccc"}}).empty());
+  CHECK(node1.claim_secret_fingerprints({{"t1", "aaa"}, {"p1", "other"}, {"t2", "x"}}) ==
+        std::vector<std::string>{"p1", "t2"});
+  CHECK(raw(redis, {"GET", "stokend:secret:t2"})->str == std::string("ccc"));
+}
+
 TEST_CASE("redis URLs", "[tokens][redis_url]") {
   auto endpoint = parse_redis_url("redis://10.0.0.5:6380/2");
   REQUIRE(endpoint.error.empty());
