@@ -19,7 +19,6 @@
 #include "tokens/coi_contact_message.h"
 #include "tokens/pair_hash.h"
 #include "tokens/secret_rings.h"
-#include "tokens/sqlite_token_store.h"
 #include "tokens/token_authority.h"
 
 namespace stokend::admin {
@@ -152,7 +151,8 @@ int export_contacts(const Config& config, const std::vector<std::string>& words,
   if (users.find(*user) == nullptr) {
     return fail(err, *user + " is not a user in " + config.users_file.string());
   }
-  tokens::SqliteTokenStore store(config.tokens.store);
+  const std::unique_ptr<tokens::TokenStore> opened = open_backend_token_store(config);
+  tokens::TokenStore& store = *opened;
   const std::int64_t now = tokens::TokenAuthority::system_clock();
 
   // One message per contact address, the tokens of both directions in it.

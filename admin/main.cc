@@ -63,6 +63,7 @@ constexpr std::string_view usage_text =
        stokenctl [--config FILE] token revoke REMOTE LOCAL
        stokenctl [--config FILE] token inspect TOKEN [--remote REMOTE --local LOCAL]
        stokenctl [--config FILE] token list [issued|wallet] [USER]
+       stokenctl [--config FILE] token migrate --to redis URL | --to sqlite PATH
        stokenctl [--config FILE] contacts import FILE|MAILDIR-FOLDER [--user ADDRESS]
                                                  [--restore-issued]
        stokenctl [--config FILE] contacts export USER
@@ -129,6 +130,11 @@ commands:
   token list [issued|wallet] [USER]
                       list the permanent tokens issued and the tokens other
                       servers issued to local users (the wallet)
+  token migrate --to redis URL | --to sqlite PATH
+                      copy the configured token store's unexpired tokens
+                      and revocation marks into another store (e.g. the
+                      Redis server several nodes will share); the target
+                      keeps what it has
   contacts import FILE|MAILDIR-FOLDER
                       read COI contact storage messages (one message, an
                       mbox file, or a Maildir folder such as a user's
@@ -261,6 +267,10 @@ CommandLine parse_command_line(int argc, char** argv) {
       command_line.queue.domain = argument.substr(std::string_view("--domain=").size());
     } else if (argument == "--restore-issued") {
       command_line.contacts.restore_issued = true;
+    } else if (argument == "--to") {
+      // token migrate --to BACKEND TARGET: kept in the words, where the
+      // command's shape is checked (check_token_command).
+      command_line.words.emplace_back(argument);
     } else {
       throw UsageError("unknown option " + std::string(argument));
     }

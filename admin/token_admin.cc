@@ -9,8 +9,8 @@
 #include "mta/store/token_store_setup.h"
 #include "mta/users.h"
 #include "tokens/pair_hash.h"
+#include "tokens/redis_url.h"
 #include "tokens/secret_rings.h"
-#include "tokens/sqlite_token_store.h"
 #include "tokens/time_text.h"
 #include "tokens/token_authority.h"
 #include "tokens/token_format.h"
@@ -190,7 +190,8 @@ int new_token(const Config& config, const std::vector<std::string>& words, std::
   out << token << '\n';
   err << kind_in_words(kind) << " token for " << *remote << " to deliver to " << *local
       << ", valid until " << tokens::iso8601_utc(check.expires)
-      << (kind == TokenKind::permanent ? " (stored in " + config.tokens.store.string() + ")" : "")
+      << (kind == TokenKind::permanent ? " (stored in " + token_store_description(config) + ")"
+                                       : "")
       << '\n';
   return exit_success;
 }
@@ -288,8 +289,8 @@ int inspect_token(const Config& config, const std::string& token, const PairOpti
     print_table(out, rows);
     return exit_failure;
   }
-  tokens::SqliteTokenStore store(config.tokens.store);
-  const tokens::TokenAuthority authority(*rings, store, token_policy_of(config));
+  const std::unique_ptr<tokens::TokenStore> store = open_backend_token_store(config);
+  const tokens::TokenAuthority authority(*rings, *store, token_policy_of(config));
   tokens::TokenCheck check;
   if (remote) {
     check = authority.verify(token, *remote, *local);
@@ -326,7 +327,8 @@ int list_tokens(const Config& config, const std::vector<std::string>& words, std
       user = tokens::normalize_address(words[i]);
     }
   }
-  tokens::SqliteTokenStore store(config.tokens.store);
+  const std::unique_ptr<tokens::TokenStore> opened = open_backend_token_store(config);
+  tokens::TokenStore& store = *opened;
   const std::int64_t now = tokens::TokenAuthority::system_clock();
   const std::string whose = user.empty() ? "" : " of " + user;
   if (kind.empty() || kind == "issued") {
@@ -365,6 +367,62 @@ int list_tokens(const Config& config, const std::vector<std::string>& words, std
   return exit_success;
 }
 
+// token migrate --to redis URL | --to sqlite PATH: copies every issued
+// token, wallet entry and revocation mark of the configured store into the
+// other one. The target keeps what it has; the store's own rules decide
+// conflicts (the later mark, the newer wallet token), so running it twice,
+// or into a store another node already uses, loses nothing. Marks cannot be
+// listed through the TokenStore interface, so the pairs of the issued and
+// wallet tokens are the ones whose marks are copied; expired rows are left
+// behind.
+int migrate_tokens(const Config& config, const std::vector<std::string>& words, std::ostream& out,
+                   std::ostream& err) {
+  Config target_config = config;
+  target_config.tokens.sync_contacts_folder = false;
+  if (words[3] == "redis") {
+    target_config.tokens.store_backend = TokenStoreBackend::redis;
+    target_config.tokens.redis.url = words[4];
+    const auto parsed = tokens::parse_redis_url(words[4]);
+    if (!parsed.error.empty()) return fail(err, words[4] + ": " + parsed.error);
+  } else {
+    target_config.tokens.store_backend = TokenStoreBackend::sqlite;
+    target_config.tokens.store = words[4];
+  }
+  const std::string from = token_store_description(config);
+  const std::string to = token_store_description(target_config);
+  if (from == to) return fail(err, "the target is the configured store itself (" + from + ")");
+  const std::unique_ptr<tokens::TokenStore> source = open_backend_token_store(config);
+  const std::unique_ptr<tokens::TokenStore> target = open_backend_token_store(target_config);
+  const std::int64_t now = tokens::TokenAuthority::system_clock();
+  std::size_t issued = 0;
+  std::size_t wallet = 0;
+  std::size_t marks = 0;
+  std::vector<std::string> pairs;
+  for (const tokens::IssuedToken& token : source->list_issued("")) {
+    pairs.push_back(token.pair_hash);
+    if (token.expires <= now) continue;
+    target->add_issued(token);
+    ++issued;
+  }
+  for (const tokens::WalletToken& token : source->list_wallet("")) {
+    pairs.push_back(token.pair_hash);
+    if (token.expires <= now) continue;
+    target->put_wallet(token);
+    ++wallet;
+  }
+  std::sort(pairs.begin(), pairs.end());
+  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+  for (const std::string& pair : pairs) {
+    if (const auto mark = source->revocation_mark(pair)) {
+      target->set_revocation_mark(pair, *mark);
+      ++marks;
+    }
+  }
+  out << "migrated " << issued << " issued tokens, " << wallet << " wallet tokens and " << marks
+      << " revocation marks from " << from << " to " << to << '\n';
+  return exit_success;
+}
+
 }  // namespace
 
 std::optional<std::string> check_secrets_command(const std::vector<std::string>& words) {
@@ -387,7 +445,9 @@ std::optional<std::string> check_secrets_command(const std::vector<std::string>&
 
 std::optional<std::string> check_token_command(const std::vector<std::string>& words,
                                                const PairOptions& pair) {
-  if (words.size() < 2) return "'token' needs a subcommand: new, revoke, inspect or list";
+  if (words.size() < 2) {
+    return "'token' needs a subcommand: new, revoke, inspect, list or migrate";
+  }
   const std::string& subcommand = words[1];
   const std::size_t arguments = words.size() - 2;
   if ((pair.remote || pair.local) && subcommand != "inspect") {
@@ -402,6 +462,10 @@ std::optional<std::string> check_token_command(const std::vector<std::string>& w
     if (arguments != 1) return "usage: token inspect TOKEN [--remote REMOTE --local LOCAL]";
     if (pair.remote.has_value() != pair.local.has_value()) {
       return "--remote and --local go together";
+    }
+  } else if (subcommand == "migrate") {
+    if (arguments != 3 || words[2] != "--to" || (words[3] != "redis" && words[3] != "sqlite")) {
+      return "usage: token migrate --to redis URL | --to sqlite PATH";
     }
   } else if (subcommand == "list") {
     if (arguments > 2) return "usage: token list [issued|wallet] [USER]";
@@ -431,6 +495,7 @@ int run_token_command(const Config& config, const std::vector<std::string>& word
     if (subcommand == "new") return new_token(config, words, out, err);
     if (subcommand == "revoke") return revoke_tokens(config, words, err);
     if (subcommand == "inspect") return inspect_token(config, words[2], pair, out, err);
+    if (subcommand == "migrate") return migrate_tokens(config, words, out, err);
     return list_tokens(config, words, out, err);
   } catch (const std::exception& error) {
     return fail(err, error.what());

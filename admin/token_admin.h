@@ -1,11 +1,13 @@
 // stokenctl's `secrets ...` and `token ...` commands: rotating and listing
 // the token secrets, and minting, revoking, inspecting and listing tokens.
 //
-// They work on the files directly (config keys tokens.secrets_file and
-// tokens.store), with the daemon running or not: the token store is SQLite,
-// which lets both write, and a running stokend notices a rotated secrets
-// file by itself (SecretRings::refresh_if_changed) and another process's
-// store changes within 0.1 s (SqliteTokenStore).
+// They work on the secrets file and the configured token store directly
+// (config keys tokens.secrets_file and tokens.store), with the daemon
+// running or not: an SQLite store lets both write (a running stokend sees
+// another process's changes within 0.1 s, SqliteTokenStore), a Redis store
+// is shared by every node at once, and a running stokend notices a rotated
+// secrets file by itself (SecretRings::refresh_if_changed). `token migrate`
+// copies the configured store into another backend.
 //
 // Contract: check_*_command() look at the shape of the command only (no
 // file is read) and return a usage error or nothing. run_*_command() return

@@ -11,6 +11,13 @@
 //   (c) TokenAuthority::verify of a permanent token (store lookup);
 //   (p) the parts of a verification on their own: parsing, the pair hash
 //       (pair_hash.cc's and the verification path's), the mark lookup.
+//   (r) (b) and (c) on the Redis store (tokens/redis_token_store.h), a
+//       private redis-server on a unix socket in the temporary folder
+//       (appendonly yes, appendfsync always): one round trip per
+//       verification; and revocation propagation between two nodes: node 1
+//       revokes, node 2 verifies a token of the pair at once, 200 times,
+//       p50 and p99 of revoke-to-refused. Skipped when redis-server is not
+//       installed. Not in the default cases.
 //
 // Goal: at least 1,000,000 verifications per second per core for (b).
 //
@@ -24,9 +31,13 @@
 // permanent tokens, and the measured pair has a mark older than its token,
 // so every lookup finds a row. Prints one line per case: the median of five
 // rounds, and the best round.
+#include <signal.h>
 #include <sodium.h>
+#include <spawn.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -42,6 +53,7 @@
 #include "tokens/mac.h"
 #include "tokens/pair_hash.h"
 #include "tokens/pair_hash_fast.h"
+#include "tokens/redis_token_store.h"
 #include "tokens/secret_rings.h"
 #include "tokens/sqlite_token_store.h"
 #include "tokens/token_authority.h"
@@ -86,6 +98,96 @@ void report(const char* name, const std::vector<double>& rates) {
   const double median = rates[rates.size() / 2];
   std::printf("%-58s %10.0f /s (%6.3f us)  best %10.0f /s\n", name, median, 1e6 / median,
               rates.back());
+  std::fflush(stdout);
+}
+
+// The (r) cases: a private redis-server in folder, stopped at the end.
+void redis_cases(const std::filesystem::path& folder, const SecretRings& rings, double duration) {
+  const char* binary = "/usr/bin/redis-server";
+  if (::access(binary, X_OK) != 0) {
+    std::printf("(r) skipped: %s is not installed\n", binary);
+    return;
+  }
+  const std::string socket = (folder / "redis.sock").string();
+  const std::string dir = folder.string();
+  std::vector<std::string> words = {binary,
+                                    "--port",
+                                    "0",
+                                    "--unixsocket",
+                                    socket,
+                                    "--dir",
+                                    dir,
+                                    "--appendonly",
+                                    "yes",
+                                    "--appendfsync",
+                                    "always",
+                                    "--save",
+                                    "",
+                                    "--daemonize",
+                                    "no",
+                                    "--logfile",
+                                    (folder / "redis.log").string()};
+  std::vector<char*> argv;
+  for (auto& word : words) argv.push_back(word.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, binary, nullptr, nullptr, argv.data(), environ) != 0) {
+    throw std::runtime_error("cannot start redis-server");
+  }
+  struct Stop {
+    pid_t pid;
+    ~Stop() {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } stop{pid};
+  RedisTokenStore::Options options;
+  options.connection.endpoint = parse_redis_url("unix:" + socket).endpoint;
+  RedisTokenStore node1_store(options);
+  RedisTokenStore node2_store(options);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      node1_store.ping();
+      node2_store.ping();
+      break;
+    } catch (const TokenStoreError&) {
+      if (attempt == 100) throw;
+      ::usleep(100000);
+    }
+  }
+  std::int64_t clock = TokenAuthority::system_clock();
+  TokenAuthority node1(rings, node1_store, TokenPolicy{}, [&] { return clock; });
+  TokenAuthority node2(rings, node2_store, TokenPolicy{}, [&] { return clock; });
+  const std::string remote = "bob@b.test";
+  const std::string local = "alice@a.test";
+  node1.revoke(remote, local);
+  ++clock;
+  const std::string temporary = node1.mint_temporary(remote, local);
+  const std::string permanent = node1.renew_permanent(remote, local);
+  report("(r) verify temporary token, Redis store (mark lookup)",
+         per_second(duration, [&] { return node2.verify(temporary, remote, local).valid(); }));
+  report("(r) verify permanent token, Redis store (issued lookup)",
+         per_second(duration, [&] { return node2.verify(permanent, remote, local).valid(); }));
+  // Revocation propagation: the clock moves a second per round so that each
+  // round's token is newer than the last mark, and each revocation kills it.
+  std::vector<double> micros;
+  for (int round = 0; round < 200; ++round) {
+    ++clock;
+    const std::string token = node1.mint_temporary(remote, local);
+    if (!node2.verify(token, remote, local).valid()) throw std::runtime_error("not valid");
+    ++clock;
+    const auto start = std::chrono::steady_clock::now();
+    node1.revoke(remote, local);
+    while (node2.verify(token, remote, local).valid()) {
+    }
+    micros.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+            .count());
+  }
+  std::sort(micros.begin(), micros.end());
+  std::printf("%-58s p50 %8.0f us  p99 %8.0f us  (200 revocations)\n",
+              "(r) revoke on node 1 until node 2 refuses", micros[micros.size() / 2],
+              micros[micros.size() * 99 / 100]);
   std::fflush(stdout);
 }
 
@@ -209,6 +311,7 @@ int main(int argc, char** argv) {
       report("(p) part: revocation_mark() lookup, SQLite store cache",
              per_second(duration, [&] { return store.revocation_mark(hash).has_value(); }));
     }
+    if (wanted('r')) redis_cases(folder, rings, duration);
     if (wanted('c')) {
       report("(c) verify permanent token, SQLite store (issued lookup)", per_second(duration, [&] {
                return authority.verify(permanent, remote, local).valid();

@@ -96,6 +96,16 @@ inline constexpr bool remove_submission_token_headers = true;
 inline constexpr bool sync_contacts_folder = true;
 // How often expired tokens and useless revocation marks leave the token store.
 inline constexpr std::chrono::seconds token_store_cleanup_interval = 1h;
+// The token store on Redis (tokens.store.backend: redis), shared by several
+// nodes. Deadlines: a Token Server answers 451 4.3.0 rather than wait longer
+// for Redis (tokens/redis_connection.h).
+inline constexpr std::chrono::milliseconds redis_connect_timeout = 1000ms;
+inline constexpr std::chrono::milliseconds redis_command_timeout = 1000ms;
+// WAIT for this many replicas after each write (0: the primary's AOF only).
+inline constexpr unsigned redis_wait_replicas = 0;
+inline constexpr std::chrono::milliseconds redis_wait_timeout = 1000ms;
+// Every key stokend writes starts with this (tokens/redis_token_store.h).
+inline constexpr const char* redis_key_prefix = "stokend:";
 
 // The built-in Maildir store: a file a crash left in a tmp/ folder (written,
 // never renamed into new/) is removed once its mtime is this old, the Maildir

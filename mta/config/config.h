@@ -97,11 +97,27 @@ struct DnsConfig {
   std::chrono::milliseconds timeout = defaults::dns_timeout;
 };
 
+// Where the tokens are kept: an SQLite file of this node (the default), or
+// a Redis server several nodes share (tokens/redis_token_store.h).
+enum class TokenStoreBackend { sqlite, redis };
+
+struct RedisStoreConfig {
+  std::string url;                      // redis://HOST:PORT/DB or unix:PATH (tokens/redis_url.h)
+  std::filesystem::path password_file;  // first line: the AUTH password; empty: none
+  std::chrono::milliseconds connect_timeout = defaults::redis_connect_timeout;
+  std::chrono::milliseconds command_timeout = defaults::redis_command_timeout;
+  unsigned wait_replicas = defaults::redis_wait_replicas;
+  std::chrono::milliseconds wait_timeout = defaults::redis_wait_timeout;
+  std::string key_prefix = defaults::redis_key_prefix;
+};
+
 // Submission tokens: where they are kept and how long they live. The paths
 // are never empty after load_config(): absent, they default to files in
 // spool_directory. Durations are whole seconds.
 struct TokenConfig {
+  TokenStoreBackend store_backend = TokenStoreBackend::sqlite;
   std::filesystem::path store;         // the SQLite token store (tokens/sqlite_token_store.h)
+  RedisStoreConfig redis;              // backend redis
   std::filesystem::path secrets_file;  // the secret rings (tokens/secret_rings.h)
   std::chrono::seconds temporary_validity = defaults::token_temporary_validity;
   std::chrono::seconds permanent_validity = defaults::token_permanent_validity;

@@ -321,4 +321,15 @@ std::optional<std::filesystem::path> ConfigReader::read_ca_file(const Field& fie
   return path;
 }
 
+std::optional<std::filesystem::path> ConfigReader::read_readable_file(const Field& field) {
+  const auto path = read_path(field, true);
+  if (!path || path->empty()) return std::nullopt;
+  if (const auto reason = unreadable_reason(*path)) {
+    error_at(field.value_mark(),
+             field.setting + ": cannot read '" + path->string() + "': " + *reason);
+    return std::nullopt;
+  }
+  return path;
+}
+
 }  // namespace stokend::config_reading

@@ -110,6 +110,9 @@ class ConfigReader {
   // (readable, and loads as trust anchors: pem_checks.h), so a typo stops
   // the daemon instead of deferring mail. Empty: nothing to check.
   std::optional<std::filesystem::path> read_ca_file(const Field& field);
+  // A file the daemon will read later (a password file): checked now to be
+  // readable, so a typo stops the daemon. Empty: nothing to check.
+  std::optional<std::filesystem::path> read_readable_file(const Field& field);
 
   // load_config.cc: top-level settings.
   void read_log_level(const Field& field, Config& config);
@@ -149,6 +152,7 @@ class ConfigReader {
 
   // token_sections.cc
   void read_tokens(const Field& field, TokenConfig& tokens);
+  void read_token_store(const Field& field, TokenConfig& tokens);
   void read_fast_lane(const Field& field, FastLaneConfig& fast_lane);
 
   // metrics_section.cc

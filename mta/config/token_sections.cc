@@ -1,6 +1,9 @@
 // Readers of the Submission Token extension's sections: tokens and
 // fast_lane. See config_reader.h.
+#include <algorithm>
+
 #include "mta/config/config_reader.h"
+#include "tokens/redis_url.h"
 
 namespace stokend::config_reading {
 
@@ -31,7 +34,12 @@ void ConfigReader::read_tokens(const Field& field, TokenConfig& tokens) {
   std::optional<YAML::Mark> skew_mark;
   std::optional<YAML::Mark> renew_mark;
   read_map(field.value, field.setting, field.value_mark(),
-           {{"store", path(tokens.store)},
+           {{"store",
+             [&](const Field& key_field) {
+               // A path alone is the SQLite file, as before the backends.
+               if (key_field.value.IsMap()) return read_token_store(key_field, tokens);
+               path(tokens.store)(key_field);
+             }},
             {"secrets_file", path(tokens.secrets_file)},
             {"temporary_validity", seconds(tokens.temporary_validity, false, temporary_mark)},
             {"permanent_validity", seconds(tokens.permanent_validity, false, permanent_mark)},
@@ -53,6 +61,91 @@ void ConfigReader::read_tokens(const Field& field, TokenConfig& tokens) {
              field.setting + ": renew_before (" + format_duration(tokens.renew_before) +
                  ") must be shorter than permanent_validity (" +
                  format_duration(tokens.permanent_validity) + ")");
+  }
+}
+
+void ConfigReader::read_token_store(const Field& field, TokenConfig& tokens) {
+  std::optional<YAML::Mark> url_mark;
+  std::optional<YAML::Mark> path_mark;
+  RedisStoreConfig& redis = tokens.redis;
+  read_map(
+      field.value, field.setting, field.value_mark(),
+      {{"backend",
+        [&](const Field& key_field) {
+          if (const auto backend = read_choice<TokenStoreBackend>(
+                  key_field, "backend",
+                  {{"sqlite", TokenStoreBackend::sqlite}, {"redis", TokenStoreBackend::redis}})) {
+            tokens.store_backend = *backend;
+          }
+        }},
+       {"path",
+        [&](const Field& key_field) {
+          if (const auto value = read_path(key_field, true)) tokens.store = *value;
+          path_mark = key_field.value_mark();
+        }},
+       {"url",
+        [&](const Field& key_field) {
+          // Given, even if wrong: its own error says what is wrong with it.
+          url_mark = key_field.value_mark();
+          const auto url = read_string(key_field);
+          if (!url) return;
+          const auto parsed = tokens::parse_redis_url(*url);
+          if (!parsed.error.empty()) {
+            return error_at(key_field.value_mark(), key_field.setting + ": " + parsed.error);
+          }
+          redis.url = *url;
+        }},
+       {"password_file",
+        [&](const Field& key_field) {
+          if (const auto file = read_readable_file(key_field)) redis.password_file = *file;
+        }},
+       {"tls",
+        [&](const Field& key_field) {
+          // Debian's hiredis (0.14) has no TLS: say so rather than send the
+          // tokens in clear text to a server that expects TLS.
+          if (const auto value = read_boolean(key_field); value && *value) {
+            error_at(key_field.value_mark(),
+                     key_field.setting +
+                         ": TLS to Redis is not supported (hiredis without TLS); use a unix "
+                         "socket, a private network or a TLS tunnel such as stunnel");
+          }
+        }},
+       {"connect_timeout", duration_into(redis.connect_timeout)},
+       {"command_timeout", duration_into(redis.command_timeout)},
+       {"wait_replicas",
+        [&](const Field& key_field) {
+          if (key_field.value.IsScalar() && key_field.value.Scalar() == "0") {
+            redis.wait_replicas = 0;
+            return;
+          }
+          const auto count = read_positive_integer(key_field);
+          if (!count) return;
+          if (*count > 100) {
+            return error_at(
+                key_field.value_mark(),
+                key_field.setting + ": at most 100 replicas, got " + std::to_string(*count));
+          }
+          redis.wait_replicas = static_cast<unsigned>(*count);
+        }},
+       {"wait_timeout", duration_into(redis.wait_timeout)},
+       {"key_prefix", [&](const Field& key_field) {
+          const auto prefix = read_string(key_field);
+          if (!prefix) return;
+          const bool printable = std::all_of(prefix->begin(), prefix->end(), [](char c) {
+            return static_cast<unsigned char>(c) > ' ' && static_cast<unsigned char>(c) < 0x7f;
+          });
+          if (prefix->size() > 64 || !printable) {
+            return error_at(
+                key_field.value_mark(),
+                key_field.setting + ": must be at most 64 printable characters without spaces");
+          }
+          redis.key_prefix = *prefix;
+        }}});
+  if (tokens.store_backend == TokenStoreBackend::redis && redis.url.empty() && !url_mark) {
+    error_at(field.value_mark(), field.setting + ": backend redis needs a url");
+  }
+  if (tokens.store_backend == TokenStoreBackend::redis && path_mark) {
+    error_at(*path_mark, field.setting + ": path is the SQLite file; backend redis has none");
   }
 }
 

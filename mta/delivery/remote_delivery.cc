@@ -64,28 +64,30 @@ void RemoteDelivery::deliver(const queue::QueuedMessage& message, const std::str
                          (config_.distribute_tokens == TokenDistribution::chat && message.chat);
   if (!fast_lane_ || !config_.enabled) return take_ordinary_path(delivery);
 
-  const std::int64_t now = authority_.now();
-  for (std::size_t i = 0; i < recipients.size(); ++i) {
-    try {
-      const auto entry = store_.find_wallet(delivery->sender, recipients[i]);
-      if (!entry || !tokens::wallet_entry_usable(*entry, delivery->sender, recipients[i], now)) {
-        continue;
-      }
-      delivery->candidates.push_back(i);
-      delivery->fast_lane_recipients.push_back({recipients[i], entry->token, {}});
-    } catch (const std::exception& error) {
-      spdlog::error("fast-lane: {} to=<{}>: cannot read the wallet: {}", message.id, recipients[i],
-                    error.what());
-    }
-  }
-  if (delivery->candidates.empty()) return take_ordinary_path(delivery);
   try_fast_lane(delivery);
 }
 
 void RemoteDelivery::try_fast_lane(std::shared_ptr<Delivery> delivery) {
-  // MYSTOKEN: our permanent token for the way back, minted (and stored) the
-  // first time, so on a worker thread.
+  // The wallet and MYSTOKEN (our permanent token for the way back, minted
+  // and stored the first time) are in the token store, which may fsync or be
+  // a Redis server on the network: on a worker thread. A wallet that cannot
+  // be read sends its recipients by MX.
   workers_.submit([this, delivery]() -> WorkerPool::Completion {
+    const std::int64_t now = authority_.now();
+    for (std::size_t i = 0; i < delivery->recipients.size(); ++i) {
+      const std::string& recipient = delivery->recipients[i];
+      try {
+        const auto entry = store_.find_wallet(delivery->sender, recipient);
+        if (!entry || !tokens::wallet_entry_usable(*entry, delivery->sender, recipient, now)) {
+          continue;
+        }
+        delivery->candidates.push_back(i);
+        delivery->fast_lane_recipients.push_back({recipient, entry->token, {}});
+      } catch (const std::exception& error) {
+        spdlog::error("fast-lane: {} to=<{}>: cannot read the wallet: {}", delivery->message_id,
+                      recipient, error.what());
+      }
+    }
     for (auto& recipient : delivery->fast_lane_recipients) {
       try {
         recipient.my_token = authority_.permanent_for(recipient.address, delivery->sender);
@@ -95,6 +97,7 @@ void RemoteDelivery::try_fast_lane(std::shared_ptr<Delivery> delivery) {
       }
     }
     return [this, delivery] {
+      if (delivery->candidates.empty()) return take_ordinary_path(delivery);
       fast_lane_->deliver(delivery->domain, delivery->sender, delivery->fast_lane_recipients,
                           delivery->data,
                           [this, delivery](std::vector<client::FastLaneResult> results) {
@@ -177,22 +180,43 @@ void RemoteDelivery::take_ordinary_path(std::shared_ptr<Delivery> delivery) {
   } else {
     transactions.push_back(pending);
   }
+  if (!delivery->distribute) return send_ordinary(delivery, std::move(transactions), {});
+  // rfcdraft/ "Distribution": each copy carries a temporary token that lets
+  // the recipient's server deliver the reply to our user through the fast
+  // lane. Minting reads the pair's revocation mark in the token store: on a
+  // worker thread. A copy whose token cannot be minted goes without one.
+  workers_.submit(
+      [this, delivery, transactions = std::move(transactions)]() mutable -> WorkerPool::Completion {
+        std::vector<std::string> minted;
+        for (const auto& indices : transactions) {
+          const std::string& recipient = delivery->recipients[indices.front()];
+          try {
+            minted.push_back(authority_.mint_temporary(recipient, delivery->sender));
+          } catch (const std::exception& error) {
+            spdlog::error("queue: {} to=<{}>: sent without a Submission-Token: {}",
+                          delivery->message_id, recipient, error.what());
+            minted.emplace_back();
+          }
+        }
+        return [this, delivery, transactions = std::move(transactions),
+                minted = std::move(minted)]() mutable {
+          send_ordinary(delivery, std::move(transactions), std::move(minted));
+        };
+      });
+}
+
+void RemoteDelivery::send_ordinary(std::shared_ptr<Delivery> delivery,
+                                   std::vector<std::vector<std::size_t>> transactions,
+                                   std::vector<std::string> minted) {
   delivery->outstanding = transactions.size();
-  for (auto& indices : transactions) {
+  for (std::size_t number = 0; number < transactions.size(); ++number) {
+    const std::vector<std::size_t>& indices = transactions[number];
     std::vector<std::string> addresses;
     for (std::size_t index : indices) addresses.push_back(delivery->recipients[index]);
     std::shared_ptr<const std::string> data = delivery->data;
-    if (delivery->distribute) {
-      try {
-        // rfcdraft/ "Distribution": the token lets the recipient's server
-        // deliver the reply to our user through the fast lane.
-        const std::string token = authority_.mint_temporary(addresses.front(), delivery->sender);
-        data = std::make_shared<const std::string>(std::string(tokens::submission_token_field) +
-                                                   ": " + token + "\r\n" + *delivery->data);
-      } catch (const std::exception& error) {
-        spdlog::error("queue: {} to=<{}>: sent without a Submission-Token: {}",
-                      delivery->message_id, addresses.front(), error.what());
-      }
+    if (number < minted.size() && !minted[number].empty()) {
+      data = std::make_shared<const std::string>(std::string(tokens::submission_token_field) +
+                                                 ": " + minted[number] + "\r\n" + *delivery->data);
     }
     delivery->ordinary(std::move(addresses), std::move(data),
                        [delivery, indices](std::vector<queue::RecipientResult> results) {

@@ -22,9 +22,10 @@
 //   "Submission-Token: <a temporary token for (recipient, sender)>" on top,
 //   one transaction per recipient, so nobody sees another's token (a token
 //   lets its holder send as the recipient's correspondent).
-// - Token store writes run on worker threads; wallet reads are cached by the
-//   store. A token store failure never stops a delivery: the recipient goes
-//   the ordinary way.
+// - Every token store call (wallet reads and writes, minting) runs on a
+//   worker thread: the store may fsync or be a Redis server on the network.
+//   A token store failure never stops a delivery: the recipient goes the
+//   ordinary way.
 // - Logs one "fast-lane:" line per recipient the fast lane was tried for
 //   (delivered, or why it fell back); tokens never appear in logs.
 // - done runs exactly once on the loop thread with one result per recipient,
@@ -69,6 +70,11 @@ class RemoteDelivery {
  private:
   struct Delivery;
   void try_fast_lane(std::shared_ptr<Delivery> delivery);
+  // The ordinary path's transactions (recipient indices), each copy with
+  // its Submission-Token when minted has one for it.
+  void send_ordinary(std::shared_ptr<Delivery> delivery,
+                     std::vector<std::vector<std::size_t>> transactions,
+                     std::vector<std::string> minted);
   void fast_lane_done(std::shared_ptr<Delivery> delivery,
                       std::vector<client::FastLaneResult> results);
   void take_ordinary_path(std::shared_ptr<Delivery> delivery);

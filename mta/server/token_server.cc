@@ -57,36 +57,60 @@ void TokenServer::auth_stoken(const std::string& response) {
   // The recipient makes a token alone not enough to get in (rfcdraft/ §7.3):
   // it must be one of our users, and the token must be ours and alive. The
   // pair is checked at MAIL FROM, which names the other half.
-  std::string why = "recipient is not a local user";
   std::string recipient;
-  tokens::TokenCheck check;
   auto mailbox = parse_token_address(credentials->recipient);
   if (mailbox && context.config().is_local_domain(mailbox->domain)) {
     context.users.refresh_if_changed();
-    if (const User* user = context.users.find(mailbox->normalized())) {
-      recipient = user->address;
-      refresh_secrets(context);
-      try {
-        check = context.tokens->verify_unbound(credentials->token);
-      } catch (const std::exception& error) {
-        spdlog::error("session {}: AUTH STOKEN: token store: {}", core_.id(), error.what());
-        return core_.reply(454, "4.7.0", "Temporary authentication failure");
-      }
-      why = std::string(tokens::verdict_name(check.verdict)) + ": " + check.reason;
-    }
+    if (const User* user = context.users.find(mailbox->normalized())) recipient = user->address;
   }
-  if (recipient.empty() || !check.valid()) {
-    spdlog::info("session {}: AUTH STOKEN refused for {}: {}", core_.id(), credentials->recipient,
-                 why);
+  core_.wait_for_work();
+  if (recipient.empty()) {
+    return auth_stoken_verified(credentials->recipient, recipient, std::nullopt, {});
+  }
+  refresh_secrets(context);
+  // Verification may ask the token store (a Redis server on the network,
+  // perhaps): on a worker thread, never on the loop.
+  std::weak_ptr<SessionCore> weak = core_.weak();
+  tokens::TokenAuthority* authority = context.tokens;
+  context.workers.submit([this, weak, authority, named = credentials->recipient, recipient,
+                          token = credentials->token]() -> WorkRunner::Completion {
+    std::optional<tokens::TokenCheck> check;
+    std::string error;
+    try {
+      check = authority->verify_unbound(token);
+    } catch (const std::exception& failure) {
+      error = failure.what();
+    }
+    return [this, weak, named, recipient, check, error] {
+      auto session = weak.lock();
+      if (!session) return;
+      auth_stoken_verified(named, recipient, check, error);
+    };
+  });
+}
+
+void TokenServer::auth_stoken_verified(const std::string& named, const std::string& recipient,
+                                       const std::optional<tokens::TokenCheck>& check,
+                                       const std::string& store_error) {
+  if (!recipient.empty() && !check) {
+    spdlog::error("session {}: AUTH STOKEN: token store: {}", core_.id(), store_error);
+    core_.reply(454, "4.7.0", "Temporary authentication failure");
+    return core_.resume_reading();
+  }
+  if (recipient.empty() || !check->valid()) {
+    const std::string why = recipient.empty() ? std::string("recipient is not a local user")
+                                              : std::string(tokens::verdict_name(check->verdict)) +
+                                                    ": " + check->reason;
+    spdlog::info("session {}: AUTH STOKEN refused for {}: {}", core_.id(), named, why);
     mta_metrics::count_auth(mta_metrics::AuthMechanism::stoken, false);
-    core_.wait_for_work();
-    return core_.authentication_failed(credentials->recipient);
+    return core_.authentication_failed(named);
   }
   spdlog::info("session {}: authenticated with a {} token for {}", core_.id(),
-               tokens::kind_name(*check.kind), recipient);
-  login_ = TokenLogin{recipient, std::move(check)};
+               tokens::kind_name(*check->kind), recipient);
+  login_ = TokenLogin{recipient, *check};
   mta_metrics::count_auth(mta_metrics::AuthMechanism::stoken, true);
   core_.reply(235, "2.7.0", "Authentication successful");
+  core_.resume_reading();
 }
 
 bool TokenServer::admit_mail(const EsmtpParameter* sync) {
@@ -159,14 +183,46 @@ void TokenServer::recipient(const message::Path& path,
   const std::string sender = transaction.sender.mailbox.normalized();
   const std::string recipient = mailbox.normalized();
   refresh_secrets(context);
-  tokens::TokenCheck check;
-  try {
-    check = context.tokens->verify(stoken->value, sender, recipient);
-  } catch (const std::exception& error) {
-    spdlog::error("session {}: RCPT: token store: {}", core_.id(), error.what());
+  // Verification may ask the token store, which may be a Redis server on
+  // the network: on a worker thread, never on the loop.
+  std::optional<std::string> offered;
+  if (mystoken && mystoken->has_value) offered = mystoken->value;
+  core_.wait_for_work();
+  std::weak_ptr<SessionCore> weak = core_.weak();
+  tokens::TokenAuthority* authority = context.tokens;
+  context.workers.submit([this, weak, authority, path, shown, sender, recipient,
+                          token = stoken->value, offered]() -> WorkRunner::Completion {
+    std::optional<tokens::TokenCheck> check;
+    std::string error;
+    try {
+      check = authority->verify(token, sender, recipient);
+    } catch (const std::exception& failure) {
+      error = failure.what();
+    }
+    return [this, weak, path, shown, recipient, offered, check, error] {
+      auto session = weak.lock();
+      if (!session) return;
+      recipient_verified(path, shown, recipient, offered, check, error);
+      session->resume_reading();
+    };
+  });
+}
+
+void TokenServer::recipient_verified(const message::Path& path, const std::string& shown,
+                                     const std::string& recipient,
+                                     const std::optional<std::string>& offered_token,
+                                     const std::optional<tokens::TokenCheck>& verified,
+                                     const std::string& store_error) {
+  ServerContext& context = core_.context();
+  Transaction& transaction = core_.state().transaction;
+  const message::Mailbox& mailbox = path.mailbox;
+  const std::string sender = transaction.sender.mailbox.normalized();
+  if (!verified) {
+    spdlog::error("session {}: RCPT: token store: {}", core_.id(), store_error);
     mta_metrics::count_rejected(mta_metrics::Rejection::local_error);
     return core_.reply(451, "4.3.0", shown + ": Token store unavailable, try again later");
   }
+  const tokens::TokenCheck& check = *verified;
   if (!check.valid()) {
     spdlog::info("session {}: STOKEN for {} from {} refused: {}: {}", core_.id(), recipient, sender,
                  tokens::verdict_name(check.verdict), check.reason);
@@ -193,10 +249,10 @@ void TokenServer::recipient(const message::Path& path,
   token.address = user->address;
   token.token_kind = *check.kind;
   token.renew_due = check.renew_due;
-  if (mystoken && mystoken->has_value) {
+  if (offered_token) {
     // The Remote Client's own token for the way back: the issuer's pair is
     // (remote = our user, local = the sender). An offer, never an error.
-    auto offered = tokens::wallet_entry_for(mystoken->value, user->address, sender,
+    auto offered = tokens::wallet_entry_for(*offered_token, user->address, sender,
                                             context.tokens->now(), true, "MYSTOKEN");
     if (offered.entry) {
       token.offered = std::move(offered.entry);

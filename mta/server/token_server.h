@@ -47,6 +47,20 @@ class TokenServer {
   void deliver(std::string message_id, std::string message);
 
  private:
+  // AUTH STOKEN, once the token is verified on a worker thread (or at once
+  // when the recipient is not a user: empty recipient). No check: the store
+  // failed with store_error.
+  void auth_stoken_verified(const std::string& named, const std::string& recipient,
+                            const std::optional<tokens::TokenCheck>& check,
+                            const std::string& store_error);
+  // RCPT, once the token is verified on a worker thread: the rest of the
+  // checks and the reply. No check: the store failed with store_error.
+  void recipient_verified(const message::Path& path, const std::string& shown,
+                          const std::string& recipient,
+                          const std::optional<std::string>& offered_token,
+                          const std::optional<tokens::TokenCheck>& verified,
+                          const std::string& store_error);
+
   // Who the session authenticated as with AUTH STOKEN.
   struct TokenLogin {
     std::string recipient;  // the local user the token delivers to

@@ -3,11 +3,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <utility>
 
+#include "common/base64.h"
 #include "mta/store/contacts_folder_sync.h"
 #include "mta/store/maildir_layout.h"
 #include "mta/store/maildir_permissions.h"
+#include "tokens/mac.h"
+#include "tokens/redis_token_store.h"
 #include "tokens/sqlite_token_store.h"
 
 namespace stokend {
@@ -23,15 +27,110 @@ std::optional<std::filesystem::path> builtin_maildir_mailbox(const Config& confi
   return store::mailbox_of_address(config.maildir_root, address);
 }
 
-std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config) {
-  if (!config.tokens.sync_contacts_folder) {
-    return std::make_unique<tokens::SqliteTokenStore>(config.tokens.store);
+tokens::RedisTokenStore::Options redis_store_options(const Config& config) {
+  const RedisStoreConfig& redis = config.tokens.redis;
+  tokens::RedisTokenStore::Options options;
+  const auto parsed = tokens::parse_redis_url(redis.url);
+  if (!parsed.error.empty()) {
+    throw tokens::TokenStoreError("tokens.store.url: " + parsed.error);
   }
+  options.connection.endpoint = parsed.endpoint;
+  options.connection.connect_timeout = redis.connect_timeout;
+  options.connection.command_timeout = redis.command_timeout;
+  if (!redis.password_file.empty()) {
+    // The first line, without its line ending; never logged.
+    std::ifstream file(redis.password_file);
+    if (!file || !std::getline(file, options.connection.password)) {
+      throw tokens::TokenStoreError(redis.password_file.string() +
+                                    ": cannot read the Redis password");
+    }
+    if (!options.connection.password.empty() && options.connection.password.back() == '\r') {
+      options.connection.password.pop_back();
+    }
+  }
+  options.key_prefix = redis.key_prefix;
+  // A mark matters while a temporary token created before it can verify.
+  options.mark_lifetime = config.tokens.temporary_validity + config.tokens.clock_skew;
+  options.wait_replicas = static_cast<int>(redis.wait_replicas);
+  options.wait_timeout = redis.wait_timeout;
+  return options;
+}
+
+std::unique_ptr<tokens::TokenStore> open_backend_token_store(const Config& config) {
+  if (config.tokens.store_backend == TokenStoreBackend::redis) {
+    return std::make_unique<tokens::RedisTokenStore>(redis_store_options(config));
+  }
+  return std::make_unique<tokens::SqliteTokenStore>(config.tokens.store);
+}
+
+std::string token_store_description(const Config& config) {
+  if (config.tokens.store_backend == TokenStoreBackend::redis) {
+    const auto parsed = tokens::parse_redis_url(config.tokens.redis.url);
+    return "redis " + (parsed.error.empty() ? parsed.endpoint.describe() : config.tokens.redis.url);
+  }
+  return "sqlite " + config.tokens.store.string();
+}
+
+std::optional<std::string> check_shared_secrets(const Config& config,
+                                                const tokens::SecretRings& rings) {
+  if (config.tokens.store_backend != TokenStoreBackend::redis) return std::nullopt;
+  // The fingerprint is a MAC made with the secret, so it shows whether two
+  // keys are equal without revealing either.
+  std::vector<std::pair<std::string, std::string>> fingerprints;
+  for (const tokens::Secret& secret : rings.snapshot()->secrets) {
+    const tokens::MacValue mac =
+        tokens::HmacSha256Key(secret.key).compute("stokend secret fingerprint");
+    fingerprints.emplace_back(
+        secret.id,
+        encode_base64(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size())));
+  }
+  try {
+    tokens::RedisTokenStore store(redis_store_options(config));
+    const auto conflicts = store.claim_secret_fingerprints(fingerprints);
+    if (conflicts.empty()) return std::nullopt;
+    std::string ids;
+    for (const auto& id : conflicts) ids += (ids.empty() ? "" : ", ") + id;
+    return config.tokens.secrets_file.string() + ": secret " + ids +
+           " differs from the one the other nodes of " + store.describe() +
+           " use: give every node the same secrets file";
+  } catch (const tokens::TokenStoreError& error) {
+    spdlog::warn("token secrets not compared with the other nodes': {}", error.what());
+    return std::nullopt;
+  }
+}
+
+void log_token_store_at_start(const Config& config) {
+  const std::string where = token_store_description(config);
+  if (config.tokens.store_backend != TokenStoreBackend::redis) {
+    spdlog::info("token store: {}", where);
+    return;
+  }
+  try {
+    tokens::RedisTokenStore store(redis_store_options(config));
+    store.ping();
+    const std::string persistence = store.persistence_summary();
+    if (persistence.find("aof_enabled:1") == std::string::npos) {
+      spdlog::warn(
+          "token store: {}: Redis runs without appendonly ({}): a restart of Redis "
+          "loses the tokens written since its last snapshot",
+          where, persistence);
+    } else {
+      spdlog::info("token store: {} ({})", where, persistence);
+    }
+  } catch (const tokens::TokenStoreError& error) {
+    // Not fatal: token operations fail as temporary failures until Redis
+    // answers, and mail keeps flowing by MX meanwhile.
+    spdlog::warn("token store: {}: not reachable at start: {}", where, error.what());
+  }
+}
+
+std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config) {
+  if (!config.tokens.sync_contacts_folder) return open_backend_token_store(config);
   return open_synced_token_store(config);
 }
 
 std::unique_ptr<store::ContactsFolderSync> open_synced_token_store(const Config& config) {
-  auto store = std::make_unique<tokens::SqliteTokenStore>(config.tokens.store);
+  auto store = open_backend_token_store(config);
   // The configuration as it is now: a running daemon reads its
   // configuration once, so routes and domains do not change under it.
   auto mailbox_of =

@@ -1,5 +1,6 @@
-// Opening the token store the daemon and stokenctl work on: the SQLite store
-// of the configuration (tokens.store), wrapped, when
+// Opening the token store the daemon and stokenctl work on: the backend of
+// the configuration (tokens.store: an SQLite file, or a Redis server several
+// nodes share), wrapped, when
 // tokens.sync_contacts_folder is on, in the COI/Contacts folder mirror
 // (mta/store/contacts_folder_sync.h) for users whose mail is in the built-in
 // Maildir store. Both processes open it the same way, so a token changed by
@@ -11,11 +12,14 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "mta/config/config.h"
 #include "mta/routes.h"
 #include "mta/store/contacts_folder_sync.h"
+#include "tokens/redis_token_store.h"
+#include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"
 #include "tokens/token_store.h"
 
@@ -23,7 +27,31 @@ namespace stokend {
 
 std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config);
 
-// The SQLite store wrapped in the contacts folder mirror whatever
+// The configured backend alone, without the contacts folder mirror
+// (stokenctl tokens migrate copies between backends).
+std::unique_ptr<tokens::TokenStore> open_backend_token_store(const Config& config);
+
+// With the Redis backend, checks that this node's secret rings agree with
+// the other nodes' (RedisTokenStore::claim_secret_fingerprints): the reason
+// when a secret id has another key elsewhere, nothing otherwise. Redis not
+// answering is logged as a warning and not an error: the check runs again
+// at the next start, and tokens fail as temporary failures meanwhile.
+std::optional<std::string> check_shared_secrets(const Config& config,
+                                                const tokens::SecretRings& rings);
+
+// One log line at the daemon's start: which store, and for Redis whether it
+// answers and keeps an append-only file (a warning when it does not).
+void log_token_store_at_start(const Config& config);
+
+// The Redis store's options from tokens.store (URL, password file,
+// deadlines, WAIT) and the token validity (how long marks are kept).
+// Throws TokenStoreError when the URL is bad or the password unreadable.
+tokens::RedisTokenStore::Options redis_store_options(const Config& config);
+
+// "sqlite PATH" or "redis URL", for log lines and stokenctl's output.
+std::string token_store_description(const Config& config);
+
+// The configured store wrapped in the contacts folder mirror whatever
 // tokens.sync_contacts_folder says (stokenctl contacts sync).
 std::unique_ptr<store::ContactsFolderSync> open_synced_token_store(const Config& config);
 

@@ -282,14 +282,14 @@ DNS_A = 1
 
 class Dnsmasq(Peer):
     """dnsmasq on 127.0.0.1:port: mx = [(domain, host, preference)],
-    hosts = [(name, ipv4)], srv = [(service name, target, port)] (priority
-    0, weight 1); every other name under .test is NXDOMAIN; no upstream
+    hosts = [(name, ipv4)], srv = [(service name, target, port[, priority])]
+    (priority 0 unless given, weight 1); every other name under .test is NXDOMAIN; no upstream
     servers, no /etc/hosts, no resolv.conf."""
 
     name = "dnsmasq"
 
     def __init__(self, mx: list[tuple[str, str, int]], hosts: list[tuple[str, str]],
-                 srv: list[tuple[str, str, int]] = ()) -> None:
+                 srv: list[tuple] = ()) -> None:
         require(DNSMASQ)
         super().__init__()
         self.port = _free_port(udp_too=True)
@@ -298,7 +298,8 @@ class Dnsmasq(Peer):
                 "--local=/test/", "--log-queries", "--log-facility=-", "--conf-file=/dev/null"]
         argv += [f"--mx-host={domain},{host},{preference}" for domain, host, preference in mx]
         argv += [f"--host-record={name},{address}" for name, address in hosts]
-        argv += [f"--srv-host={name},{target},{port},0,1" for name, target, port in srv]
+        argv += [f"--srv-host={name},{target},{port},{priority[0] if priority else 0},1"
+                 for name, target, port, *priority in srv]
         self.probe = mx[0][0] if mx else hosts[0][0]
         self._spawn(argv)
         self._wait_ready()
