@@ -77,4 +77,13 @@ bool open_control_socket(control::ControlServer& control) {
   return true;
 }
 
+std::shared_ptr<server::ServerGeneration> first_generation(const Config& config,
+                                                           SslContextPtr tls) {
+  auto generation = std::make_shared<server::ServerGeneration>();
+  generation->config = std::make_shared<const Config>(config);
+  generation->tls = std::shared_ptr<SSL_CTX>(tls.release(), SSL_CTX_free);
+  generation->routes = std::make_shared<const RouteTable>(config.routes);
+  return generation;
+}
+
 }  // namespace stokend::wiring

@@ -28,6 +28,10 @@ std::optional<SslContextPtr> build_server_tls(const Config& config);
 // with the reason in error.
 SslContextPtr reload_server_tls(const Config& config, std::string& error);
 
+// What sessions start with until a reload replaces it (reload.h): the
+// configuration, the TLS context built for it and its routes.
+std::shared_ptr<server::ServerGeneration> first_generation(const Config& config, SslContextPtr tls);
+
 // One open listener per configured one, in order.
 std::optional<std::vector<std::unique_ptr<server::Listener>>> start_listeners(
     server::ServerContext& context, const Config& config);

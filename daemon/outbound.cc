@@ -84,4 +84,13 @@ std::unique_ptr<FastLanePath> build_fast_lane(const Config& config, event_base* 
   return path;
 }
 
+std::unique_ptr<RecipientProbe> build_recipient_probe(const Config& config, event_base* base,
+                                                      client::ConnectionPool& pool) {
+  return std::make_unique<RecipientProbe>(
+      base, pool,
+      RecipientProbeSettings{.positive_ttl = config.recipient_probe.positive_ttl,
+                             .negative_ttl = config.recipient_probe.negative_ttl,
+                             .max_entries = defaults::recipient_probe_cache_entries});
+}
+
 }  // namespace stokend::wiring

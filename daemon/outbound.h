@@ -15,6 +15,7 @@
 #include "mta/client/mx_delivery.h"
 #include "mta/client/remote_client.h"
 #include "mta/config/config.h"
+#include "mta/delivery/recipient_probe.h"
 
 namespace stokend::wiring {
 
@@ -34,6 +35,11 @@ struct FastLanePath {
 // DNS with the configured servers, pooled SMTP/LMTP connections with
 // opportunistic STARTTLS (or the route's TLS policy), delivery to MX hosts.
 std::unique_ptr<MxDeliveryPath> build_mx_delivery(const Config& config, event_base* base);
+
+// Checks recipients of domains relayed to the MX behind stokend there
+// (recipient_probe.domains), with the configured cache lifetimes.
+std::unique_ptr<RecipientProbe> build_recipient_probe(const Config& config, event_base* base,
+                                                      client::ConnectionPool& pool);
 
 // Its own pool, because its sessions are authenticated per sender and kept
 // warm longer, and its own trust anchors for Token Server certificates (the

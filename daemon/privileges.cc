@@ -2,6 +2,7 @@
 #include "daemon/privileges.h"
 
 #include <grp.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,6 +121,39 @@ std::string drop_privileges(const RunAs& run_as) {
     if (auto error = act_as_root(); !error.empty()) return error;
   }
   return become_user(run_as.user, run_as.uid, run_as.gid);
+}
+
+namespace {
+
+bool succeeded(const std::string& error) {
+  if (!error.empty()) spdlog::critical("{}", error);
+  return error.empty();
+}
+
+}  // namespace
+
+bool PrivilegeSteps::begin(const Config& config) {
+  PrivilegePlan plan = plan_privileges(config);
+  if (!succeeded(plan.error)) return false;
+  run_as_ = std::move(plan.drop);
+  return !run_as_ || succeeded(give_missing_directories(config, *run_as_));
+}
+
+bool PrivilegeSteps::act_as_user() const {
+  return !run_as_ || succeeded(wiring::act_as_user(*run_as_));
+}
+
+bool PrivilegeSteps::act_as_root() const { return !run_as_ || succeeded(wiring::act_as_root()); }
+
+bool PrivilegeSteps::give_to_user(const std::filesystem::path& path) const {
+  return !run_as_ || succeeded(wiring::give_to_user(path, *run_as_));
+}
+
+bool PrivilegeSteps::drop() const {
+  if (!run_as_) return true;
+  if (!succeeded(drop_privileges(*run_as_))) return false;
+  spdlog::info("running as user {} (uid {}, gid {})", run_as_->user, run_as_->uid, run_as_->gid);
+  return true;
 }
 
 }  // namespace stokend::wiring

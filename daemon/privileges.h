@@ -57,4 +57,19 @@ std::string act_as_root();
 std::string give_to_user(const std::filesystem::path& path, const RunAs& run_as);
 std::string drop_privileges(const RunAs& run_as);
 
+// The sequence above as run_daemon() takes it: each step logs its failure
+// (one critical line) and returns false. With nothing to drop, every step
+// after begin() does nothing and succeeds.
+class PrivilegeSteps {
+ public:
+  bool begin(const Config& config);  // plan_privileges() and step 1
+  bool act_as_user() const;          // step 2
+  bool act_as_root() const;          // step 3, before binding
+  bool give_to_user(const std::filesystem::path& path) const;
+  bool drop() const;  // step 3, for good; logs who the daemon runs as
+
+ private:
+  std::optional<RunAs> run_as_;
+};
+
 }  // namespace stokend::wiring

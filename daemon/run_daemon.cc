@@ -33,20 +33,11 @@ int run_daemon(const Config& config) {
   register_metrics();  // every metric shows from the first scrape, at zero
   // Started as root: what the start creates belongs to `user:`, and root
   // stays only for binding the ports (privileges.h).
-  const PrivilegePlan privileges = plan_privileges(config);
-  if (!privileges.error.empty()) {
-    spdlog::critical("{}", privileges.error);
-    return 1;
-  }
-  const auto succeeded = [](const std::string& error) {
-    if (!error.empty()) spdlog::critical("{}", error);
-    return error.empty();
-  };
-  const std::optional<RunAs>& run_as = privileges.drop;
-  if (run_as && !succeeded(give_missing_directories(config, *run_as))) return 1;
+  PrivilegeSteps privileges;
+  if (!privileges.begin(config)) return 1;
   queue::SpoolLock spool_lock;  // held until we return
-  if (!prepare_process() || !make_data_directories(config) ||
-      (run_as && !succeeded(act_as_user(*run_as))) || !lock_spool(config, spool_lock)) {
+  if (!prepare_process() || !make_data_directories(config) || !privileges.act_as_user() ||
+      !lock_spool(config, spool_lock)) {
     return 1;
   }
   const auto users = load_users(config);
@@ -55,13 +46,8 @@ int run_daemon(const Config& config) {
   if (!tls) return 1;
   const EventBasePtr base = make_event_base();
   if (!base) return 1;
-  std::string maildir_error;
-  const auto maildir_permissions = store::maildir_permissions_of(config, maildir_error);
-  if (!maildir_permissions) {
-    spdlog::critical("{}", maildir_error);
-    return 1;
-  }
-  store::MaildirStore mailstore(config.maildir_root, config.hostname, *maildir_permissions);
+  const auto mailstore = build_mailstore(config);
+  if (!mailstore) return 1;
   WorkerPool workers(base.get(), config.worker_threads);
   PeriodicJob maildir_cleanup(base.get(), defaults::maildir_cleanup_interval, workers,
                               maildir_tmp_cleanup(config));
@@ -82,7 +68,7 @@ int run_daemon(const Config& config) {
   // Given the client even when disabled: a reload may switch it on.
   RemoteDelivery remote_delivery(config.fast_lane, fast_lane->client.get(), tokens->authority,
                                  *tokens->store, workers, *users);
-  DeliveryRouter router(config, *users, mailstore, workers, *outbound->pool, *outbound->mx,
+  DeliveryRouter router(config, *users, *mailstore, workers, *outbound->pool, *outbound->mx,
                         &remote_delivery);
   queue::QueueManager queue(loop, spool, router, queue_settings(config));
   queue.start(std::move(recovery->messages));
@@ -93,19 +79,11 @@ int run_daemon(const Config& config) {
                             token_store_cleanup(*tokens));
   token_cleanup.run();
 
-  // Recipients of domains relayed to the MX behind stokend, checked there.
-  RecipientProbe recipient_probe(base.get(), *outbound->pool,
-                                 {.positive_ttl = config.recipient_probe.positive_ttl,
-                                  .negative_ttl = config.recipient_probe.negative_ttl,
-                                  .max_entries = defaults::recipient_probe_cache_entries});
+  const auto recipient_probe = build_recipient_probe(config, base.get(), *outbound->pool);
   const auto spool_space = watch_spool_space(config);
   server::SessionRegistry sessions;
   // What a reload replaces (reload.h); sessions keep the one they started with.
-  auto generation = std::make_shared<server::ServerGeneration>();
-  generation->config = std::make_shared<const Config>(config);
-  generation->tls = std::shared_ptr<SSL_CTX>(tls->release(), SSL_CTX_free);
-  generation->routes = std::make_shared<const RouteTable>(config.routes);
-  server::ServerContext context{.generation = std::move(generation),
+  server::ServerContext context{.generation = first_generation(config, std::move(*tls)),
                                 .base = base.get(),
                                 .users = *users,
                                 .queue = queue,
@@ -116,7 +94,7 @@ int run_daemon(const Config& config) {
                                 .token_secrets = &tokens->secrets,
                                 .token_store = tokens->store.get(),
                                 .token_delivery = &token_delivery,
-                                .recipient_verifier = &recipient_probe,
+                                .recipient_verifier = recipient_probe.get(),
                                 .spool_space = spool_space.get()};
 
   // SIGHUP and `stokenctl reload` both run this one reload.
@@ -126,16 +104,13 @@ int run_daemon(const Config& config) {
       [&reloader] { return reload_answer(reloader.reload_configuration("stokenctl reload")); });
   // Root again only to bind: the jobs already on the worker threads (token
   // store and Maildir cleanup) change or remove files, and create none.
-  if (run_as && !succeeded(act_as_root())) return 1;
-  if (!open_control_socket(control)) return 1;
-  if (run_as && !succeeded(give_to_user(config.control_socket, *run_as))) return 1;
-  auto listeners = start_listeners(context, config);
-  if (!listeners) return 1;
-  // For good, before the loop reads a client byte.
-  if (run_as) {
-    if (!succeeded(drop_privileges(*run_as))) return 1;
-    spdlog::info("running as user {} (uid {}, gid {})", run_as->user, run_as->uid, run_as->gid);
+  if (!privileges.act_as_root() || !open_control_socket(control) ||
+      !privileges.give_to_user(config.control_socket)) {
+    return 1;
   }
+  auto listeners = start_listeners(context, config);
+  // For good, before the loop reads a client byte.
+  if (!listeners || !privileges.drop()) return 1;
   const OperatorSignals operator_signals(base.get(), reloader);
 
   ShutdownState shutdown{.queue = &queue,

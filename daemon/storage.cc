@@ -7,6 +7,7 @@
 
 #include "mta/defaults.h"
 #include "mta/store/maildir_cleanup.h"
+#include "mta/store/maildir_permissions.h"
 #include "queue/queue_defaults.h"
 
 namespace stokend::wiring {
@@ -65,6 +66,16 @@ std::function<void()> maildir_tmp_cleanup(const Config& config) {
   return [root = config.maildir_root] {
     store::remove_stale_maildir_tmp_files(root, defaults::maildir_tmp_max_age);
   };
+}
+
+std::unique_ptr<store::MaildirStore> build_mailstore(const Config& config) {
+  std::string error;
+  const auto permissions = store::maildir_permissions_of(config, error);
+  if (!permissions) {
+    spdlog::critical("{}", error);
+    return nullptr;
+  }
+  return std::make_unique<store::MaildirStore>(config.maildir_root, config.hostname, *permissions);
 }
 
 }  // namespace stokend::wiring

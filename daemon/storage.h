@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "mta/config/config.h"
+#include "mta/store/maildir_store.h"
 #include "queue/free_space.h"
 #include "queue/queue_manager.h"
 #include "queue/spool.h"
@@ -27,6 +28,10 @@ queue::QueueSettings queue_settings(const Config& config);
 // Free space on the spool's file system, checked at MAIL (452 4.3.1 under
 // queue.min_free_space).
 std::unique_ptr<queue::FreeSpaceMonitor> watch_spool_space(const Config& config);
+
+// The built-in Maildir store with the configured owner and modes; null
+// (logged) when they cannot be applied.
+std::unique_ptr<store::MaildirStore> build_mailstore(const Config& config);
 
 // Files a crash left in Maildir tmp/ folders (mta/store/maildir_cleanup.h):
 // our own unfinished deliveries at once, other files by age. Called on the
