@@ -16,6 +16,7 @@
 
 #include "common/http_request.h"
 #include "common/metrics.h"
+#include "common/socket_address.h"
 #include "common/timer.h"
 #include "common/unique_fd.h"
 #include "mta/mta_metrics.h"
@@ -94,29 +95,12 @@ MetricsServer::MetricsServer(event_base* base, const MetricsConfig& config, Metr
 MetricsServer::~MetricsServer() = default;
 
 std::string MetricsServer::open() {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  if (config_.address.find(':') != std::string::npos) {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(config_.port);
-    if (inet_pton(AF_INET6, config_.address.c_str(), &v6->sin6_addr) != 1) {
-      return "invalid metrics address " + config_.address;
-    }
-    length = sizeof *v6;
-  } else {
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(config_.port);
-    if (inet_pton(AF_INET, config_.address.c_str(), &v4->sin_addr) != 1) {
-      return "invalid metrics address " + config_.address;
-    }
-    length = sizeof *v4;
-  }
+  auto address = socket_address(config_.address, config_.port);
+  if (!address) return "invalid metrics address " + config_.address;
   listener_.reset(
       evconnlistener_new_bind(base_, &MetricsServer::on_accept, this,
                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 64,
-                              reinterpret_cast<sockaddr*>(&storage), static_cast<int>(length)));
+                              address->get(), static_cast<int>(address->length)));
   if (!listener_) {
     return "cannot listen on " + config_.address + ":" + std::to_string(config_.port) + ": " +
            std::strerror(errno);

@@ -307,13 +307,8 @@ std::optional<std::uint16_t> ConfigReader::read_port(const Field& field) {
 }
 
 std::optional<std::filesystem::path> ConfigReader::read_ca_file(const Field& field) {
-  const auto path = read_path(field, true);
-  if (!path || path->empty()) return std::nullopt;
-  if (const auto reason = unreadable_reason(*path)) {
-    error_at(field.value_mark(),
-             field.setting + ": cannot read '" + path->string() + "': " + *reason);
-    return std::nullopt;
-  }
+  const auto path = read_readable_file(field);
+  if (!path) return std::nullopt;
   if (const auto problem = ca_file_problem(*path)) {
     error_at(field.value_mark(), field.setting + ": " + *problem);
     return std::nullopt;
