@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+import ports
 from smtpwire import SMTPWire
 
 
@@ -63,20 +64,8 @@ def require(binary: Path) -> None:
 
 
 def _free_port(udp_too: bool = False) -> int:
-    """A free high loopback TCP port (and, when asked, free for UDP too)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            if not udp_too:
-                return port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise AssertionError("no free loopback port found")
+    """A free loopback TCP port (and, when asked, free for UDP too)."""
+    return ports.free_port(udp_too)
 
 
 def free_port() -> int:

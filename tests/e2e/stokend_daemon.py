@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ports import free_ports  # noqa: F401 (used by the test modules too)
 from smtpwire import SMTPWire
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,22 +69,6 @@ def require_binaries() -> None:
 
 
 # --- config -------------------------------------------------------------------
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free high ports on 127.0.0.1 (bound to port 0, then released)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        ports = [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-    assert all(p > 1024 for p in ports)
-    return ports
-
 
 def default_config(ports: list[int]) -> dict:
     mx, submission, submissions = ports
