@@ -12,7 +12,9 @@ exactly once.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 import subprocess
 import time
 
@@ -59,11 +61,18 @@ def test_second_start_is_refused_and_touches_nothing(stokend_factory, peers):
                  timeout=5)
     lock_file = first.spool / "stokend.lock"
     assert lock_file.read_text() == f"{first.proc.pid}\n"
-    snapshot = spool_snapshot(first.spool)
-    assert any(name.startswith("segments/") for name in snapshot), snapshot
-
-    second = subprocess.run([str(STOKEND), "--config", str(first.config_path)], cwd=first.dir,
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    # The first daemon is paused (it keeps its lock) so that its own retries
+    # cannot change the spool while the second start is watched.
+    os.kill(first.proc.pid, signal.SIGSTOP)
+    try:
+        snapshot = spool_snapshot(first.spool)
+        assert any(name.startswith("segments/") for name in snapshot), snapshot
+        second = subprocess.run([str(STOKEND), "--config", str(first.config_path)], cwd=first.dir,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=30)
+        after = spool_snapshot(first.spool)
+    finally:
+        os.kill(first.proc.pid, signal.SIGCONT)
     assert second.returncode == 1, second.stderr
     # A critical line is "fatal:", as Postfix marks what stops a daemon.
     refusals = [line for line in second.stderr.splitlines() if "]: fatal: " in line]
@@ -72,7 +81,7 @@ def test_second_start_is_refused_and_touches_nothing(stokend_factory, peers):
                      rf"lock file \S*var/spool/stokend\.lock\)$", refusals[0]), refusals[0]
     # Stopped before the spool: no recovery, nothing else logged about it.
     assert "recovered" not in second.stderr and "spool:" not in second.stderr, second.stderr
-    assert spool_snapshot(first.spool) == snapshot
+    assert after == snapshot
     assert lock_file.read_text() == f"{first.proc.pid}\n"
 
     # The running daemon is unharmed: it accepts, and what it accepts is kept.
