@@ -49,8 +49,9 @@ RedisUrlParse parse_redis_url(std::string_view url) {
   constexpr std::string_view tcp_scheme = "redis://";
   if (url.substr(0, unix_scheme.size()) == unix_scheme) {
     std::string_view path = url.substr(unix_scheme.size());
-    // unix:///run/redis.sock is a common spelling of the same thing.
-    if (path.substr(0, 3) == "///") path.remove_prefix(2);
+    // unix:///run/redis.sock is a common spelling of the same thing; any
+    // run of leading slashes names the root once (so describe() reads back).
+    while (path.size() > 1 && path[0] == '/' && path[1] == '/') path.remove_prefix(1);
     if (path.empty() || path.front() != '/') {
       return failure("unix: needs an absolute socket path (unix:/run/redis/redis.sock)");
     }
