@@ -585,6 +585,19 @@ def wait_for_log(daemon, pattern: str, timeout: float = 10.0) -> re.Match:
         raise AssertionError(f"{error}\nlog tail:\n{daemon.log_tail(40)}") from None
 
 
+def wallet(node, user: str) -> str:
+    """`stokenctl token list wallet USER`: the user's tokens from other servers."""
+    return node.ctl("token", "list", "wallet", user, check=False).stdout
+
+
+def fast_lane_line(node, qid: str, recipient: str, timeout: float = 10.0) -> re.Match:
+    """The fast-lane log line of one recipient: group 2 the Token Server and
+    group 3 its reply when delivered, group 4 the reason when it fell back."""
+    return wait_for_log(node, rf"fast-lane: {re.escape(qid)} to=<{re.escape(recipient)}> "
+                              r"(delivered by (\S+): (\d{3} \d\.\d\.\d+) id=\S+|falls back to the queue: (.*))$",
+                        timeout)
+
+
 def wait_removed(daemon, qid: str, timeout: float = 10.0) -> str:
     """Waits until qid has left the queue; returns the log."""
     wait_for_log(daemon, rf"queue: {re.escape(qid)} removed: finished$", timeout)

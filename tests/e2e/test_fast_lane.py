@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from peers import (Dovecot, Dnsmasq, free_port, outcomes, private_ca, queue_id, submit,
-                   wait_for_log, wait_removed, wait_until)
+from peers import (Dovecot, Dnsmasq, fast_lane_line, free_port, outcomes, private_ca, queue_id, submit,
+                   wait_for_log, wait_removed, wait_until, wallet)
 from stokend_daemon import RUNNING, Stokend
 
 PASSWORDS = {
@@ -165,14 +165,6 @@ def wait_single_copy(find, marker: str, what: str) -> bytes:
     assert len(found) == 1, f"{what}: {len(found)} copies"
     return found[0]
 
-
-def wallet(node: Stokend, user: str) -> str:
-    return node.ctl("token", "list", "wallet", user, check=False).stdout
-
-
-def fast_lane_line(node: Stokend, qid: str, recipient: str) -> re.Match:
-    return wait_for_log(node, rf"fast-lane: {re.escape(qid)} to=<{re.escape(recipient)}> "
-                              r"(delivered by (\S+): (\d{3} \d\.\d\.\d+) id=\S+|falls back to the queue: (.*))$")
 
 
 def test_first_message_takes_the_ordinary_way_and_is_harvested(nodes):

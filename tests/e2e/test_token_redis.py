@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from peers import Dnsmasq, private_ca, queue_id, submit, wait_for_log, wait_removed, wait_until
-from peers import outcomes
+from peers import fast_lane_line, outcomes, wallet
 from stokend_daemon import RUNNING, Stokend, deep_merge, to_yaml
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -218,15 +218,6 @@ def single_copy(nodes, address: str, marker: str) -> bytes:
     return found[0]
 
 
-def wallet(node: Stokend, user: str) -> str:
-    return node.ctl("token", "list", "wallet", user, check=False).stdout
-
-
-def fast_lane_line(node: Stokend, qid: str, recipient: str) -> re.Match:
-    return wait_for_log(node, rf"fast-lane: {re.escape(qid)} to=<{re.escape(recipient)}> "
-                              r"(delivered by (\S+): (\d{3} \d\.\d\.\d+) id=\S+|falls back to the queue: (.*))$",
-                        20.0)
-
 
 def delivered_once(node: Stokend, qid: str, recipient: str) -> str:
     result = outcomes(wait_removed(node, qid, 20.0), qid)
@@ -245,7 +236,7 @@ def test_b1_gives_alice_a_token_by_mx(nodes):
 
 def test_temporary_token_through_b1_gives_a_permanent_token_in_redis(nodes):
     qid, marker = send(nodes.a, "alice@a.test", "bob@b.test")
-    line = fast_lane_line(nodes.a, qid, "bob@b.test")
+    line = fast_lane_line(nodes.a, qid, "bob@b.test", timeout=20.0)
     assert line.group(3) == "250 2.1.13", line.group(0)
     assert line.group(2) == f"tokens1.b.test[127.0.0.1]:{nodes.b1.submissions_port}"
     delivered_once(nodes.a, qid, "bob@b.test")
@@ -263,7 +254,7 @@ def test_b1_down_b2_takes_the_permanent_token_b1_issued(nodes):
     nodes.b1.terminate()
     try:
         qid, marker = send(nodes.a, "alice@a.test", "bob@b.test")
-        line = fast_lane_line(nodes.a, qid, "bob@b.test")
+        line = fast_lane_line(nodes.a, qid, "bob@b.test", timeout=20.0)
         assert line.group(3) == "250 2.1.12", line.group(0)
         assert line.group(2) == f"tokens2.b.test[127.0.0.1]:{nodes.b2.submissions_port}"
         delivered_once(nodes.a, qid, "bob@b.test")
@@ -282,7 +273,7 @@ def test_redis_killed_mail_goes_by_mx_and_the_fast_lane_resumes(nodes):
         # alice -> bob: B1's Token Server cannot verify; a 4xx, so A keeps
         # the token and sends by MX, which B1 accepts and delivers.
         qid, marker = send(nodes.a, "alice@a.test", "bob@b.test")
-        line = fast_lane_line(nodes.a, qid, "bob@b.test")
+        line = fast_lane_line(nodes.a, qid, "bob@b.test", timeout=20.0)
         assert line.group(4) and re.search(r"\b4\d\d 4\.\d\.\d", line.group(4)), line.group(0)
         assert not line.group(0).endswith("(token dropped)")
         reply = delivered_once(nodes.a, qid, "bob@b.test")
@@ -301,7 +292,7 @@ def test_redis_killed_mail_goes_by_mx_and_the_fast_lane_resumes(nodes):
     # Past B1's longest back-off (5 s), its next store call reaches Redis.
     time.sleep(6)
     qid, marker = send(nodes.a, "alice@a.test", "bob@b.test")
-    line = fast_lane_line(nodes.a, qid, "bob@b.test")
+    line = fast_lane_line(nodes.a, qid, "bob@b.test", timeout=20.0)
     # The permanent token B1 issued before the outage is still in Redis.
     assert line.group(3) == "250 2.1.12", line.group(0)
     delivered_once(nodes.a, qid, "bob@b.test")
@@ -311,7 +302,7 @@ def test_redis_killed_mail_goes_by_mx_and_the_fast_lane_resumes(nodes):
 def test_revocation_on_b2_holds_on_b1(nodes):
     nodes.b2.ctl("token", "revoke", "alice@a.test", "bob@b.test")
     qid, marker = send(nodes.a, "alice@a.test", "bob@b.test")
-    line = fast_lane_line(nodes.a, qid, "bob@b.test")
+    line = fast_lane_line(nodes.a, qid, "bob@b.test", timeout=20.0)
     # B1 (first in the SRV records) refuses: a warm session at RCPT
     # (550 5.7.30), a new one at AUTH (535).
     assert line.group(4), line.group(0)
