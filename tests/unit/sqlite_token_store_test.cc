@@ -17,6 +17,7 @@
 
 #include "tests/support/small_file_system.h"
 #include "tests/support/temporary_directory.h"
+#include "tests/support/token_samples.h"
 #include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"
 
@@ -26,6 +27,9 @@ using stokend::testing::TemporaryDirectory;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+using stokend::testing::issued;
+using stokend::testing::wallet;
+
 namespace {
 
 constexpr std::int64_t now = 1795000000;
@@ -34,18 +38,6 @@ SqliteTokenStore::Options checking_every_call() {
   SqliteTokenStore::Options options;
   options.change_check_interval = 0ms;
   return options;
-}
-
-IssuedToken issued(const std::string& token, const std::string& pair_hash, std::int64_t created,
-                   const std::string& local = "alice@a.test",
-                   const std::string& remote = "bob@b.test") {
-  return IssuedToken{token, local, remote, pair_hash, created, created + 1000};
-}
-
-WalletToken wallet(const std::string& token, std::int64_t created,
-                   const std::string& remote = "bob@b.test") {
-  return WalletToken{"alice@a.test", remote,         token, "hash",
-                     created,        created + 1000, false, "header"};
 }
 
 // Runs SQL on a connection of its own, as another process would.

@@ -21,6 +21,7 @@
 
 #include "tests/support/redis_server.h"
 #include "tests/support/temporary_directory.h"
+#include "tests/support/token_samples.h"
 #include "tokens/redis_token_store.h"
 #include "tokens/secret_rings.h"
 #include "tokens/sqlite_token_store.h"
@@ -32,22 +33,13 @@ using stokend::testing::RedisServer;
 using stokend::testing::TemporaryDirectory;
 using namespace std::chrono_literals;
 
+using stokend::testing::issued;
+using stokend::testing::wallet;
+
 namespace {
 
 // An hour ahead of the real clock: nothing written expires during a test.
 const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr)) + 3600;
-
-IssuedToken issued(const std::string& token, const std::string& pair_hash, std::int64_t created,
-                   const std::string& local = "alice@a.test",
-                   const std::string& remote = "bob@b.test") {
-  return IssuedToken{token, local, remote, pair_hash, created, created + 1000};
-}
-
-WalletToken wallet(const std::string& token, std::int64_t created,
-                   const std::string& remote = "bob@b.test") {
-  return WalletToken{"alice@a.test", remote,         token, "hash",
-                     created,        created + 1000, false, "header"};
-}
 
 // One backend: opens stores on the same data, as the daemon, stokenctl or
 // another node would.
