@@ -39,4 +39,21 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text) {
   return number;
 }
 
+bool is_domain_name(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t label_length = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if (c == '.') {
+      if (label_length == 0) return false;
+      label_length = 0;
+      continue;
+    }
+    const bool allowed =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (!allowed || ++label_length > 63) return false;
+  }
+  return label_length > 0;
+}
+
 }  // namespace stokend

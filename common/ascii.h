@@ -30,4 +30,9 @@ bool starts_with_ignoring_case(std::string_view text, std::string_view prefix);
 
 std::optional<std::uint64_t> parse_decimal(std::string_view text);
 
+// A domain name as it may appear in EHLO or after '@' (RFC 5321 §4.1.2
+// Domain, RFC 1123 §2.1 host names): dot-separated labels of letters, digits
+// and hyphens, no label empty or longer than 63 octets, at most 253 octets.
+bool is_domain_name(std::string_view name);
+
 }  // namespace stokend

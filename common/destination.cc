@@ -44,6 +44,7 @@ std::string Destination::key() const {
   if (!tls_server_name.empty() && !verify_certificate) key += ";sni=" + tls_server_name;
   if (implicit_tls) key += ";implicit";
   if (!session_owner.empty()) key += ";owner=" + session_owner;
+  if (!auth_login.empty()) key += ";auth=" + auth_login;
   return key;
 }
 

@@ -41,6 +41,12 @@ struct Destination {
   // STOKEN binds a session to one sender): part of the key, so a connection
   // is only reused for the same identity. Empty: no authentication.
   std::string session_owner;
+  // SASL credentials for AUTH (RFC 4954) once TLS is up: a smarthost route
+  // with an entry in delivery.relay_credentials. The login is part of the
+  // key, so a connection is reused only for the same account; the password
+  // is never part of the key, describe() or a log line.
+  std::string auth_login;
+  std::string auth_password;
 
   static Destination tcp(Protocol protocol, std::string host, std::uint16_t port);
   static Destination unix_socket(Protocol protocol, std::string path);
@@ -48,7 +54,8 @@ struct Destination {
   bool is_unix_socket() const { return !unix_path.empty(); }
   // "smtp:[127.0.0.1]:2525", "lmtp:unix:/run/dovecot/lmtp", with
   // ";tls=required;verify=mx.example" appended when TLS rules are not default
-  // (";implicit" for implicit TLS) and ";owner=ADDRESS" for a session owner.
+  // (";implicit" for implicit TLS), ";owner=ADDRESS" for a session owner and
+  // ";auth=LOGIN" for SASL credentials.
   std::string key() const;
   // "[127.0.0.1]:2525" or "unix:/run/dovecot/lmtp", for messages.
   std::string describe() const;

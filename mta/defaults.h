@@ -76,6 +76,9 @@ inline constexpr std::uint16_t mx_port = 25;
 inline constexpr const char* tls_policy = "may";
 // Trust anchors for the "verify" policy; empty: the system CA store.
 inline constexpr const char* tls_policy_ca_file = "";
+// SASL credentials for smarthost routes (mta/relay_credentials.h); empty:
+// no next hop gets AUTH.
+inline constexpr const char* relay_credentials = "";
 
 // The queue's retry schedule and concurrency: queue/queue_defaults.h.
 

@@ -11,21 +11,36 @@
 namespace stokend {
 namespace {
 
-// "[host]:port" with an IPv4 or IPv6 literal.
+bool is_ip_literal(const std::string& host) {
+  unsigned char buffer[16];
+  return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), buffer) == 1;
+}
+
+// "[host]:port" with an IPv4 or IPv6 literal, or (names_allowed) a host name,
+// returned in name with the destination's host left empty.
 std::optional<Destination> parse_bracketed_next_hop(Protocol protocol, std::string_view text,
+                                                    bool names_allowed, std::string& name,
                                                     std::string& error) {
   auto close = text.find(']');
   if (text.empty() || text.front() != '[' || close == std::string_view::npos ||
       close + 1 >= text.size() || text[close + 1] != ':') {
-    error = "expected [IP-address]:port, got '" + std::string(text) + "'";
+    error = std::string("expected [") + (names_allowed ? "host" : "IP-address") + "]:port, got '" +
+            std::string(text) + "'";
     return std::nullopt;
   }
   std::string host(text.substr(1, close - 1));
-  unsigned char buffer[16];
-  if (inet_pton(AF_INET, host.c_str(), buffer) != 1 &&
-      inet_pton(AF_INET6, host.c_str(), buffer) != 1) {
-    error = "'" + host + "' is not an IP address (routes use IP literals, no DNS)";
-    return std::nullopt;
+  if (!is_ip_literal(host)) {
+    if (!names_allowed) {
+      error = "'" + host + "' is not an IP address (lmtp routes use IP literals, no DNS)";
+      return std::nullopt;
+    }
+    if (!is_domain_name(host)) {
+      error = "'" + host + "' is neither an IP address nor a host name";
+      return std::nullopt;
+    }
+    name = ascii_lowercase(host);
+    host.clear();
   }
   std::string_view port_text = text.substr(close + 2);
   unsigned port = 0;
@@ -50,6 +65,11 @@ std::string Route::to_string() const {
     case Transport::lmtp:
     case Transport::smtp:
       break;
+  }
+  if (!next_hop_name.empty()) {
+    Destination named = next_hop;
+    named.host = next_hop_name;
+    return named.key();
   }
   return next_hop.key();
 }
@@ -77,8 +97,8 @@ std::optional<Route> parse_route(std::string_view text, std::string& error) {
   }
   bool lmtp = text.starts_with("lmtp:");
   if (lmtp || text.starts_with("smtp:")) {
-    auto next_hop =
-        parse_bracketed_next_hop(lmtp ? Protocol::lmtp : Protocol::smtp, text.substr(5), error);
+    auto next_hop = parse_bracketed_next_hop(lmtp ? Protocol::lmtp : Protocol::smtp, text.substr(5),
+                                             !lmtp, route.next_hop_name, error);
     if (!next_hop) return std::nullopt;
     route.transport = lmtp ? Route::Transport::lmtp : Route::Transport::smtp;
     route.next_hop = std::move(*next_hop);
@@ -88,7 +108,7 @@ std::optional<Route> parse_route(std::string_view text, std::string& error) {
     return route;
   }
   error = "unknown route '" + std::string(text) +
-          "' (expected maildir, mx, lmtp:unix:/path, lmtp:[ip]:port or smtp:[ip]:port)";
+          "' (expected maildir, mx, lmtp:unix:/path, lmtp:[ip]:port or smtp:[host]:port)";
   return std::nullopt;
 }
 

@@ -5,11 +5,15 @@
 //   lmtp:unix:/path      LMTP (RFC 2033) over a unix socket, e.g. Dovecot
 //   lmtp:[host]:port     LMTP over TCP
 //   smtp:[host]:port     SMTP to a fixed next hop, no MX lookup (an existing
-//                        MX behind stokend)
+//                        MX behind stokend, or a smarthost such as
+//                        smtp:[relay.example]:587)
 //   mx                   SMTP to the domain's MX hosts (default for remote domains)
 //
-// Hosts are IP literals, so a route never depends on DNS. The key "*" gives
-// the route for remote domains that have none of their own.
+// LMTP hosts are IP literals, so a mailstore never depends on DNS. An SMTP
+// next hop may also be a host name: as in Postfix's transport maps, the
+// brackets mean "this host, no MX lookup", and its addresses come from its
+// A/AAAA records at each delivery. The key "*" gives the route for remote
+// domains that have none of their own.
 #pragma once
 
 #include <map>
@@ -24,7 +28,10 @@ namespace stokend {
 struct Route {
   enum class Transport { maildir, lmtp, smtp, mx };
   Transport transport = Transport::mx;
-  Destination next_hop;  // for lmtp and smtp
+  Destination next_hop;  // for lmtp and smtp; host empty when next_hop_name is set
+  // For smtp: the next hop's host name when the route names one
+  // (smtp:[relay.example]:587); empty for an IP literal.
+  std::string next_hop_name;
 
   std::string to_string() const;
 };

@@ -17,7 +17,9 @@ struct MxDelivery::Attempt {
   std::vector<std::string> addresses;  // of the current host
   std::size_t next_address = 0;
   std::string current_host;
-  TlsRequirement tls;
+  // Port, TLS rules and credentials of each connection; host is set per address.
+  Destination shape;
+  std::string tls_note;  // put before the reason of a TLS failure
   std::string last_failure = "no mail exchanger could be reached";
   std::string last_enhanced = "4.4.1";  // RFC 3463: no answer from host
 };
@@ -69,7 +71,10 @@ void MxDelivery::deliver_to_domain(const std::string& domain, Envelope envelope,
                                    std::shared_ptr<const std::string> message, Done done,
                                    TlsRequirement tls) {
   auto attempt = std::make_shared<Attempt>();
-  attempt->tls = std::move(tls);
+  attempt->shape = Destination::tcp(Protocol::smtp, {}, smtp_port_);
+  attempt->shape.tls_policy = tls.policy;
+  attempt->shape.verify_certificate = tls.verify_certificate;
+  attempt->tls_note = std::move(tls.note);
   attempt->envelope = std::move(envelope);
   attempt->message = std::move(message);
   attempt->done = std::move(done);
@@ -88,6 +93,21 @@ void MxDelivery::deliver_to_domain(const std::string& domain, Envelope envelope,
                                           domain + ": " + exchangers.error));
         }
       });
+}
+
+void MxDelivery::deliver_to_named_host(const std::string& host_name, const Destination& shape,
+                                       Envelope envelope,
+                                       std::shared_ptr<const std::string> message, Done done,
+                                       std::string tls_note) {
+  auto attempt = std::make_shared<Attempt>();
+  attempt->shape = shape;
+  attempt->tls_note = std::move(tls_note);
+  attempt->envelope = std::move(envelope);
+  attempt->message = std::move(message);
+  attempt->done = std::move(done);
+  attempt->hosts.push_back({0, host_name});
+  attempt->last_failure = host_name + " could not be reached";
+  try_next_host(attempt);
 }
 
 void MxDelivery::try_next_host(std::shared_ptr<Attempt> attempt) {
@@ -111,21 +131,24 @@ void MxDelivery::try_next_host(std::shared_ptr<Attempt> attempt) {
 
 void MxDelivery::try_next_address(std::shared_ptr<Attempt> attempt) {
   if (attempt->next_address >= attempt->addresses.size()) return try_next_host(attempt);
-  auto destination =
-      Destination::tcp(Protocol::smtp, attempt->addresses[attempt->next_address++], smtp_port_);
-  // The MX host name is both the SNI and, under verify, the name the
+  Destination destination = attempt->shape;
+  destination.host = attempt->addresses[attempt->next_address++];
+  // The host name is both the SNI and, under verify, the name the
   // certificate must carry (RFC 7672 §3.2.2 does the same for DANE).
-  destination.tls_server_name = attempt->current_host;
-  destination.tls_policy = attempt->tls.policy;
-  destination.verify_certificate = attempt->tls.verify_certificate;
+  if (destination.tls_server_name.empty()) destination.tls_server_name = attempt->current_host;
   pool_.acquire(destination, [this, attempt, destination](std::shared_ptr<SmtpClient> connection,
                                                           std::optional<Failure> failure) {
     if (!connection) {
       attempt->last_failure = attempt->current_host + ": " + failure->reason;
       attempt->last_enhanced = "4.4.1";
+      if (failure->enhanced_code.starts_with("4.7.")) {
+        // A security refusal (a smarthost's 535 5.7.8 to our AUTH) says more
+        // than "no answer": the queue shows it as it came.
+        attempt->last_enhanced = failure->enhanced_code;
+      }
       if (is_tls_requirement_failure(destination, *failure)) {
-        if (!attempt->tls.note.empty()) {
-          attempt->last_failure = attempt->tls.note + ": " + attempt->last_failure;
+        if (!attempt->tls_note.empty()) {
+          attempt->last_failure = attempt->tls_note + ": " + attempt->last_failure;
         }
         attempt->last_enhanced = failure->enhanced_code;
       }

@@ -52,6 +52,15 @@ class MxDelivery {
   // reason when they are not met (see TlsRequirement::note).
   void deliver_to(const Destination& destination, Envelope envelope,
                   std::shared_ptr<const std::string> message, Done done, std::string tls_note = {});
+  // Delivers to a fixed next hop given by name (routes like
+  // smtp:[relay.example]:587): its A/AAAA addresses are tried in turn, never
+  // its MX records (the brackets say so, as in Postfix). shape gives the
+  // port, TLS rules and credentials of every connection; its host is
+  // replaced by each address, and host_name is the SNI unless shape names
+  // another.
+  void deliver_to_named_host(const std::string& host_name, const Destination& shape,
+                             Envelope envelope, std::shared_ptr<const std::string> message,
+                             Done done, std::string tls_note = {});
   // Delivers to the MX hosts of domain.
   void deliver_to_domain(const std::string& domain, Envelope envelope,
                          std::shared_ptr<const std::string> message, Done done,

@@ -29,7 +29,7 @@
 // The implementation is in three files by job: smtp_client.cc (the
 // connection, replies, deadlines, closing), smtp_client_setup.cc (greeting,
 // EHLO/LHLO, STARTTLS) and smtp_client_transaction.cc (mail transactions and
-// raw commands).
+// raw commands); smtp_client_auth.cc has the SASL AUTH a smarthost asks for.
 #pragma once
 
 #include <chrono>
@@ -170,7 +170,14 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   void on_starttls(const Reply& reply);
   void start_tls();
   void tls_established();
+  // The hello (and TLS) are done: AUTH when the destination has
+  // credentials (smtp_client_auth.cc), then ready.
+  void finish_setup();
   void become_ready();
+
+  // SASL AUTH to a smarthost (RFC 4954), smtp_client_auth.cc
+  void start_authentication();
+  void on_auth_reply(const Reply& reply, int step);
 
   // Transaction
   void begin_transaction();

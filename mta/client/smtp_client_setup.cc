@@ -64,7 +64,7 @@ void SmtpClient::on_helo(const Reply& reply) {
 
 void SmtpClient::after_hello() {
   TlsPolicy policy = destination_.tls_policy;
-  if (tls_active_ || policy == TlsPolicy::never) return become_ready();
+  if (tls_active_ || policy == TlsPolicy::never) return finish_setup();
   if (capabilities_.starttls && settings_.tls_context) {
     write_line("STARTTLS");
     expect("STARTTLS", settings_.timeouts.command,
@@ -79,7 +79,7 @@ void SmtpClient::after_hello() {
     }
     return fail({"4.7.5", "TLS is required, but no client TLS context is configured"});
   }
-  become_ready();  // opportunistic, nothing to use: plaintext
+  finish_setup();  // opportunistic, nothing to use: plaintext
 }
 
 void SmtpClient::on_starttls(const Reply& reply) {
@@ -91,7 +91,7 @@ void SmtpClient::on_starttls(const Reply& reply) {
   }
   spdlog::info("client {}: STARTTLS refused ({}), continuing without TLS", peer_,
                reply.to_string());
-  become_ready();
+  finish_setup();
 }
 
 void SmtpClient::start_tls() {

@@ -135,6 +135,9 @@ struct DeliveryConfig {
   std::uint16_t mx_port = defaults::mx_port;  // where MX hosts are contacted
   // PEM trust anchors for the "verify" TLS policy; empty: the system CA store.
   std::filesystem::path tls_policy_ca_file = defaults::tls_policy_ca_file;
+  // Login and password per smtp:[host]:port next hop (mta/relay_credentials.h);
+  // load_config() puts them on the matching routes.
+  std::filesystem::path relay_credentials = defaults::relay_credentials;
 };
 
 struct FastLaneConfig {

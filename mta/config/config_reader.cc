@@ -64,25 +64,6 @@ std::string describe(const YAML::Node& node) {
   return "an undefined value";
 }
 
-// A domain name as it may appear in EHLO or after '@': dot-separated labels
-// of letters, digits and hyphens, no label empty or longer than 63 octets.
-bool is_domain_name(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  std::size_t label_length = 0;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    if (c == '.') {
-      if (label_length == 0) return false;
-      label_length = 0;
-      continue;
-    }
-    const bool allowed =
-        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-    if (!allowed || ++label_length > 63) return false;
-  }
-  return label_length > 0;
-}
-
 // A duration as the config file would spell it: "16s", "500ms".
 std::string format_duration(std::chrono::milliseconds duration) {
   const auto milliseconds = duration.count();

@@ -28,15 +28,12 @@
 
 #include "common/ascii.h"
 #include "mta/config/config.h"
+#include "mta/relay_credentials.h"
 
 namespace stokend::config_reading {
 
 // What a node holds, for "expected X, got Y" messages.
 std::string describe(const YAML::Node& node);
-
-// A domain name as it may appear in EHLO or after '@': dot-separated labels
-// of letters, digits and hyphens, no label empty or longer than 63 octets.
-bool is_domain_name(std::string_view name);
 
 // A duration as the config file would spell it: "16s", "500ms".
 std::string format_duration(std::chrono::milliseconds duration);
@@ -144,6 +141,9 @@ class ConfigReader {
   void read_tls_policies(const Field& field, Config& config);
   void read_recipient_probe(const Field& field, Config& config);
   void check_recipient_probe_domains(Config& config);
+  // After the whole file: the credentials of delivery.relay_credentials go
+  // onto the smtp routes whose next hop they name (routes may come later).
+  void attach_relay_credentials(Config& config);
 
   // service_sections.cc: user, group, maildir
   void read_account(const Field& field, std::string& target, bool is_group);
@@ -167,7 +167,9 @@ class ConfigReader {
   std::vector<YAML::Mark> probe_domain_marks_;
   // canonical "address:port" → line of the listener that defined it first
   std::map<std::string, int> listener_lines_;
-  std::optional<YAML::Mark> metrics_listen_mark_;  // where metrics.listen was given
+  std::optional<YAML::Mark> metrics_listen_mark_;        // where metrics.listen was given
+  std::optional<RelayCredentialMap> relay_credentials_;  // as read, before attaching
+  YAML::Mark relay_credentials_mark_;
 };
 
 template <class Value>

@@ -111,6 +111,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
        {"log_syslog_socket", path_setting(config.log_syslog_socket)}},
       {"local_domains", "listeners"});
   check_recipient_probe_domains(config);
+  attach_relay_credentials(config);
   check_metrics_endpoint(config);
   // After the whole file: spool_directory may come after the tokens section.
   if (config.tokens.store.empty()) {

@@ -76,11 +76,48 @@ void ConfigReader::read_delivery(const Field& field, DeliveryConfig& delivery) {
              [&](const Field& key_field) {
                if (const auto port = read_port(key_field)) delivery.mx_port = *port;
              }},
-            {"tls_policy_ca_file", [&](const Field& key_field) {
+            {"tls_policy_ca_file",
+             [&](const Field& key_field) {
                if (const auto path = read_ca_file(key_field)) {
                  delivery.tls_policy_ca_file = *path;
                }
+             }},
+            {"relay_credentials", [&](const Field& key_field) {
+               const auto path = read_path(key_field, true);
+               if (!path || path->empty()) return;
+               std::string error;
+               relay_credentials_ = load_relay_credentials(*path, error);
+               if (!relay_credentials_) {
+                 error_at(key_field.value_mark(), key_field.setting + ": " + error);
+                 return;
+               }
+               relay_credentials_mark_ = key_field.value_mark();
+               delivery.relay_credentials = *path;
              }}});
+}
+
+void ConfigReader::attach_relay_credentials(Config& config) {
+  if (!relay_credentials_) return;
+  for (auto& [next_hop, credentials] : *relay_credentials_) {
+    bool used = false;
+    for (auto& [domain, route] : config.routes) {
+      if (route.transport != Route::Transport::smtp) continue;
+      const std::string& host =
+          route.next_hop_name.empty() ? route.next_hop.host : route.next_hop_name;
+      if (relay_credentials_key(host, route.next_hop.port) != next_hop) continue;
+      route.next_hop.auth_login = credentials.login;
+      route.next_hop.auth_password = credentials.password;
+      // RFC 4954 §4 lets a client send PLAIN in the clear; stokend never
+      // does: a next hop with credentials is reached over TLS or not at all.
+      route.next_hop.tls_policy = TlsPolicy::required;
+      used = true;
+    }
+    if (!used) {
+      // A typo in the key would otherwise relay without AUTH and be refused.
+      error_at(relay_credentials_mark_,
+               "delivery.relay_credentials: " + next_hop + " is the next hop of no smtp route");
+    }
+  }
 }
 
 void ConfigReader::read_domain_map(
@@ -179,11 +216,17 @@ void ConfigReader::check_recipient_probe_domains(Config& config) {
       error_at(probe_domain_marks_[i], setting + ": '" + domain + "' is not a local domain");
       continue;
     }
-    const Route::Transport transport = routes.route_for(domain, true).transport;
-    if (transport != Route::Transport::smtp && transport != Route::Transport::lmtp) {
+    const Route route = routes.route_for(domain, true);
+    if (route.transport != Route::Transport::smtp && route.transport != Route::Transport::lmtp) {
       error_at(
           probe_domain_marks_[i],
           setting + ": '" + domain + "' has no smtp or lmtp route, so there is no next hop to ask");
+    } else if (!route.next_hop_name.empty()) {
+      // The probe answers at RCPT time, where a DNS wait would hold the
+      // client: it asks a next hop given as an IP literal only.
+      error_at(probe_domain_marks_[i], setting + ": '" + domain + "' is routed to a host name (" +
+                                           route.next_hop_name +
+                                           "); the recipient probe needs an IP literal");
     }
   }
 }

@@ -301,11 +301,24 @@ void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shar
         if (level != TlsPolicyLevel::may) {
           tls_note = "TLS required by policy (" + std::string(to_string(level)) + ") for " + domain;
         }
-        if (route.transport == Route::Transport::smtp) {
+        if (route.transport == Route::Transport::smtp && !route.next_hop_name.empty()) {
+          // A smarthost by name: verify checks that name, as Postfix does
+          // for a [relay] next hop.
+          Destination next_hop = route.next_hop;
+          apply_tls_policy(level, route.next_hop_name, next_hop);
+          if (tls_note.empty() && !next_hop.auth_login.empty()) {
+            tls_note = "TLS required for AUTH at " + route.next_hop_name;
+          }
+          mx_.deliver_to_named_host(route.next_hop_name, next_hop, std::move(envelope),
+                                    std::move(data), std::move(finished), std::move(tls_note));
+        } else if (route.transport == Route::Transport::smtp) {
           // The next hop is an IP literal, which names nothing a certificate for
           // the domain's mail would carry: verify checks the recipient domain.
           Destination next_hop = route.next_hop;
           apply_tls_policy(level, domain, next_hop);
+          if (tls_note.empty() && !next_hop.auth_login.empty()) {
+            tls_note = "TLS required for AUTH at " + next_hop.describe();
+          }
           mx_.deliver_to(next_hop, std::move(envelope), std::move(data), std::move(finished),
                          std::move(tls_note));
         } else {

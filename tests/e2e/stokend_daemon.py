@@ -135,9 +135,15 @@ def _yaml_scalar(value) -> str:
     raise TypeError(f"cannot write {value!r} as YAML")
 
 
+def _yaml_key(key: str) -> str:
+    """A key as written: plain when it is a name, quoted otherwise ("*" would
+    start a YAML alias)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_.\-]+", key) else json.dumps(key)
+
+
 def _yaml_inline(value) -> str:
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_yaml_inline(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_yaml_key(k)}: {_yaml_inline(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_yaml_inline(v) for v in value) + "]"
     return _yaml_scalar(value)
@@ -151,14 +157,14 @@ def to_yaml(config: dict) -> str:
         for key, value in mapping.items():
             pad = " " * indent
             if isinstance(value, dict):
-                lines.append(f"{pad}{key}:")
+                lines.append(f"{pad}{_yaml_key(key)}:")
                 emit(value, indent + 2)
             elif isinstance(value, list) and value and isinstance(value[0], dict):
-                lines.append(f"{pad}{key}:")
+                lines.append(f"{pad}{_yaml_key(key)}:")
                 for item in value:
                     lines.append(f"{pad}  - {_yaml_inline(item)}")
             else:
-                lines.append(f"{pad}{key}: {_yaml_inline(value)}")
+                lines.append(f"{pad}{_yaml_key(key)}: {_yaml_inline(value)}")
 
     emit(config, 0)
     return "\n".join(lines) + "\n"

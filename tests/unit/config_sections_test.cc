@@ -47,9 +47,10 @@ TEST_CASE("queue, dns and routes sections load") {
 }
 
 TEST_CASE("a bad route is reported at its value") {
-  const LoadedText loaded(minimal_config + "routes:\n  b.test: \"smtp:[mx.b.test]:25\"\n");
+  const LoadedText loaded(minimal_config + "routes:\n  b.test: \"lmtp:[mx.b.test]:24\"\n");
   CHECK(loaded.only_error() ==
-        "5:11: routes.b.test: 'mx.b.test' is not an IP address (routes use IP literals, no DNS)");
+        "5:11: routes.b.test: 'mx.b.test' is not an IP address (lmtp routes use IP literals, no "
+        "DNS)");
 }
 
 TEST_CASE("a retry interval shorter than the first retry is refused") {

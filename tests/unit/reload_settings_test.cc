@@ -31,7 +31,7 @@ TEST_CASE("a reload keeps restart-only settings and names them", "[reload]") {
   wanted.limits.max_recipients = 7;
   wanted.local_domains = {"example.test", "other.test"};
   wanted.fast_lane.distribute_tokens = TokenDistribution::off;
-  wanted.routes["other.test"] = Route{Route::Transport::maildir, {}};
+  wanted.routes["other.test"] = Route{Route::Transport::maildir, {}, {}};
 
   const auto changed = keep_restart_only_settings(running, wanted);
   CHECK(changed == std::vector<std::string>{"listeners", "worker_threads", "dns.servers",

@@ -36,11 +36,24 @@ TEST_CASE("routes parse every transport", "[routes]") {
   CHECK(smtp.transport == Route::Transport::smtp);
   CHECK(smtp.next_hop.host == "::1");
   CHECK(smtp.next_hop.protocol == stokend::Protocol::smtp);
+  CHECK(smtp.next_hop_name.empty());
+}
+
+TEST_CASE("an smtp route may name its next hop; an lmtp route may not", "[routes]") {
+  auto relay = parsed("smtp:[Relay.Example]:587");
+  CHECK(relay.transport == Route::Transport::smtp);
+  CHECK(relay.next_hop_name == "relay.example");
+  CHECK(relay.next_hop.host.empty());
+  CHECK(relay.next_hop.port == 587);
+  CHECK(relay.to_string() == "smtp:[relay.example]:587");
+  CHECK_THAT(refusal("lmtp:[store.example]:24"), Catch::Contains("lmtp routes use IP literals"));
+  CHECK_THAT(refusal("smtp:[relay_1.example]:25"),
+             Catch::Contains("'relay_1.example' is neither an IP address nor a host name"));
 }
 
 TEST_CASE("bad routes say what is wrong", "[routes]") {
-  CHECK_THAT(refusal("smtp:mx.example.org:25"), Catch::Contains("expected [IP-address]:port"));
-  CHECK_THAT(refusal("smtp:[mx.example.org]:25"), Catch::Contains("not an IP address"));
+  CHECK_THAT(refusal("smtp:mx.example.org:25"), Catch::Contains("expected [host]:port"));
+  CHECK_THAT(refusal("lmtp:10.0.0.5:24"), Catch::Contains("expected [IP-address]:port"));
   CHECK_THAT(refusal("smtp:[10.0.0.5]:0"), Catch::Contains("port must be 1-65535"));
   CHECK_THAT(refusal("smtp:[10.0.0.5]:65536"), Catch::Contains("port must be 1-65535"));
   CHECK_THAT(refusal("smtp:[10.0.0.5]:25x"), Catch::Contains("port must be 1-65535"));

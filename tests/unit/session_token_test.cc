@@ -9,17 +9,17 @@
 #include "mta/routes.h"
 #include "mta/server/sasl.h"
 #include "mta/users.h"
+#include "tests/support/fake_token_store.h"
 #include "tests/support/session_harness.h"
 #include "tests/support/temporary_directory.h"
-#include "tests/support/fake_token_store.h"
 #include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"
 
+using stokend::encode_base64;
 using stokend::Role;
 using stokend::Route;
 using stokend::RouteTable;
 using stokend::TlsMode;
-using stokend::encode_base64;
 using stokend::testing::SessionHarness;
 using stokend::testing::TemporaryDirectory;
 namespace tokens = stokend::tokens;
@@ -36,7 +36,7 @@ struct TokenFixture {
       tokens::SecretRings::load_or_create((directory.path() / "secrets").string(), now);
   tokens::FakeTokenStore store;
   tokens::TokenAuthority authority{rings, store, tokens::TokenPolicy{}, [] { return now; }};
-  RouteTable routes{{{"example.test", Route{Route::Transport::maildir, {}}}}};
+  RouteTable routes{{{"example.test", Route{Route::Transport::maildir, {}, {}}}}};
   SessionHarness session{{Role::submission, TlsMode::implicit}};
   std::string token = authority.mint_temporary("bob@remote.test", "alice@example.test");
 
