@@ -348,7 +348,8 @@ def ehlo_sync_setting(base: Path) -> tuple[dict | None, str]:
                                 capture_output=True, text=True, timeout=30)
         if result.returncode == 0:
             return setting, ""
-        why = why or (result.stdout + result.stderr).strip().splitlines()[0]
+        first = (result.stdout + result.stderr).strip().splitlines()[0]
+        why = why or re.sub(r"^\S+:\d+:\d+: ", "", first)
     return None, why
 
 
