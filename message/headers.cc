@@ -181,6 +181,14 @@ std::string_view header_section(std::string_view message) {
   return message.substr(0, message.find("\r\n\r\n"));
 }
 
+std::size_t count_header_fields(std::string_view message, std::string_view name) {
+  std::size_t count = 0;
+  for (const HeaderField& field : parse_headers(header_section(message))) {
+    if (equals_ignoring_case(field.name, name)) ++count;
+  }
+  return count;
+}
+
 std::vector<std::string> find_all_headers(const std::vector<HeaderField>& fields,
                                           std::string_view name) {
   std::vector<std::string> values;

@@ -33,6 +33,10 @@ std::string remove_header_fields(std::string_view message, std::string_view name
 inline constexpr std::size_t max_header_section_scanned = 256 * 1024;
 std::string_view header_section(std::string_view message);
 
+// How many fields of this name (case-insensitive) the header section of
+// message has (header_section()'s bound applies).
+std::size_t count_header_fields(std::string_view message, std::string_view name);
+
 // First field with this name (case-insensitive), if any.
 std::optional<std::string> find_header(const std::vector<HeaderField>& fields,
                                        std::string_view name);

@@ -45,6 +45,9 @@ inline constexpr std::size_t max_line_length = 1000;  // octets incl. CRLF, RFC 
 // §4.5.3.1.4 lets an extension raise the command line limit).
 inline constexpr std::size_t token_command_line_length = 2048;
 inline constexpr std::size_t max_recipients = 100;  // per message, RFC 5321 §4.5.3.1.8
+// Received fields a message may carry before it counts as looping (RFC 5321
+// §6.3: "normally at least 100"; Postfix's hopcount_limit is 50).
+inline constexpr std::size_t max_hops = 100;
 inline constexpr std::size_t max_connections = 2000;
 inline constexpr std::size_t max_connections_per_ip = 50;
 inline constexpr std::size_t error_limit = 10;  // protocol errors before 421 and close

@@ -16,7 +16,7 @@ constexpr std::array<const char*, rejections> rejection_names = {
     "auth_required",       "size",
     "too_many_recipients", "disk_full",
     "bad_content",         "token_refused",
-    "local_error"};
+    "local_error",         "too_many_hops"};
 constexpr std::array<const char*, auth_mechanisms> mechanism_names = {"plain", "login", "stoken"};
 constexpr std::array<const char*, routes> route_names = {"maildir", "lmtp",      "smtp",
                                                          "mx",      "fast_lane", "token_server"};

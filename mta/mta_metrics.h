@@ -46,8 +46,9 @@ enum class Rejection : std::uint8_t {
   bad_content,           // bare CR/LF, NUL, over-long line in the data
   token_refused,         // 550 5.7.30 at RCPT STOKEN=
   local_error,           // 451: the queue or the token store failed
+  too_many_hops,         // 554 5.4.6: more Received fields than limits.max_hops
 };
-inline constexpr std::size_t rejections = 11;
+inline constexpr std::size_t rejections = 12;
 
 enum class AuthMechanism : std::uint8_t { plain, login, stoken };
 inline constexpr std::size_t auth_mechanisms = 3;

@@ -54,6 +54,7 @@ struct LimitsConfig {
   std::size_t max_message_size = defaults::max_message_size;
   std::size_t max_line_length = defaults::max_line_length;
   std::size_t max_recipients = defaults::max_recipients;
+  std::size_t max_hops = defaults::max_hops;  // Received fields before a message is a loop
   std::size_t max_connections = defaults::max_connections;
   std::size_t max_connections_per_ip = defaults::max_connections_per_ip;
   std::size_t error_limit = defaults::error_limit;

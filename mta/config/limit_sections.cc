@@ -26,6 +26,7 @@ void ConfigReader::read_limits(const Field& field, LimitsConfig& limits) {
              }},
             {"max_line_length", count(limits.max_line_length)},
             {"max_recipients", count(limits.max_recipients)},
+            {"max_hops", count(limits.max_hops)},
             {"max_connections", count(limits.max_connections)},
             {"max_connections_per_ip", count(limits.max_connections_per_ip)},
             {"error_limit", count(limits.error_limit)},

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "common/event_handles.h"
+#include "common/unique_fd.h"
 #include "mta/mta_metrics.h"
 #include "mta/server/data_reader.h"
 #include "mta/server/line_reader.h"
@@ -48,7 +49,6 @@
 #include "mta/server/session_core.h"
 #include "mta/server/session_role.h"
 #include "mta/server/smtp_command.h"
-#include "common/unique_fd.h"
 
 namespace stokend::server {
 
@@ -135,6 +135,11 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   // session_input.cc: refused input, each with its reply and log line.
   void refuse_line(LineReader::Status status);   // any status but need_more and line
   void refuse_message(DataReader::Error error);  // at the end of DATA or BDAT LAST
+  // Refuses the message just read, once per recipient in a token transaction.
+  void refuse_data(const Reply& refusal);
+  // RFC 5321 §6.3: true (and the message refused) when it carries more
+  // Received fields than limits.max_hops, a mail loop.
+  bool refuse_if_looping(const DataReader& reader);
   // At max_recipients: replies 452 4.5.3 and returns true.
   bool recipient_limit_reached();
   DataReader::Limits data_limits() const;

@@ -84,6 +84,10 @@ void Session::refuse_message(DataReader::Error error) {
     case DataReader::Error::none:
       return;
   }
+  refuse_data(refusal);
+}
+
+void Session::refuse_data(const Reply& refusal) {
   std::vector<std::string> recipients;
   if (state_.transaction.token) {
     for (const auto& recipient : state_.transaction.recipients)

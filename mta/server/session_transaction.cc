@@ -15,6 +15,7 @@
 #include "common/log_lines.h"
 #include "common/openssl_text.h"
 #include "common/service_log.h"
+#include "message/headers.h"
 #include "message/received.h"
 #include "mta/message_id.h"
 #include "mta/mta_metrics.h"
@@ -280,6 +281,7 @@ void Session::finish_message() {
   arm_deadline(DeadlineKind::none, {});
   DataReader& reader = *state_.transaction.reader;
   if (reader.error() != DataReader::Error::none) return refuse_message(reader.error());
+  if (refuse_if_looping(reader)) return;
   if (const std::size_t stripped = reader.nul_octets_stripped(); stripped != 0) {
     spdlog::info("session {}: {} NUL octets stripped from the message", session_id_, stripped);
   }
@@ -312,6 +314,22 @@ void Session::finish_message() {
     return role_->token_server()->deliver(std::move(message_id), std::move(message));
   }
   enqueue(std::move(message_id), std::move(message));
+}
+
+bool Session::refuse_if_looping(const DataReader& reader) {
+  const std::size_t limit = context_.config().limits.max_hops;
+  const std::size_t hops = message::count_header_fields(reader.message(), "Received");
+  if (hops <= limit) return false;
+  // RFC 5321 §6.3: counting Received fields finds loops; the threshold is
+  // "at least 100". Refused here, the loop ends with the hop before us,
+  // which bounces the message to its sender; RFC 3463 5.4.6: routing loop.
+  spdlog::info("session {}: message refused: {} Received fields, over the limit of {} (mail loop)",
+               session_id_, hops, limit);
+  mta_metrics::count_rejected(mta_metrics::Rejection::too_many_hops);
+  refuse_data({554, "5.4.6",
+               "Too many hops: " + std::to_string(hops) + " Received fields, limit " +
+                   std::to_string(limit) + " (mail loop)"});
+  return true;
 }
 
 void Session::enqueue(std::string message_id, std::string message) {

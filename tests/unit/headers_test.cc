@@ -187,3 +187,17 @@ TEST_CASE("find_all_headers returns every field of a name, in order", "[headers]
   CHECK(find_all_headers(fields, "received") == std::vector<std::string>{"one", "two"});
   CHECK(find_all_headers(fields, "X-None").empty());
 }
+
+TEST_CASE("headers: count_header_fields counts header fields only, folded ones once", "[headers]") {
+  const std::string message =
+      "Received: from a by b;\r\n\tMon, 7 Dec 2026 12:00:00 +0000\r\n"
+      "received: from c by d; Mon, 7 Dec 2026 12:00:00 +0000\r\n"
+      "X-Received: not the same field\r\n"
+      "Subject: hi\r\n"
+      "\r\n"
+      "Received: in the body\r\n";
+  CHECK(stokend::message::count_header_fields(message, "Received") == 2);
+  CHECK(stokend::message::count_header_fields(message, "Subject") == 1);
+  CHECK(stokend::message::count_header_fields(message, "Delivered-To") == 0);
+  CHECK(stokend::message::count_header_fields("", "Received") == 0);
+}

@@ -38,7 +38,7 @@ TEST_CASE("metrics: every folder's metrics show, with every label value", "[metr
   for (const char* line :
        {"stokend_connections_total{listener=\"submissions\",outcome=\"refused_address_limit\"}",
         "stokend_sessions_open{listener=\"mx\"}", "stokend_sessions_total{role=\"token_server\"}",
-        "stokend_messages_rejected_total{reason=\"local_error\"}",
+        "stokend_messages_rejected_total{reason=\"too_many_hops\"}",
         "stokend_deliveries_total{route=\"token_server\",outcome=\"bounced\"}",
         "stokend_fast_lane_deliveries_total{result=\"exchanged\"}",
         "stokend_fast_lane_fallbacks_total{reason=\"connection_lost\"}",
