@@ -10,6 +10,7 @@
 #include <chrono>
 
 #include "common/ascii.h"
+#include "common/base64.h"
 #include "message/address.h"
 #include "message/headers.h"
 #include "message/received.h"
@@ -236,6 +237,17 @@ std::string without_carriage_returns(std::string_view text) {
   return result;
 }
 
+// A COI-From-Hash value as hexadecimal: the COI client specification's 64
+// hexadecimal digits, or the same 32 octets in base64 as Dovecot's COI
+// plugin writes them (rfcdraft Appendix D.9), unpadded or padded.
+std::optional<std::string> from_hash_as_hex(std::string_view text) {
+  std::string value = ascii_lowercase(text);
+  if (value.size() == 64 && is_lower_hex(value)) return value;
+  const auto padding = text.size() == 44 ? Base64Padding::required : Base64Padding::forbidden;
+  if (const auto octets = decode_base64_32(text, padding)) return hex(*octets);
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string coi_from_hash_hex(std::string_view address) { return hex(coi_from_hash(address)); }
@@ -245,28 +257,37 @@ ContactParseResult parse_contact_message(std::string_view message) {
   const std::vector<message::HeaderField> fields = message::parse_headers(message);
   const auto chat_content = message::find_header(fields, chat_content_field);
   if (!chat_content) {
-    result.error = "no Chat-Content field: not a contact storage message";
-    return result;
-  }
-  // "contact", possibly with parameters after ';' as "profile" has.
-  const std::string_view kind =
-      trim(std::string_view(*chat_content)
-               .substr(0, std::min(chat_content->size(), chat_content->find(';'))));
-  if (!same_name(kind, contact_content)) {
-    result.error = "Chat-Content is " + quoted(kind) + ", not 'contact'";
-    return result;
+    // Dovecot's COI plugin writes its contact messages without Chat-Content
+    // (rfcdraft Appendix D.9). A message with COI-From-Hash and a COI-Token
+    // field is one all the same: nothing else writes those fields.
+    const bool has_token_field = message::find_header(fields, coi_token_in_field) ||
+                                 message::find_header(fields, coi_token_out_field);
+    if (!message::find_header(fields, coi_from_hash_field) || !has_token_field) {
+      result.error = "no Chat-Content field: not a contact storage message";
+      return result;
+    }
+  } else {
+    // "contact", possibly with parameters after ';' as "profile" has.
+    const std::string_view kind =
+        trim(std::string_view(*chat_content)
+                 .substr(0, std::min(chat_content->size(), chat_content->find(';'))));
+    if (!same_name(kind, contact_content)) {
+      result.error = "Chat-Content is " + quoted(kind) + ", not 'contact'";
+      return result;
+    }
   }
 
   ContactMessage contact;
   for (const message::HeaderField& field : fields) {
     if (same_name(field.name, coi_from_hash_field)) {
-      std::string value = ascii_lowercase(trim(field.value));
-      if (value.size() != 64 || !is_lower_hex(value)) {
+      auto value = from_hash_as_hex(trim(field.value));
+      if (!value) {
         contact.problems.push_back("COI-From-Hash " + quoted(field.value) +
-                                   " is not 64 hexadecimal digits (SHA3-256)");
+                                   " is neither 64 hexadecimal digits nor base64 of 32 octets "
+                                   "(SHA3-256)");
         continue;
       }
-      add_unique(contact.from_hashes, std::move(value));
+      add_unique(contact.from_hashes, std::move(*value));
     } else if (same_name(field.name, coi_token_in_field) ||
                same_name(field.name, coi_token_out_field)) {
       auto& tokens =

@@ -7,6 +7,7 @@
 // folder):
 //   Chat-Content: contact
 //   COI-From-Hash: <hex SHA3-256 of norm(address)>   one per contact address
+//                  (read in base64 too, as Dovecot's COI plugin writes it)
 //   COI-TokenIn:  <token>   a token this server issued to the contact
 //   COI-TokenOut: <token>   a token the contact's server issued to our user
 //   From, To: our user's address (To: the user's address for this contact)

@@ -15,6 +15,7 @@
 #include "tests/support/coi_contacts_fixture.h"
 #include "tokens/coi_contact_import.h"
 #include "tokens/coi_contact_message.h"
+#include "tokens/pair_hash.h"
 
 using namespace stokend;
 using namespace stokend::tokens;
@@ -152,10 +153,34 @@ TEST_CASE("a bad COI-From-Hash or an empty token field is skipped, not the messa
       parsed("Chat-Content: contact\r\nCOI-From-Hash: not-a-hash\r\nCOI-From-Hash: " + john_coi +
              "\r\nCOI-TokenIn:\r\n\r\n");
   CHECK(contact.from_hashes == std::vector<std::string>{john_coi});
+  CHECK(contact.problems ==
+        std::vector<std::string>{"COI-From-Hash 'not-a-hash' is neither 64 hexadecimal digits nor "
+                                 "base64 of 32 octets (SHA3-256)",
+                                 "empty COI-TokenIn field"});
+}
+
+TEST_CASE("Dovecot's COI plugin's contact messages: base64 hash, no Chat-Content",
+          "[coi_contacts]") {
+  // rfcdraft Appendix D.9: the plugin writes COI-From-Hash as base64 of the
+  // SHA3-256 without padding, and no Chat-Content field.
+  const std::string base64_hash = base64_unpadded(coi_from_hash("John@Example.org"));
+  REQUIRE(base64_hash.size() == 43);
+  const std::string hex_hash = coi_from_hash_hex("john@example.org");
+  const ContactMessage contact = parsed("Subject: Contact\r\nCOI-From-Hash: " + base64_hash +
+                                        "\r\nCOI-TokenOut: out-1\r\nCOI-TokenIn: in-1\r\n\r\n");
+  CHECK(contact.from_hashes == std::vector<std::string>{hex_hash});
+  CHECK(contact.tokens_out == std::vector<std::string>{"out-1"});
+  CHECK(contact.problems.empty());
+  // Padded, the same hash.
   CHECK(
-      contact.problems ==
-      std::vector<std::string>{"COI-From-Hash 'not-a-hash' is not 64 hexadecimal digits (SHA3-256)",
-                               "empty COI-TokenIn field"});
+      parsed("Chat-Content: contact\r\nCOI-From-Hash: " + base64_hash + "=\r\n\r\n").from_hashes ==
+      std::vector<std::string>{hex_hash});
+  // Without a token field, a message without Chat-Content is still not one.
+  CHECK(parse_error("COI-From-Hash: " + base64_hash + "\r\n\r\n") ==
+        "no Chat-Content field: not a contact storage message");
+  // Base64 of anything but 32 octets is no hash.
+  CHECK(parse_error("Chat-Content: contact\r\nCOI-From-Hash: " + base64_hash.substr(0, 40) +
+                    "\r\n\r\n") == "no valid COI-From-Hash field: the message names no contact");
 }
 
 TEST_CASE("a rendered contact parses back to what it was made from", "[coi_contacts]") {
