@@ -43,35 +43,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 
 from common import (DEFAULT_BIN_DIR, free_port, install_signal_cleanup, log,  # noqa: E402
-                    machine_note, percentile, stop_process)
+                    machine_note, percentile)
+from redis_peer import REDIS_SERVER, RedisPeer  # noqa: E402
 from smtp_wire import Wire  # noqa: E402
 from stokend_instance import PASSWORD, USER, StokendInstance  # noqa: E402
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def start_redis(folder):
-    socket_path = os.path.join(folder, "redis.sock")
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", "0", "--unixsocket", socket_path, "--unixsocketperm", "700",
-         "--dir", folder, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-         "--daemonize", "no", "--logfile", os.path.join(folder, "redis.log")],
-        stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            wire = Wire.unix(socket_path, timeout=1)
-            wire.send(b"PING\r\n")
-            ok = wire.sock.recv(16).startswith(b"+PONG")
-            wire.sock.close()
-            if ok:
-                return proc, socket_path
-        except OSError:
-            pass
-        time.sleep(0.05)
-    stop_process(proc, 5)
-    raise RuntimeError("redis-server did not answer")
-
 
 def tls_context():
     context = ssl.create_default_context()
@@ -164,8 +139,9 @@ def main():
     redis = None
     nodes = []
     try:
-        os.makedirs(os.path.join(work, "redis"))
-        redis, socket_path = start_redis(os.path.join(work, "redis"))
+        redis = RedisPeer(os.path.join(work, "redis"))
+        redis.start()
+        socket_path = redis.socket_path
         secrets = os.path.join(work, "token-secrets")
         for number in (1, 2):
             cache = "false" if (number == 2 and args.no_cache) else "true"
@@ -209,7 +185,7 @@ def main():
         for node in nodes:
             node.stop()
         if redis is not None:
-            stop_process(redis, 10)
+            redis.stop()
         if args.keep:
             log(f"kept {work}")
         else:
