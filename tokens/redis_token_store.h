@@ -1,7 +1,8 @@
 // RedisTokenStore: the TokenStore shared by several stokend nodes, in one
 // Redis server (config: tokens.store.backend redis). A permanent token
 // issued by one node verifies on every other, and a revocation on one is
-// in force on all as soon as its write returns.
+// in force on all as soon as its write returns (without the verification
+// cache) or within a pub/sub delivery after it (with it, below).
 //
 // Key layout (P is Options::key_prefix, "stokend:" by default; addresses are
 // normalised, times unix seconds). Every key carries an expiry (EXPIREAT)
