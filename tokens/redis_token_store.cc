@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "tokens/pair_hash.h"
+#include "tokens/token_metrics.h"
 #include "tokens/token_scan.h"
 
 namespace stokend::tokens {
@@ -275,6 +276,10 @@ RedisTokenStore::RedisTokenStore(Options options)
 
 RedisTokenStore::~RedisTokenStore() = default;
 
+void RedisTokenStore::count_cache_read() const {
+  (cache_->live() ? token_metrics().cache_misses : token_metrics().cache_bypassed)->inc();
+}
+
 void RedisTokenStore::forget_pair(std::string_view pair_hash) {
   if (cache_) cache_->invalidate(pair_hash);
 }
@@ -374,7 +379,11 @@ void RedisTokenStore::add_issued(const IssuedToken& token) {
 
 std::optional<IssuedToken> RedisTokenStore::find_issued(std::string_view token) {
   if (!cache_) return read_issued(token);
-  if (auto cached = cache_->issued(token)) return std::move(*cached);
+  if (auto cached = cache_->issued(token)) {
+    token_metrics().cache_hits->inc();
+    return std::move(*cached);
+  }
+  count_cache_read();
   const VerificationCache::Sequence read_at = cache_->sequence();
   auto row = read_issued(token);
   // A token not stored is remembered under its own pair hash, so that
@@ -453,7 +462,11 @@ void RedisTokenStore::set_revocation_mark(std::string_view pair_hash,
 
 std::optional<std::int64_t> RedisTokenStore::revocation_mark(std::string_view pair_hash) {
   if (!cache_) return read_mark(pair_hash);
-  if (const auto cached = cache_->mark(pair_hash)) return *cached;
+  if (const auto cached = cache_->mark(pair_hash)) {
+    token_metrics().cache_hits->inc();
+    return *cached;
+  }
+  count_cache_read();
   const VerificationCache::Sequence read_at = cache_->sequence();
   const auto mark = read_mark(pair_hash);
   cache_->insert_mark(read_at, pair_hash, mark);

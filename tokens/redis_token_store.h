@@ -155,7 +155,8 @@ class RedisTokenStore : public TokenStore {
   // Drops the pair from this node's cache: after each write touching it,
   // whether the write succeeded or threw (it may have happened).
   void forget_pair(std::string_view pair_hash);
-  struct ForgetPair {  // forget_pair() when the write's scope ends, thrown or not
+  void count_cache_read() const;  // a miss or a bypass (token_metrics.h)
+  struct ForgetPair {             // forget_pair() when the write's scope ends, thrown or not
     RedisTokenStore* store;
     std::string_view pair_hash;
     ~ForgetPair() { store->forget_pair(pair_hash); }

@@ -1,6 +1,8 @@
 // See verification_cache.h.
 #include "tokens/verification_cache.h"
 
+#include "tokens/token_metrics.h"
+
 namespace stokend::tokens {
 
 void VerificationCache::set_live() {
@@ -8,6 +10,7 @@ void VerificationCache::set_live() {
   forget_all();
   ++sequence_;
   live_.store(true, std::memory_order_release);
+  token_metrics().cache_subscribed->set(1);
 }
 
 void VerificationCache::set_stale() {
@@ -15,6 +18,7 @@ void VerificationCache::set_stale() {
   live_.store(false, std::memory_order_release);
   ++sequence_;
   forget_all();
+  token_metrics().cache_subscribed->set(0);
 }
 
 void VerificationCache::invalidate(std::string_view pair_hash) {

@@ -19,6 +19,7 @@
 #include "tokens/redis_token_store.h"
 #include "tokens/secret_rings.h"
 #include "tokens/token_authority.h"
+#include "tokens/token_metrics.h"
 
 using namespace stokend;
 using namespace stokend::tokens;
@@ -120,11 +121,16 @@ TEST_CASE("redis cache: verification answers from the cache while subscribed",
   REQUIRE_REDIS(redis);
   RedisTokenStore store(options_for(redis, true));
   REQUIRE(within(propagation_bound, [&] { return live(store); }));
+  const auto hits = token_metrics().cache_hits->value();
+  const auto misses = token_metrics().cache_misses->value();
   CHECK_FALSE(store.revocation_mark("pair-1"));
   // Behind the store's back, with no announcement: the cache still says
   // "no mark", which shows the second read did not go to Redis.
   raw(redis, {"SET", "stokend:mark:pair-1", std::to_string(now)});
   CHECK_FALSE(store.revocation_mark("pair-1"));
+  CHECK(token_metrics().cache_misses->value() == misses + 1);
+  CHECK(token_metrics().cache_hits->value() == hits + 1);
+  CHECK(token_metrics().cache_subscribed->value() == 1);
   // An announcement of the pair (what every write script publishes).
   raw(redis, {"PUBLISH", "stokend:changes", "pair-1"});
   CHECK(within(propagation_bound, [&] { return store.revocation_mark("pair-1") == now; }));
