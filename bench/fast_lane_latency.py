@@ -76,6 +76,7 @@ from dovecot_peer import DovecotPeer  # noqa: E402
 from inotify_watch import FolderWatch  # noqa: E402
 from postfix_peer import PostfixPeer  # noqa: E402
 from private_ca import PrivateCA  # noqa: E402
+from redis_peer import RedisPeer  # noqa: E402
 from rspamd_peer import RspamdPeer  # noqa: E402
 from smtp_wire import ProtocolError, Wire  # noqa: E402
 from stokend_instance import PASSWORD, StokendInstance, wait_until  # noqa: E402
@@ -341,7 +342,7 @@ class Bench:
         self.watch = None
         self.peers = []  # started, stopped in reverse order
         self.node_a = self.node_b = None
-        self.dovecot = self.rspamd = None
+        self.dovecot = self.rspamd = self.redis = None
         self.postfix_sub = self.postfix_mx = None
         self.log_offsets = {}
         self.notes = {}
@@ -376,6 +377,9 @@ class Bench:
             case.folder = self.dovecot.create_maildir(case.user)
             self.watch.add(case.folder)
 
+        if want_stokend and args.token_store == "redis":
+            self.redis = RedisPeer(os.path.join(work, "redis"))
+            self._start(self.redis)
         if want_stokend:
             self._start_nodes(mx_port, sub_port)
         if "c" in self.keys:
@@ -411,10 +415,16 @@ class Bench:
                 ("b", NODE_B, ["bob@b.test", "dave@b.test"],
                  {"b.test": self.dovecot.unix_route})):
             cert, key = self.ca.issue(f"tokens.{name}.test", [f"mx.{name}.test"])
+            # --token-store redis: both nodes' stores in the one Redis, each
+            # under a prefix of its own (they are two deployments, not nodes
+            # of one: their secrets differ).
+            store = ([] if self.redis is None else
+                     ["tokens:", f'  store: {{backend: redis, url: "{self.redis.url}", '
+                                 f'key_prefix: "{name}:"}}'])
             nodes[name] = StokendInstance(
                 self.args.bin_dir, os.path.join(self.work, f"node-{name}"), mx_port,
                 local_domains=[f"{name}.test"], users=users, routes=routes,
-                dns_servers=self.dnsmasq.server, extra_config=common,
+                dns_servers=self.dnsmasq.server, extra_config=common + store,
                 submission_port=sub_port, address=address, hostname=f"mx.{name}.test",
                 mx_tls="starttls", certificate=cert, private_key=key, log_level="info")
         self.node_a, self.node_b = nodes["a"], nodes["b"]
@@ -866,6 +876,10 @@ def main():
                         help="(c), (d): STARTTLS from the submission Postfix to the MX "
                         "Postfix as negotiated by default (TLS 1.3), capped at TLS 1.2, or "
                         "none")
+    parser.add_argument("--token-store", choices=("sqlite", "redis"), default="sqlite",
+                        help="(a), (b): the nodes' token stores in their SQLite files "
+                        "(default) or in a private redis-server (appendfsync always), "
+                        "verification cached as the daemon does by default")
     parser.add_argument("--cases", default=CASE_KEYS,
                         help="which of abcde to run (default all)")
     parser.add_argument("--bin-dir", default=DEFAULT_BIN_DIR,

@@ -25,7 +25,7 @@ std::unique_ptr<TokenService> build_token_service(const Config& config) {
   try {
     secrets.emplace(tokens::SecretRings::load_or_create(config.tokens.secrets_file.string(),
                                                         tokens::TokenAuthority::system_clock()));
-    store = open_token_store(config);
+    store = open_token_store(config, TokenStoreUse::daemon);
     log_token_store_at_start(config);
     if (const auto error = check_shared_secrets(config, *secrets)) {
       spdlog::critical("{}", *error);

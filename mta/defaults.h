@@ -112,6 +112,14 @@ inline constexpr unsigned redis_wait_replicas = 0;
 inline constexpr std::chrono::milliseconds redis_wait_timeout = 1000ms;
 // Every key stokend writes starts with this (tokens/redis_token_store.h).
 inline constexpr const char* redis_key_prefix = "stokend:";
+// The daemon caches what verification reads from Redis and hears of every
+// change over pub/sub (tokens/redis_invalidations.h): a PING on that
+// connection this often, and the cache is bypassed after this long without
+// a word from Redis (the bound on a revocation missed by a node cut off
+// without its connection dropping).
+inline constexpr bool redis_verification_cache = true;
+inline constexpr std::chrono::milliseconds redis_cache_ping_interval = 200ms;
+inline constexpr std::chrono::milliseconds redis_cache_silence_limit = 1000ms;
 
 // The built-in Maildir store: a file a crash left in a tmp/ folder (written,
 // never renamed into new/) is removed once its mtime is this old, the Maildir

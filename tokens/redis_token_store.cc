@@ -15,6 +15,8 @@
 #include <tuple>
 
 #include "tokens/pair_hash.h"
+#include "tokens/token_metrics.h"
+#include "tokens/token_scan.h"
 
 namespace stokend::tokens {
 namespace {
@@ -27,6 +29,7 @@ local function extend(key, at)
 end
 )lua";
 
+// ARGV: token local remote pair created expires, the changes channel.
 const std::string add_issued_script = std::string(extend_function) + R"lua(
 local expires = tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], 'local', ARGV[2], 'remote', ARGV[3], 'pair', ARGV[4],
@@ -36,6 +39,7 @@ redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 extend(KEYS[2], expires)
 extend(KEYS[3], expires)
+redis.call('PUBLISH', ARGV[7], ARGV[4])
 return 1
 )lua";
 
@@ -50,7 +54,8 @@ end
 return false
 )lua";
 
-// ARGV: issued key prefix, local index prefix, pair hash.
+// ARGV: issued key prefix, local index prefix, pair hash, the changes
+// channel.
 constexpr const char* delete_issued_script = R"lua(
 local count = 0
 for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -62,6 +67,7 @@ for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 redis.call('DEL', KEYS[1])
+if count > 0 then redis.call('PUBLISH', ARGV[4], ARGV[3]) end
 return count
 )lua";
 
@@ -75,12 +81,14 @@ end
 return rows
 )lua";
 
-// ARGV: revoked_through, lifetime in seconds. The later mark stays.
+// ARGV: revoked_through, lifetime in seconds, the changes channel, the pair
+// hash. The later mark stays.
 constexpr const char* set_mark_script = R"lua(
 local through = tonumber(ARGV[1])
 local current = redis.call('GET', KEYS[1])
 if current and tonumber(current) >= through then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EXAT', through + tonumber(ARGV[2]))
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 )lua";
 
@@ -117,17 +125,18 @@ return rows
 )lua";
 
 // remove_expired, one batch of SCAN results per call. ARGV: now, the
-// issued, local and pair prefixes, then issued keys. Deletes the tokens
-// whose time is up and their index entries.
+// issued, local and pair prefixes, the changes channel, then issued keys.
+// Deletes the tokens whose time is up and their index entries.
 constexpr const char* expire_issued_script = R"lua(
 local count = 0
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local row = redis.call('HMGET', ARGV[i], 'local', 'pair', 'expires')
   if row[3] and tonumber(row[3]) <= tonumber(ARGV[1]) then
     local token = string.sub(ARGV[i], #ARGV[2] + 1)
     redis.call('DEL', ARGV[i])
     redis.call('SREM', ARGV[3] .. row[1], token)
     redis.call('ZREM', ARGV[4] .. row[2], token)
+    redis.call('PUBLISH', ARGV[5], row[2])
     count = count + 1
   end
 end
@@ -176,13 +185,15 @@ end
 return count
 )lua";
 
-// ARGV: oldest mark worth keeping, then mark keys.
+// ARGV: oldest mark worth keeping, the changes channel, the mark prefix,
+// then mark keys.
 constexpr const char* remove_old_marks_script = R"lua(
 local count = 0
-for i = 2, #ARGV do
+for i = 4, #ARGV do
   local value = redis.call('GET', ARGV[i])
   if value and tonumber(value) < tonumber(ARGV[1]) then
     redis.call('DEL', ARGV[i])
+    redis.call('PUBLISH', ARGV[2], string.sub(ARGV[i], #ARGV[3] + 1))
     count = count + 1
   end
 end
@@ -246,7 +257,32 @@ WalletToken wallet_from_row(const redisReply* row) {
 }  // namespace
 
 RedisTokenStore::RedisTokenStore(Options options)
-    : options_(std::move(options)), connections_(options_.connection) {}
+    : options_(std::move(options)),
+      connections_(options_.connection),
+      channel_(options_.key_prefix + "changes") {
+  if (!options_.verification_cache) return;
+  cache_ = std::make_unique<VerificationCache>(options_.cache);
+  RedisInvalidations::Options listener;
+  listener.endpoint = options_.connection.endpoint;
+  listener.password = options_.connection.password;
+  listener.channel = channel_;
+  listener.connect_timeout = options_.connection.connect_timeout;
+  listener.ping_interval = options_.ping_interval;
+  listener.silence_limit = options_.silence_limit;
+  listener.min_retry_delay = options_.connection.min_retry_delay;
+  listener.max_retry_delay = options_.connection.max_retry_delay;
+  invalidations_ = std::make_unique<RedisInvalidations>(std::move(listener), *cache_);
+}
+
+RedisTokenStore::~RedisTokenStore() = default;
+
+void RedisTokenStore::count_cache_read() const {
+  (cache_->live() ? token_metrics().cache_misses : token_metrics().cache_bypassed)->inc();
+}
+
+void RedisTokenStore::forget_pair(std::string_view pair_hash) {
+  if (cache_) cache_->invalidate(pair_hash);
+}
 
 std::string RedisTokenStore::key(std::string_view kind, std::string_view name) const {
   std::string text = options_.key_prefix;
@@ -334,12 +370,33 @@ void RedisTokenStore::add_issued(const IssuedToken& token) {
   const std::string remote = normalize_address(token.remote_address);
   const std::string created = std::to_string(token.created);
   const std::string expires = std::to_string(token.expires);
+  const ForgetPair forget{this, token.pair_hash};
   write({"EVAL", add_issued_script, "3", key("issued", token.token), key("pair", token.pair_hash),
-         key("local", local), token.token, local, remote, token.pair_hash, created, expires},
+         key("local", local), token.token, local, remote, token.pair_hash, created, expires,
+         channel_},
         "cannot store an issued token");
 }
 
 std::optional<IssuedToken> RedisTokenStore::find_issued(std::string_view token) {
+  if (!cache_) return read_issued(token);
+  if (auto cached = cache_->issued(token)) {
+    token_metrics().cache_hits->inc();
+    return std::move(*cached);
+  }
+  count_cache_read();
+  const VerificationCache::Sequence read_at = cache_->sequence();
+  auto row = read_issued(token);
+  // A token not stored is remembered under its own pair hash, so that
+  // adding it (which announces that pair) drops the entry; a text that
+  // does not parse is not remembered at all.
+  std::string_view pair = row ? std::string_view(row->pair_hash) : std::string_view();
+  NamedTokenScan fields;
+  if (!row && scan_named_token(token, fields).empty()) pair = fields.hash;
+  if (!pair.empty()) cache_->insert_issued(read_at, token, pair, row);
+  return row;
+}
+
+std::optional<IssuedToken> RedisTokenStore::read_issued(std::string_view token) {
   const auto reply =
       run({"HMGET", key("issued", token), "local", "remote", "pair", "created", "expires"},
           "cannot look up an issued token");
@@ -363,8 +420,9 @@ std::optional<IssuedToken> RedisTokenStore::newest_issued(std::string_view pair_
 }
 
 std::size_t RedisTokenStore::delete_issued(std::string_view pair_hash) {
+  const ForgetPair forget{this, pair_hash};
   const auto reply = write({"EVAL", delete_issued_script, "1", key("pair", pair_hash),
-                            key("issued", ""), key("local", ""), pair_hash},
+                            key("issued", ""), key("local", ""), pair_hash, channel_},
                            "cannot delete issued tokens");
   return static_cast<std::size_t>(integer_of(reply.get()));
 }
@@ -396,11 +454,26 @@ void RedisTokenStore::set_revocation_mark(std::string_view pair_hash,
                                           std::int64_t revoked_through) {
   const std::string through = std::to_string(revoked_through);
   const std::string lifetime = std::to_string(options_.mark_lifetime.count());
-  write({"EVAL", set_mark_script, "1", key("mark", pair_hash), through, lifetime},
+  const ForgetPair forget{this, pair_hash};
+  write({"EVAL", set_mark_script, "1", key("mark", pair_hash), through, lifetime, channel_,
+         pair_hash},
         "cannot store a revocation mark");
 }
 
 std::optional<std::int64_t> RedisTokenStore::revocation_mark(std::string_view pair_hash) {
+  if (!cache_) return read_mark(pair_hash);
+  if (const auto cached = cache_->mark(pair_hash)) {
+    token_metrics().cache_hits->inc();
+    return *cached;
+  }
+  count_cache_read();
+  const VerificationCache::Sequence read_at = cache_->sequence();
+  const auto mark = read_mark(pair_hash);
+  cache_->insert_mark(read_at, pair_hash, mark);
+  return mark;
+}
+
+std::optional<std::int64_t> RedisTokenStore::read_mark(std::string_view pair_hash) {
   const auto reply = run({"GET", key("mark", pair_hash)}, "cannot look up a revocation mark");
   if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
   return integer_of(reply.get());
@@ -511,12 +584,21 @@ std::size_t RedisTokenStore::remove_expired(std::int64_t now,
       removed += static_cast<std::size_t>(integer_of(run(words, what).get()));
     }
   };
+  // This node's cache forgets everything once the rows are gone (thrown or
+  // not); the scripts announce each pair to the other nodes.
+  struct ForgetAll {
+    VerificationCache* cache;
+    ~ForgetAll() {
+      if (cache) cache->forget_everything();
+    }
+  } forget{cache_.get()};
   in_batches(glob_escaped(key("issued", "")) + "*",
-             {now_text, key("issued", ""), key("local", ""), key("pair", "")}, expire_issued_script,
-             "cannot remove expired issued tokens");
+             {now_text, key("issued", ""), key("local", ""), key("pair", ""), channel_},
+             expire_issued_script, "cannot remove expired issued tokens");
   in_batches(glob_escaped(key("wallet", "")) + "*", {now_text, key("wallets", "")},
              expire_wallet_script, "cannot remove expired wallet tokens");
-  in_batches(glob_escaped(key("mark", "")) + "*", {std::to_string(oldest_mark_worth_keeping)},
+  in_batches(glob_escaped(key("mark", "")) + "*",
+             {std::to_string(oldest_mark_worth_keeping), channel_, key("mark", "")},
              remove_old_marks_script, "cannot remove old revocation marks");
   // Index entries of keys Redis expired by itself; not counted as rows.
   const std::size_t rows = removed;

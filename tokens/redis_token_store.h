@@ -1,7 +1,8 @@
 // RedisTokenStore: the TokenStore shared by several stokend nodes, in one
 // Redis server (config: tokens.store.backend redis). A permanent token
 // issued by one node verifies on every other, and a revocation on one is
-// in force on all as soon as its write returns.
+// in force on all as soon as its write returns (without the verification
+// cache) or within a pub/sub delivery after it (with it, below).
 //
 // Key layout (P is Options::key_prefix, "stokend:" by default; addresses are
 // normalised, times unix seconds). Every key carries an expiry (EXPIREAT)
@@ -20,6 +21,21 @@
 //   P wallets:LOCAL     set   REMOTE (LOCAL's wallet entries)      EXPIREAT latest expires
 //   P secret:ID         string fingerprint of the secret ID         EX 2 years
 //                       (claim_secret_fingerprints)
+//   P changes           pub/sub channel: the pair hash of every write that
+//                       can change a verification (an issued token added or
+//                       deleted, a revocation mark moved), published by the
+//                       write's own script
+//
+// Verification cache (Options::verification_cache, on in the daemon): the
+// two reads a verification makes, revocation_mark() and find_issued(), are
+// answered from a VerificationCache (verification_cache.h) that a
+// subscriber of P changes keeps current (redis_invalidations.h). Another
+// node's revocation reaches this node's cache within a pub/sub delivery
+// (bench/README.md: revocation propagation); while the subscription is down
+// or silent the cache is bypassed, so an outage of the channel costs speed,
+// never a stale verdict beyond Options::silence_limit. This node's own
+// writes drop the pair's entries before the call returns. Every other read
+// (wallets, listings, newest_issued for minting) always asks Redis.
 //
 // Every write is one Lua script (EVAL), so it is atomic, and the rules of
 // the interface hold across nodes: a revocation mark only moves forward,
@@ -48,6 +64,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,7 +72,9 @@
 #include <vector>
 
 #include "tokens/redis_connection.h"
+#include "tokens/redis_invalidations.h"
 #include "tokens/token_store.h"
+#include "tokens/verification_cache.h"
 
 namespace stokend::tokens {
 
@@ -69,11 +88,24 @@ class RedisTokenStore : public TokenStore {
     std::chrono::seconds mark_lifetime{std::chrono::hours(24 * 8)};
     int wait_replicas = 0;  // WAIT for this many replicas after each write
     std::chrono::milliseconds wait_timeout{1000};
+    // Cache the reads of verification, kept current over P changes (a
+    // thread per store with a connection of its own). Off for short-lived
+    // stores (stokenctl): their writes are announced all the same.
+    bool verification_cache = false;
+    VerificationCache::Options cache;
+    std::chrono::milliseconds ping_interval{200};   // on the subscriber connection
+    std::chrono::milliseconds silence_limit{1000};  // then the cache is bypassed
   };
 
-  // Connects lazily: constructing never touches the network, so a node
-  // starts while Redis is down (its token calls fail until Redis is back).
+  // Connects lazily: constructing never waits for the network, so a node
+  // starts while Redis is down (its token calls fail until Redis is back;
+  // the subscriber, when there is one, connects on its own thread).
   explicit RedisTokenStore(Options options);
+  ~RedisTokenStore() override;
+
+  // The verification cache, null when Options::verification_cache is off
+  // (for tests and the benchmark: whether it is live, its size).
+  const VerificationCache* verification_cache() const { return cache_.get(); }
 
   // PING; throws TokenStoreError when Redis cannot be reached.
   void ping();
@@ -118,9 +150,24 @@ class RedisTokenStore : public TokenStore {
   std::vector<std::string> scan(std::string_view pattern, const char* what);
   std::vector<IssuedToken> fetch_issued(const std::vector<std::string>& tokens);
   std::vector<WalletToken> fetch_wallet(const std::vector<std::string>& keys);
+  std::optional<IssuedToken> read_issued(std::string_view token);
+  std::optional<std::int64_t> read_mark(std::string_view pair_hash);
+  // Drops the pair from this node's cache: after each write touching it,
+  // whether the write succeeded or threw (it may have happened).
+  void forget_pair(std::string_view pair_hash);
+  void count_cache_read() const;  // a miss or a bypass (token_metrics.h)
+  struct ForgetPair {             // forget_pair() when the write's scope ends, thrown or not
+    RedisTokenStore* store;
+    std::string_view pair_hash;
+    ~ForgetPair() { store->forget_pair(pair_hash); }
+  };
 
   Options options_;
   RedisConnections connections_;
+  std::string channel_;  // P changes
+  // The listener feeds the cache: declared after it, so destroyed first.
+  std::unique_ptr<VerificationCache> cache_;
+  std::unique_ptr<RedisInvalidations> invalidations_;
 };
 
 }  // namespace stokend::tokens

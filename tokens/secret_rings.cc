@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 
 #include "common/base64.h"
 #include "common/durable_file.h"
@@ -51,6 +52,16 @@ struct LoadedFile {
   SecretRings::Snapshot snapshot;
   FileIdentity identity;
 };
+
+}  // namespace
+
+struct SecretRings::RefreshState {
+  std::mutex mutex;
+  FileIdentity loaded;  // of the file as last read
+  std::chrono::steady_clock::time_point last_check;
+};
+
+namespace {
 
 std::string system_error_text(int error_number) { return std::strerror(error_number); }
 
@@ -284,10 +295,9 @@ SecretRings SecretRings::load(const std::string& path) {
   SecretRings rings;
   rings.path_ = path;
   rings.snapshot_ = std::make_shared<const Snapshot>(std::move(loaded.snapshot));
-  rings.loaded_mtime_ns_ = loaded.identity.mtime_ns;
-  rings.loaded_size_ = loaded.identity.size;
-  rings.loaded_inode_ = loaded.identity.inode;
-  rings.last_check_ = std::chrono::steady_clock::now();
+  rings.refresh_ = std::make_shared<RefreshState>();
+  rings.refresh_->loaded = loaded.identity;
+  rings.refresh_->last_check = std::chrono::steady_clock::now();
   return rings;
 }
 
@@ -363,25 +373,23 @@ std::shared_ptr<const SecretRings::Snapshot> SecretRings::snapshot() const {
   return std::atomic_load(&snapshot_);
 }
 
-bool SecretRings::refresh_if_changed() {
+bool SecretRings::refresh_if_changed(std::chrono::milliseconds min_interval) const {
+  if (!refresh_) return false;
+  std::lock_guard lock(refresh_->mutex);
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_check_ < std::chrono::seconds(1)) return false;
-  last_check_ = now;
+  if (now - refresh_->last_check < min_interval) return false;
+  refresh_->last_check = now;
 
   struct stat status {};
   if (::stat(path_.c_str(), &status) != 0) return false;  // a rename in progress, or deleted
   const FileIdentity current = identity_of(status);
-  if (current == FileIdentity{loaded_mtime_ns_, loaded_size_, loaded_inode_}) return false;
+  if (current == refresh_->loaded) return false;
   // Remembered whether the load works or not: a broken file is reported
   // once, and tried again only when it changes again.
-  loaded_mtime_ns_ = current.mtime_ns;
-  loaded_size_ = current.size;
-  loaded_inode_ = current.inode;
+  refresh_->loaded = current;
   try {
     LoadedFile loaded = read_secrets_file(path_);
-    loaded_mtime_ns_ = loaded.identity.mtime_ns;
-    loaded_size_ = loaded.identity.size;
-    loaded_inode_ = loaded.identity.inode;
+    refresh_->loaded = loaded.identity;
     std::atomic_store(&snapshot_, std::shared_ptr<const Snapshot>(std::make_shared<const Snapshot>(
                                       std::move(loaded.snapshot))));
     spdlog::info("reloaded the token secrets from {}", path_);

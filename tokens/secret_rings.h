@@ -74,18 +74,23 @@ class SecretRings {
   const std::string& path() const { return path_; }
 
   // Reloads when the file changed on disk (size, mtime or inode), checking at
-  // most once a second. A file that became invalid is logged and the loaded
-  // secrets stay in use. Returns true when it reloaded.
-  bool refresh_if_changed();
+  // most once per `min_interval` (a stat(2)). A file that became invalid is
+  // logged and the loaded secrets stay in use. Returns true when it
+  // reloaded. Thread-safe (the daemon calls it at session starts on the
+  // loop thread, and the token authority on a worker thread when a token
+  // names a secret it does not know: token_authority.h).
+  bool refresh_if_changed(std::chrono::milliseconds min_interval = std::chrono::seconds(1)) const;
 
  private:
+  // What refresh_if_changed() compares and when it last looked: behind a
+  // mutex of its own, held by pointer so that SecretRings stays movable.
+  struct RefreshState;
+
   std::string path_;
-  std::shared_ptr<const Snapshot> snapshot_;  // read and swapped with std::atomic_load/store
-  // file identity at load, for refresh_if_changed
-  std::int64_t loaded_mtime_ns_ = 0;
-  std::int64_t loaded_size_ = 0;
-  std::uint64_t loaded_inode_ = 0;
-  std::chrono::steady_clock::time_point last_check_{};
+  // Read and swapped with std::atomic_load/store; mutable because a
+  // refresh swaps it in a const SecretRings (the file is the state).
+  mutable std::shared_ptr<const Snapshot> snapshot_;
+  std::shared_ptr<RefreshState> refresh_;
 };
 
 }  // namespace stokend::tokens

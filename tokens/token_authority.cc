@@ -24,6 +24,9 @@ namespace stokend::tokens {
 namespace {
 
 constexpr std::string_view key_id_option = "keyid";
+// How often a token naming an unknown secret may make the authority look
+// at the secrets file again (SecretRings::refresh_if_changed).
+constexpr std::chrono::milliseconds unknown_key_recheck{50};
 
 std::string pair_hash_text(std::string_view remote_address, std::string_view local_address) {
   return base64_unpadded(pair_hash(remote_address, local_address));
@@ -204,8 +207,16 @@ TokenCheck TokenAuthority::check_unbound(std::string_view token) const {
     return check;
   }
   check.key_id = *fields.key_id;
-  const std::shared_ptr<const MacKeys> keys = mac_keys();
+  std::shared_ptr<const MacKeys> keys = mac_keys();
   const MacKeys::Key* key = keys->find(*fields.key_id);
+  // A secret another node already mints with (the operator rotated and
+  // distributed the file): the file may have changed since this node last
+  // looked, so look now rather than at the next session start. At most
+  // one stat(2) per unknown_key_recheck, whatever the rate of forged ids.
+  if (key == nullptr && rings_.refresh_if_changed(unknown_key_recheck)) {
+    keys = mac_keys();
+    key = keys->find(*fields.key_id);
+  }
   if (key == nullptr) {
     check.reason = "unknown keyid '" + check.key_id + "'";
     return check;

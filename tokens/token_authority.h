@@ -6,8 +6,10 @@
 //
 // Verification, in this order (the first failure decides the verdict):
 //   malformed     the text does not parse (token_format.h)
-//   forged        unknown keyid, or the MAC does not match (compared in
-//                 constant time, sodium_memcmp)
+//   forged        unknown keyid (after looking at the secrets file again:
+//                 another node may mint with a secret just distributed),
+//                 or the MAC does not match (compared in constant time,
+//                 sodium_memcmp)
 //   not_yet_valid created more than policy.clock_skew in the future
 //   expired       now >= created + validity
 //   revoked       temporary, created at or before the pair's revocation mark

@@ -14,6 +14,16 @@ TokenMetrics make_metrics() {
         "stokend_token_verifications_total", "Submission tokens verified, by verdict.",
         {{"verdict", std::string(verdict_name(verdict))}});
   }
+  const char* lookups_help = "Token store reads of verification, by how the cache answered.";
+  made.cache_hits = &metrics::default_registry().counter("stokend_token_cache_lookups_total",
+                                                         lookups_help, {{"result", "hit"}});
+  made.cache_misses = &metrics::default_registry().counter("stokend_token_cache_lookups_total",
+                                                           lookups_help, {{"result", "miss"}});
+  made.cache_bypassed = &metrics::default_registry().counter(
+      "stokend_token_cache_lookups_total", lookups_help, {{"result", "bypassed"}});
+  made.cache_subscribed = &metrics::default_registry().gauge(
+      "stokend_token_cache_subscribed",
+      "1 while the Redis token store's change notifications are subscribed (its cache in use).");
   return made;
 }
 

@@ -110,6 +110,7 @@ struct RedisStoreConfig {
   unsigned wait_replicas = defaults::redis_wait_replicas;
   std::chrono::milliseconds wait_timeout = defaults::redis_wait_timeout;
   std::string key_prefix = defaults::redis_key_prefix;
+  bool cache = defaults::redis_verification_cache;  // the daemon's verification cache
 };
 
 // Submission tokens: where they are kept and how long they live. The paths

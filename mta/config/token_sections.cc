@@ -128,6 +128,10 @@ void ConfigReader::read_token_store(const Field& field, TokenConfig& tokens) {
           redis.wait_replicas = static_cast<unsigned>(*count);
         }},
        {"wait_timeout", duration_into(redis.wait_timeout)},
+       {"cache",
+        [&](const Field& key_field) {
+          if (const auto value = read_boolean(key_field)) redis.cache = *value;
+        }},
        {"key_prefix", [&](const Field& key_field) {
           const auto prefix = read_string(key_field);
           if (!prefix) return;

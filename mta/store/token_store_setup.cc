@@ -53,12 +53,17 @@ tokens::RedisTokenStore::Options redis_store_options(const Config& config) {
   options.mark_lifetime = config.tokens.temporary_validity + config.tokens.clock_skew;
   options.wait_replicas = static_cast<int>(redis.wait_replicas);
   options.wait_timeout = redis.wait_timeout;
+  options.ping_interval = defaults::redis_cache_ping_interval;
+  options.silence_limit = defaults::redis_cache_silence_limit;
   return options;
 }
 
-std::unique_ptr<tokens::TokenStore> open_backend_token_store(const Config& config) {
+std::unique_ptr<tokens::TokenStore> open_backend_token_store(const Config& config,
+                                                             TokenStoreUse use) {
   if (config.tokens.store_backend == TokenStoreBackend::redis) {
-    return std::make_unique<tokens::RedisTokenStore>(redis_store_options(config));
+    auto options = redis_store_options(config);
+    options.verification_cache = use == TokenStoreUse::daemon && config.tokens.redis.cache;
+    return std::make_unique<tokens::RedisTokenStore>(std::move(options));
   }
   return std::make_unique<tokens::SqliteTokenStore>(config.tokens.store);
 }
@@ -124,13 +129,14 @@ void log_token_store_at_start(const Config& config) {
   }
 }
 
-std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config) {
-  if (!config.tokens.sync_contacts_folder) return open_backend_token_store(config);
-  return open_synced_token_store(config);
+std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config, TokenStoreUse use) {
+  if (!config.tokens.sync_contacts_folder) return open_backend_token_store(config, use);
+  return open_synced_token_store(config, use);
 }
 
-std::unique_ptr<store::ContactsFolderSync> open_synced_token_store(const Config& config) {
-  auto store = open_backend_token_store(config);
+std::unique_ptr<store::ContactsFolderSync> open_synced_token_store(const Config& config,
+                                                                   TokenStoreUse use) {
+  auto store = open_backend_token_store(config, use);
   // The configuration as it is now: a running daemon reads its
   // configuration once, so routes and domains do not change under it.
   auto mailbox_of =

@@ -25,11 +25,19 @@
 
 namespace stokend {
 
-std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config);
+// What the store is opened for: the daemon verifies tokens for as long as
+// it runs, and with the Redis backend keeps a verification cache current
+// over pub/sub (tokens/redis_token_store.h); a tool (stokenctl) makes a few
+// calls and asks Redis each time.
+enum class TokenStoreUse { tool, daemon };
+
+std::unique_ptr<tokens::TokenStore> open_token_store(const Config& config,
+                                                     TokenStoreUse use = TokenStoreUse::tool);
 
 // The configured backend alone, without the contacts folder mirror
 // (stokenctl tokens migrate copies between backends).
-std::unique_ptr<tokens::TokenStore> open_backend_token_store(const Config& config);
+std::unique_ptr<tokens::TokenStore> open_backend_token_store(
+    const Config& config, TokenStoreUse use = TokenStoreUse::tool);
 
 // With the Redis backend, checks that this node's secret rings agree with
 // the other nodes' (RedisTokenStore::claim_secret_fingerprints): the reason
@@ -53,7 +61,8 @@ std::string token_store_description(const Config& config);
 
 // The configured store wrapped in the contacts folder mirror whatever
 // tokens.sync_contacts_folder says (stokenctl contacts sync).
-std::unique_ptr<store::ContactsFolderSync> open_synced_token_store(const Config& config);
+std::unique_ptr<store::ContactsFolderSync> open_synced_token_store(
+    const Config& config, TokenStoreUse use = TokenStoreUse::tool);
 
 // The token policy of the configuration's tokens section.
 tokens::TokenPolicy token_policy_of(const Config& config);

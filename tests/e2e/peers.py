@@ -6,6 +6,10 @@
   NXDOMAIN for every other name under .test and nothing else.
 - Dovecot: a standalone Dovecot speaking LMTP on a loopback port and a unix
   socket, delivering into HOME/Maildir of passwd-file users.
+- Redis: a redis-server on a unix socket only, appendonly yes, appendfsync
+  always (the settings README "Several nodes" asks for), to be killed and
+  started again on the same data.
+- HAProxy: a TCP balancer from a given configuration, on loopback.
 
 Every peer runs as a child process in its own temporary folder, on a free high
 loopback port, and is stopped by its process id (a PeerSet stops all of its
@@ -23,6 +27,7 @@ import email.policy
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -637,3 +642,142 @@ def parse_dsn(raw: bytes) -> Dsn:
         payload = parts[2].get_payload()
         original = payload if isinstance(payload, str) else str(payload[0])
     return Dsn(message, report, per_message, original)
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class Redis:
+    """A private redis-server on a unix socket in `folder` (no TCP port),
+    with the settings the README asks for."""
+
+    def __init__(self, folder: Path):
+        if not os.access(REDIS_SERVER, os.X_OK):
+            pytest.skip("redis-server is not installed")
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.socket = folder / "redis.sock"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"unix:{self.socket}"
+
+    def start(self) -> None:
+        if self.socket.exists():
+            self.socket.unlink()
+        log = open(self.folder / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm",
+             "700", "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
+             "--save", "", "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+
+        def answers():
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    probe.settimeout(0.5)
+                    probe.connect(str(self.socket))
+                    probe.sendall(b"PING\r\n")
+                    return probe.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+        wait_until(answers, 10.0, what="redis-server to answer")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final save (the AOF has every write)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def close(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+class HAProxy:
+    """A private haproxy -db with `config` (TCP mode, loopback frontends),
+    checked with haproxy -c first; waits until every port in `ports` accepts."""
+
+    def __init__(self, folder: Path, config: str, ports_to_wait_for: list[int]):
+        if not Path(HAPROXY).exists():
+            pytest.skip("haproxy is not installed (Debian package haproxy)")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "haproxy.cfg"
+        path.write_text(config)
+        check = subprocess.run([HAPROXY, "-c", "-f", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        self.log_path = folder / "haproxy.log"
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(path)], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        for port in ports_to_wait_for:
+            wait_until(lambda: _accepts(port), 10.0, what=f"haproxy on port {port}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# --- chat messages between nodes ------------------------------------------------------
+
+_chat_counter = 0
+
+
+def send_chat(node, sender: str, password: str, recipient: str) -> tuple[str, str]:
+    """Submits a chat message (Chat-Version) with a unique marker through the
+    node's implicit-TLS submission port; returns (queue id, marker)."""
+    global _chat_counter
+    _chat_counter += 1
+    marker = f"chat-{time.monotonic_ns()}-{_chat_counter}"
+    data = (f"From: <{sender}>\r\nTo: <{recipient}>\r\nSubject: chat\r\n"
+            f"Message-ID: <chat${marker}@test>\r\nChat-Version: 1.0\r\n"
+            f"Date: Mon, 07 Dec 2026 12:00:00 +0000\r\n\r\nhello {marker}\r\n").encode()
+    reply = submit(node, sender, password, [recipient], data, implicit_tls=True)
+    return queue_id(reply), marker
+
+
+def copies_in(nodes_to_search: list, address: str, marker: str) -> list[bytes]:
+    """The stored messages (new/ and cur/) carrying marker, over several nodes."""
+    found = []
+    for node in nodes_to_search:
+        folder = node.maildir(address)
+        for path in [p for sub in ("new", "cur") for p in (folder / sub).glob("*")]:
+            try:
+                content = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            if marker.encode() in content:
+                found.append(content)
+    return found
+
+
+def delivered_once(node, qid: str, recipient: str) -> str:
+    """Waits until qid left the node's queue delivered to recipient at the
+    first attempt; returns the reply."""
+    result = outcomes(wait_removed(node, qid, 20.0), qid)
+    assert [(r, o, a) for r, o, a, _ in result] == [(recipient, "delivered", 1)], result
+    return result[0][3]

@@ -16,37 +16,23 @@ are unaffected (the harness uses them throughout).
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from peers import HAPROXY, HAProxy
 from smtpwire import SMTPWire
 from stokend_daemon import free_ports
 from storedmail import received_field
 
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 BALANCER = "127.0.0.3"
 ALICE = "alice@example.test"
 WAIT = 10.0
 
 pytestmark = pytest.mark.skipif(not Path(HAPROXY).exists(),
                                 reason="haproxy is not installed (Debian package haproxy)")
-
-
-def wait_for_port(port: int, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} is not listening on port {port}")
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +46,7 @@ def behind_proxy(module_stokend_factory, tmp_path_factory):
                           "tls": "starttls", "proxy_protocol": True,
                           "trusted_proxies": [BALANCER, "10.0.0.0/8"]}])
     directory = tmp_path_factory.mktemp("haproxy")
-    config = directory / "haproxy.cfg"
-    config.write_text(f"""\
+    config = f"""\
 global
     maxconn 100
 defaults
@@ -79,20 +64,12 @@ backend stokend_v1
     server mx 127.0.0.1:{proxied_port} send-proxy source {BALANCER}
 backend stokend_v2
     server mx 127.0.0.1:{proxied_port} send-proxy-v2 source {BALANCER}
-""")
-    check = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    log = (directory / "haproxy.log").open("w")
-    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=log,
-                            stderr=subprocess.STDOUT)
+"""
+    proxy = HAProxy(directory, config, [v1_port, v2_port])
     try:
-        wait_for_port(v1_port, "haproxy")
-        wait_for_port(v2_port, "haproxy")
         yield mta, proxied_port, v1_port, v2_port
     finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        proxy.close()
 
 
 def closed_without_a_reply(conn: socket.socket) -> bool:

@@ -37,68 +37,12 @@ from pathlib import Path
 
 import pytest
 
-from peers import Dnsmasq, private_ca, queue_id, submit, wait_for_log, wait_removed, wait_until
-from peers import fast_lane_line, outcomes, wallet
+from peers import Dnsmasq, Redis, private_ca, queue_id, submit, wait_for_log, wait_removed
+from peers import wait_until
+from peers import copies_in, delivered_once, fast_lane_line, send_chat, wallet
 from stokend_daemon import RUNNING, Stokend, deep_merge, to_yaml
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
 PASSWORDS = {"alice@a.test": "Alice-pw-4711", "bob@b.test": "Bob-pw-0815"}
-
-
-class Redis:
-    """A private redis-server on a unix socket in `folder` (no TCP port),
-    with the settings the README asks for."""
-
-    def __init__(self, folder: Path):
-        if not os.access(REDIS_SERVER, os.X_OK):
-            pytest.skip("redis-server is not installed")
-        self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.socket = folder / "redis.sock"
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"unix:{self.socket}"
-
-    def start(self) -> None:
-        if self.socket.exists():
-            self.socket.unlink()
-        log = open(self.folder / "redis.log", "ab")
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm",
-             "700", "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
-             "--save", "", "--daemonize", "no"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
-
-        def answers():
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                    probe.settimeout(0.5)
-                    probe.connect(str(self.socket))
-                    probe.sendall(b"PING\r\n")
-                    return probe.recv(16).startswith(b"+PONG")
-            except OSError:
-                return False
-        wait_until(answers, 10.0, what="redis-server to answer")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no final save (the AOF has every write)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 class Nodes:
@@ -176,34 +120,9 @@ def nodes():
         pytest.fail("\n".join(problems), pytrace=False)
 
 
-_counter = 0
-
-
 def send(node: Stokend, sender: str, recipient: str) -> tuple[str, str]:
-    """Submits a chat message (Chat-Version) with a unique marker; returns
-    (queue id, marker)."""
-    global _counter
-    _counter += 1
-    marker = f"redis-{time.monotonic_ns()}-{_counter}"
-    data = (f"From: <{sender}>\r\nTo: <{recipient}>\r\nSubject: chat\r\n"
-            f"Message-ID: <chat${marker}@test>\r\nChat-Version: 1.0\r\n"
-            f"Date: Mon, 07 Dec 2026 12:00:00 +0000\r\n\r\nhello {marker}\r\n").encode()
-    reply = submit(node, sender, PASSWORDS[sender], [recipient], data, implicit_tls=True)
-    return queue_id(reply), marker
-
-
-def copies_in(nodes_to_search: list[Stokend], address: str, marker: str) -> list[bytes]:
-    found = []
-    for node in nodes_to_search:
-        folder = node.maildir(address)
-        for path in [p for sub in ("new", "cur") for p in (folder / sub).glob("*")]:
-            try:
-                content = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            if marker.encode() in content:
-                found.append(content)
-    return found
+    """Submits a chat message with a unique marker; returns (queue id, marker)."""
+    return send_chat(node, sender, PASSWORDS[sender], recipient)
 
 
 def single_copy(nodes, address: str, marker: str) -> bytes:
@@ -217,12 +136,6 @@ def single_copy(nodes, address: str, marker: str) -> bytes:
     assert len(found) == 1, f"{address}: {len(found)} copies"
     return found[0]
 
-
-
-def delivered_once(node: Stokend, qid: str, recipient: str) -> str:
-    result = outcomes(wait_removed(node, qid, 20.0), qid)
-    assert [(r, o, a) for r, o, a, _ in result] == [(recipient, "delivered", 1)], result
-    return result[0][3]
 
 
 def test_b1_gives_alice_a_token_by_mx(nodes):

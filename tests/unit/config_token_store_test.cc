@@ -38,6 +38,7 @@ TEST_CASE("tokens.store as a map: backend sqlite with a path, or backend redis",
                       "    wait_replicas: 1\n"
                       "    wait_timeout: 500ms\n"
                       "    key_prefix: \"node-group-1:\"\n"
+                      "    cache: false\n"
                       "    tls: false\n");
     INFO(stokend::testing::all_errors(loaded.result));
     REQUIRE(loaded.result.config);
@@ -49,6 +50,7 @@ TEST_CASE("tokens.store as a map: backend sqlite with a path, or backend redis",
     CHECK(tokens.redis.wait_replicas == 1);
     CHECK(tokens.redis.wait_timeout == std::chrono::milliseconds(500));
     CHECK(tokens.redis.key_prefix == "node-group-1:");
+    CHECK_FALSE(tokens.redis.cache);
     CHECK(tokens.redis.password_file.empty());
   }
   SECTION("redis defaults") {
@@ -61,6 +63,8 @@ TEST_CASE("tokens.store as a map: backend sqlite with a path, or backend redis",
     CHECK(redis.command_timeout == defaults::redis_command_timeout);
     CHECK(redis.wait_replicas == defaults::redis_wait_replicas);
     CHECK(redis.key_prefix == defaults::redis_key_prefix);
+    CHECK(redis.cache == defaults::redis_verification_cache);
+    CHECK(redis.cache);
   }
 }
 
@@ -83,6 +87,9 @@ TEST_CASE("bad Redis settings are refused with their reason and line", "[config]
   CHECK(LoadedText(head + "    url: redis://host\n    password_file: /nonexistent/pw\n")
             .only_error()
             .find("/nonexistent/pw") != std::string::npos);
+  CHECK(LoadedText(head + "    url: redis://host\n    cache: sometimes\n")
+            .only_error()
+            .find("tokens.store.cache") != std::string::npos);
   CHECK(LoadedText(minimal_config + "tokens:\n  store: {backend: mysql}\n")
             .only_error()
             .find("unknown backend 'mysql' (expected sqlite or redis)") != std::string::npos);

@@ -41,6 +41,7 @@ TEST_CASE("metrics: every folder's metrics show, with every label value", "[metr
         "stokend_messages_rejected_total{reason=\"too_many_hops\"}",
         "stokend_deliveries_total{route=\"token_server\",outcome=\"bounced\"}",
         "stokend_fast_lane_deliveries_total{result=\"exchanged\"}",
+        "stokend_token_cache_lookups_total{result=\"bypassed\"}", "stokend_token_cache_subscribed",
         "stokend_fast_lane_fallbacks_total{reason=\"connection_lost\"}",
         "stokend_token_verifications_total{verdict=\"wrong_pair\"}",
         "stokend_tls_handshakes_total{direction=\"outbound\",version=\"other\"}",
