@@ -104,6 +104,10 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
   restart_only(
       "tokens.store", [](auto& c) -> auto& { return c.tokens.store; });
   restart_only(
+      "tokens.store.backend", [](auto& c) -> auto& { return c.tokens.store_backend; });
+  restart_only(
+      "tokens.store.redis", [](auto& c) -> auto& { return c.tokens.redis; });
+  restart_only(
       "tokens.secrets_file", [](auto& c) -> auto& { return c.tokens.secrets_file; });
   restart_only(
       "tokens.temporary_validity", [](auto& c) -> auto& { return c.tokens.temporary_validity; });

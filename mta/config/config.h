@@ -111,6 +111,8 @@ struct RedisStoreConfig {
   std::chrono::milliseconds wait_timeout = defaults::redis_wait_timeout;
   std::string key_prefix = defaults::redis_key_prefix;
   bool cache = defaults::redis_verification_cache;  // the daemon's verification cache
+
+  bool operator==(const RedisStoreConfig&) const = default;
 };
 
 // Submission tokens: where they are kept and how long they live. The paths

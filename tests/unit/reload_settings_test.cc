@@ -48,3 +48,17 @@ TEST_CASE("a reload keeps restart-only settings and names them", "[reload]") {
   Config same = running;
   CHECK(keep_restart_only_settings(running, same).empty());
 }
+
+TEST_CASE("a reload keeps the token store's backend and Redis settings", "[reload]") {
+  Config running;
+  running.tokens.redis.url = "redis://127.0.0.1:6379/0";
+  Config wanted = running;
+  wanted.tokens.store_backend = TokenStoreBackend::redis;
+  wanted.tokens.redis.url = "redis://127.0.0.1:6380/0";
+  wanted.tokens.redis.cache = false;
+  const auto changed = keep_restart_only_settings(running, wanted);
+  CHECK(changed == std::vector<std::string>{"tokens.store.backend", "tokens.store.redis"});
+  CHECK(wanted.tokens.store_backend == TokenStoreBackend::sqlite);
+  CHECK(wanted.tokens.redis.url == "redis://127.0.0.1:6379/0");
+  CHECK(wanted.tokens.redis.cache);
+}
