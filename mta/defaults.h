@@ -163,7 +163,8 @@ inline constexpr std::chrono::milliseconds dovecot_timeout = 5s;
 inline constexpr std::chrono::milliseconds dovecot_cache_ttl = 60s;
 inline constexpr std::size_t dovecot_cache_entries = 10000;
 // Reconnecting to Dovecot after a failure: the wait doubles from the first
-// to the last value, and a request meanwhile fails at once (temporary).
+// to the last value; a request meanwhile waits for the next attempt (within
+// its timeout) and fails temporarily if that attempt fails too.
 inline constexpr std::chrono::milliseconds dovecot_reconnect_min = 250ms;
 inline constexpr std::chrono::milliseconds dovecot_reconnect_max = 5s;
 // A line from Dovecot longer than this ends the connection (a protocol

@@ -9,9 +9,10 @@
 //   back-off (dovecot_link.h). An exchange begun while the handshake is not
 //   complete waits for it within its deadline.
 // - Every step Dovecot is asked for has a deadline (auth.timeout): on expiry,
-//   on a lost connection, on a reply that does not parse (logged, and the
-//   connection is started over) and while the back-off runs, the step is a
-//   temporary failure; FAIL with "temp" too. Never an ok without Dovecot's OK.
+//   on a lost connection or a failed connect (one begun during the back-off
+//   waits for the next attempt), and on a reply that does not parse (logged,
+//   and the connection is started over), the step is a temporary failure;
+//   FAIL with "temp" too. Never an ok without Dovecot's OK.
 // - mechanisms(): those of Dovecot's last handshake that a text exchange
 //   can carry (relayable_mechanism()), in Dovecot's order; before any
 //   handshake, PLAIN and LOGIN, so that AUTH is offered and answered 454
