@@ -80,6 +80,8 @@ mail_location = maildir:~/Maildir
 first_valid_uid = 1
 first_valid_gid = 1
 auth_mechanisms = plain login cram-md5
+# No 2 s pause before each FAIL: the tests' wrong passwords answer at once.
+auth_failure_delay = 0
 passdb {{
   driver = passwd-file
   args = {passwd}
@@ -181,7 +183,9 @@ def daemon_for(factory, dovecot: DovecotAuth, **auth):
 
 @pytest.fixture(scope="module")
 def mta(module_stokend_factory, dovecot):
-    return daemon_for(module_stokend_factory, dovecot)
+    # No cache: every RCPT asks Dovecot (the cache has its unit tests), so
+    # that the outage test sees Dovecot's absence at once.
+    return daemon_for(module_stokend_factory, dovecot, cache_ttl="0s")
 
 
 def tls_session(port: int) -> SMTPWire:
@@ -267,6 +271,7 @@ def test_mx_rcpt_asks_dovecots_userdb_in_order(mta):
     assert replies[2].enhanced == "5.1.1" and "user unknown" in replies[2].text
 
 
+@pytest.mark.once  # swaks' and Dovecot LMTP's verdict; the AUTH path is covered above
 @pytest.mark.skipif(SWAKS is None, reason="swaks is not installed")
 def test_swaks_submits_as_dovecot_user_into_dovecots_mailbox(mta, dovecot):
     marker = uuid.uuid4().hex
@@ -284,9 +289,9 @@ class ScriptedAuthServer:
     """A unix socket server speaking just enough of Dovecot's handshake, then
     answering every request with a line that does not parse."""
 
-    def __init__(self, path: Path, reply: bytes) -> None:
+    def __init__(self, path: Path, replies: dict[bytes, bytes]) -> None:
         self.path = path
-        self.reply = reply
+        self.replies = replies  # command (AUTH, USER) → the answer to it
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(path))
         os.chmod(path, 0o666)
@@ -318,8 +323,9 @@ class ScriptedAuthServer:
                     buffer += data
                     while b"\n" in buffer:
                         line, buffer = buffer.split(b"\n", 1)
-                        if line.startswith((b"AUTH\t", b"USER\t")):
-                            conn.sendall(self.reply)
+                        reply = self.replies.get(line.split(b"\t", 1)[0])
+                        if reply:
+                            conn.sendall(reply)
             except OSError:
                 return
 
@@ -331,7 +337,8 @@ class ScriptedAuthServer:
 
 def test_reply_that_does_not_parse_is_a_temporary_failure(stokend_factory, tmp_path):
     auth_path = tmp_path / "auth"
-    server = ScriptedAuthServer(auth_path, b"OK\tnot-an-id\tuser=mallory@example.test\n")
+    server = ScriptedAuthServer(auth_path, {b"AUTH": b"OK\tnot-an-id\tuser=mallory@example.test\n",
+                                            b"USER": b"USER\t1\tuser name with spaces\n"})
     try:
         endpoint = f"unix:{auth_path}"
         daemon = stokend_factory(users={}, auth={"backend": "dovecot", "socket": endpoint,
@@ -354,9 +361,9 @@ def test_reply_that_does_not_parse_is_a_temporary_failure(stokend_factory, tmp_p
         server.close()
 
 
-def test_dovecot_stopped_then_back(module_stokend_factory, dovecot):
+def test_dovecot_stopped_then_back(mta, dovecot):
     """Last in the module: it stops the shared Dovecot, then starts it again."""
-    daemon = daemon_for(module_stokend_factory, dovecot, cache_ttl="0s", timeout="2s")
+    daemon = mta
 
     def auth_reply():
         with tls_session(daemon.submission_port) as conn:
