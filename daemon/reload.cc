@@ -33,6 +33,8 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
   restart_only(
       "users_file", [](auto& c) -> auto& { return c.users_file; });
   restart_only(
+      "auth", [](auto& c) -> auto& { return c.auth; });
+  restart_only(
       "spool_directory", [](auto& c) -> auto& { return c.spool_directory; });
   restart_only(
       "maildir_root", [](auto& c) -> auto& { return c.maildir_root; });

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/dovecot_clients.h"
 #include "daemon/inbound.h"
 #include "daemon/metrics_server.h"
 #include "daemon/operator_signals.h"
@@ -81,15 +82,19 @@ int run_daemon(const Config& config) {
 
   const auto recipient_probe = build_recipient_probe(config, base.get(), *outbound->pool);
   const auto spool_space = watch_spool_space(config);
+  // auth: backend dovecot: logins and local users through Dovecot.
+  const auto dovecot = start_dovecot_clients(config, base.get());
+  UserLookup& session_users = dovecot.userdb ? *dovecot.userdb : static_cast<UserLookup&>(*users);
   server::SessionRegistry sessions;
   // What a reload replaces (reload.h); sessions keep the one they started with.
   server::ServerContext context{.generation = first_generation(config, std::move(*tls)),
                                 .base = base.get(),
-                                .users = *users,
+                                .users = session_users,
                                 .queue = queue,
                                 .workers = workers,
                                 .sessions = sessions,
                                 .dummy_password_hash = hash_password("unknown user"),
+                                .sasl = dovecot.auth.get(),
                                 .tokens = &tokens->authority,
                                 .token_secrets = &tokens->secrets,
                                 .token_store = tokens->store.get(),

@@ -19,6 +19,10 @@ enum class TokenDistribution { chat, all, off };
 // refused, or the NUL is removed. (Declared here so its default can be.)
 enum class NulOctets { reject, strip };
 
+// Where logins and local users are looked up: the users file, or a
+// provider's Dovecot (auth: backend). (Declared here so its default can be.)
+enum class AuthBackend { users_file, dovecot };
+
 }  // namespace stokend
 
 namespace stokend::defaults {
@@ -163,6 +167,25 @@ inline constexpr TokenDistribution distribute_tokens = TokenDistribution::chat;
 inline constexpr std::chrono::milliseconds recipient_probe_positive_ttl = 1h;
 inline constexpr std::chrono::milliseconds recipient_probe_negative_ttl = 10min;
 inline constexpr std::size_t recipient_probe_cache_entries = 100000;
+
+// Authentication and user lookup (auth:): the users file, or a provider's
+// Dovecot (mta/auth/). A Dovecot answer is awaited this long per request;
+// then AUTH gets 454 4.7.0 and RCPT 451 4.3.0 (never an acceptance).
+inline constexpr AuthBackend auth_backend = AuthBackend::users_file;
+inline constexpr std::chrono::milliseconds dovecot_timeout = 5s;
+// How long a userdb answer (user exists or not) is believed; 0: ask each time.
+inline constexpr std::chrono::milliseconds dovecot_cache_ttl = 60s;
+inline constexpr std::size_t dovecot_cache_entries = 10000;
+// Reconnecting to Dovecot after a failure: the wait doubles from the first
+// to the last value; a request meanwhile waits for the next attempt (within
+// its timeout) and fails temporarily if that attempt fails too.
+inline constexpr std::chrono::milliseconds dovecot_reconnect_min = 250ms;
+inline constexpr std::chrono::milliseconds dovecot_reconnect_max = 5s;
+// A line from Dovecot longer than this ends the connection (a protocol
+// error); Dovecot's own lines (a SASL challenge, a userdb reply) stay far below.
+inline constexpr std::size_t dovecot_max_line_length = 65536;
+// Requests waiting for Dovecot at once; more get a temporary failure.
+inline constexpr std::size_t dovecot_max_pending = 10000;
 
 // Input handling
 inline constexpr bool normalise_bare_line_endings = false;  // false: reject with 5.5.2

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/ip_prefix.h"
+#include "mta/auth/dovecot_endpoint.h"
 #include "mta/defaults.h"
 #include "mta/routes.h"
 #include "mta/tls_policies.h"
@@ -178,6 +179,19 @@ struct MaildirPermissionsConfig {
   bool operator==(const MaildirPermissionsConfig&) const = default;
 };
 
+// Where logins and local users are looked up (auth:): the users file, or a
+// provider's Dovecot through its auth client and auth-userdb sockets
+// (mta/auth/dovecot_auth_client.h, mta/auth/dovecot_userdb.h).
+struct AuthConfig {
+  AuthBackend backend = defaults::auth_backend;
+  auth::DovecotEndpoint socket;         // dovecot: the auth client listener (AUTH)
+  auth::DovecotEndpoint userdb_socket;  // dovecot: the auth-userdb listener (RCPT)
+  std::chrono::milliseconds cache_ttl = defaults::dovecot_cache_ttl;
+  std::chrono::milliseconds timeout = defaults::dovecot_timeout;
+
+  bool operator==(const AuthConfig&) const = default;
+};
+
 // The metrics endpoint (daemon/metrics_server.h): off while port is 0.
 struct MetricsConfig {
   std::string address;     // an IPv4 or IPv6 literal, as written (without brackets)
@@ -208,6 +222,7 @@ struct Config {
   FastLaneConfig fast_lane;
   RecipientProbeConfig recipient_probe;
   MetricsConfig metrics;
+  AuthConfig auth;
   // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
   std::map<std::string, Route> routes;
   // Recipient domain (lowercase) or "*" → outbound TLS policy (mta/tls_policies.h).

@@ -160,6 +160,12 @@ class ConfigReader {
   // After the whole file: the endpoint is not one of the SMTP listeners'.
   void check_metrics_endpoint(const Config& config);
 
+  // auth_section.cc
+  void read_auth(const Field& field, AuthConfig& auth);
+  // After the whole file: with Dovecot's users, no local domain is
+  // delivered to the built-in Maildir, which knows only the users file.
+  void check_auth_routes(const Config& config);
+
   std::string file_name_;
   std::vector<ConfigError> errors_;
   // Where each recipient_probe domain was given, for the checks that need
@@ -168,6 +174,7 @@ class ConfigReader {
   // canonical "address:port" → line of the listener that defined it first
   std::map<std::string, int> listener_lines_;
   std::optional<YAML::Mark> metrics_listen_mark_;        // where metrics.listen was given
+  std::optional<YAML::Mark> auth_mark_;                  // where auth.backend was given
   std::optional<RelayCredentialMap> relay_credentials_;  // as read, before attaching
   YAML::Mark relay_credentials_mark_;
 };

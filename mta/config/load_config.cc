@@ -78,6 +78,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
        {"fast_lane", [&](const Field& field) { read_fast_lane(field, config.fast_lane); }},
        {"recipient_probe", [&](const Field& field) { read_recipient_probe(field, config); }},
        {"metrics", [&](const Field& field) { read_metrics(field, config.metrics); }},
+       {"auth", [&](const Field& field) { read_auth(field, config.auth); }},
        {"normalise_bare_line_endings", boolean_into(config.normalise_bare_line_endings)},
        {"nul_octets",
         [&](const Field& field) {
@@ -113,6 +114,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
   check_recipient_probe_domains(config);
   attach_relay_credentials(config);
   check_metrics_endpoint(config);
+  check_auth_routes(config);
   // After the whole file: spool_directory may come after the tokens section.
   if (config.tokens.store.empty()) {
     config.tokens.store = config.spool_directory / defaults::token_store_file_name;

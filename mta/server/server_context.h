@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "mta/auth/sasl_authenticator.h"
 #include "mta/config/config.h"
 #include "mta/routes.h"
 #include "mta/recipient_verifier.h"
@@ -74,6 +75,9 @@ struct ServerContext {
   WorkRunner& workers;
   SessionRegistry& sessions;
   std::string dummy_password_hash;  // checked for unknown logins, so timing does not tell
+  // AUTH through a provider's Dovecot (auth: backend dovecot); null: the
+  // users file's password hashes.
+  auth::SaslAuthenticator* sasl = nullptr;
   // The Submission Token extension (Token Server, GENSTOKEN, REVSTOKEN);
   // all null when it is not configured.
   tokens::TokenAuthority* tokens = nullptr;

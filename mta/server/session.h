@@ -122,6 +122,10 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   void command_mail(const Command& command);
   void command_rcpt(const Command& command);
   void add_recipient(const std::string& address, bool local, const queue::RecipientDsn& dsn);
+  // Answers RCPT for a local mailbox once the users answered; false when the
+  // next hop is asked on (recipient_verified() then resumes reading).
+  bool local_recipient(const message::Mailbox& mailbox, const std::string& shown,
+                       const UserAnswer& answer, const queue::RecipientDsn& dsn);
   void verify_recipient_at_next_hop(const message::Mailbox& mailbox, const std::string& shown,
                                     const queue::RecipientDsn& dsn);
   void recipient_verified(const std::string& address, const std::string& shown,

@@ -147,27 +147,52 @@ void Session::command_rcpt(const Command& command) {
   bool local = !mailbox.domain_is_literal && context_.config().is_local_domain(mailbox.domain);
 
   if (!role_->admit_recipient(path, shown, local)) return;
-  std::string address;
-  if (local) {
-    context_.users.refresh_if_changed();
-    const User* user = context_.users.find(mailbox.normalized());
-    if (!user) {
-      // Users of the MX behind stokend need not be in the users file: ask
-      // the MX (Postfix's reject_unverified_recipient).
-      if (context_.recipient_verifier && context_.routes() &&
-          context_.config().recipient_probe.probes(mailbox.domain)) {
-        return verify_recipient_at_next_hop(mailbox, shown, *dsn.dsn);
-      }
-      mta_metrics::count_rejected(mta_metrics::Rejection::unknown_recipient);
-      return reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
-    }
-    address = user->address;
-  } else {
+  if (!local) {
     // Authenticated submission to another domain: queued for remote delivery.
-    address = mailbox.to_string();
+    add_recipient(mailbox.to_string(), false, *dsn.dsn);
+    return reply(250, "2.1.5", "Ok");
   }
-  add_recipient(address, local, *dsn.dsn);
-  reply(250, "2.1.5", "Ok");
+  // The users file answers at once; a provider's Dovecot (auth/dovecot_userdb.h)
+  // may answer later, the session reading nothing meanwhile.
+  std::weak_ptr<Session> weak = weak_from_this();
+  const auto answer = context_.users.lookup(
+      mailbox.normalized(), [weak, mailbox, shown, dsn = *dsn.dsn](const UserAnswer& later) {
+        auto session = weak.lock();
+        if (session && session->local_recipient(mailbox, shown, later, dsn)) {
+          session->resume_reading();
+        }
+      });
+  if (!answer) return wait_for_work();
+  local_recipient(mailbox, shown, *answer, *dsn.dsn);
+}
+
+bool Session::local_recipient(const message::Mailbox& mailbox, const std::string& shown,
+                              const UserAnswer& answer, const queue::RecipientDsn& dsn) {
+  switch (answer.status) {
+    case UserAnswer::Status::found:
+      add_recipient(answer.user.address, true, dsn);
+      reply(250, "2.1.5", "Ok");
+      return true;
+    case UserAnswer::Status::temporary_failure:
+      // The directory could not say: the client tries again later, rather
+      // than have mail accepted that may bounce or refused that exists.
+      spdlog::info("session {}: {} not looked up: user directory unavailable", session_id_, shown);
+      mta_metrics::count_rejected(mta_metrics::Rejection::unverified_recipient);
+      reply(451, "4.3.0", shown + ": Temporary failure in user lookup, try again later");
+      return true;
+    case UserAnswer::Status::unknown:
+      break;
+  }
+  // Users of the MX behind stokend need not be in the users file: ask
+  // the MX (Postfix's reject_unverified_recipient).
+  if (context_.recipient_verifier && context_.routes() &&
+      context_.config().recipient_probe.probes(mailbox.domain)) {
+    verify_recipient_at_next_hop(mailbox, shown, dsn);
+    return false;  // recipient_verified() resumes reading
+  }
+  mta_metrics::count_rejected(mta_metrics::Rejection::unknown_recipient);
+  reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");
+  return true;
 }
 
 void Session::add_recipient(const std::string& address, bool local,

@@ -25,9 +25,11 @@ void refresh_secrets(ServerContext& context) {
 
 }  // namespace
 
-SubmissionRole::SubmissionRole(SessionCore& core) : core_(core) {
+SubmissionRole::SubmissionRole(SessionCore& core) : core_(core), sasl_(core.context().sasl) {
   if (core.context().tokens) token_server_ = std::make_unique<TokenServer>(core);
 }
+
+SubmissionRole::~SubmissionRole() { relay_end(); }
 
 bool SubmissionRole::logged_in() const {
   return core_.state().authenticated_user || (token_server_ && token_server_->logged_in());
@@ -35,7 +37,11 @@ bool SubmissionRole::logged_in() const {
 
 void SubmissionRole::add_ehlo_keywords(std::vector<std::string>& lines) const {
   // RFC 4954 §4 and RFC 8314 §3: credentials only ever cross an encrypted channel.
-  if (core_.state().tls_active && !logged_in()) lines.push_back("AUTH PLAIN LOGIN");
+  if (!core_.state().tls_active || logged_in()) return;
+  if (!core_.context().sasl) return lines.push_back("AUTH PLAIN LOGIN");
+  std::string offered = "AUTH";
+  for (const auto& mechanism : core_.context().sasl->mechanisms()) offered += " " + mechanism;
+  if (offered != "AUTH") lines.push_back(offered);
 }
 
 void SubmissionRole::command_lhlo(const Command& command) {
@@ -114,6 +120,9 @@ void SubmissionRole::command_auth(const Command& command) {
     // After LHLO the session is a Token Server session: tokens only.
     return core_.reply_error(504, "5.5.4", "Only AUTH STOKEN is available after LHLO");
   }
+  if (core_.context().sasl && !equals_ignoring_case(mechanism, "STOKEN")) {
+    return relay_begin(mechanism, initial);
+  }
   if (equals_ignoring_case(mechanism, "PLAIN")) {
     auth_mechanism_ = AuthMechanism::plain;
     if (initial.empty()) return core_.ask_sasl_response("");
@@ -135,6 +144,7 @@ void SubmissionRole::command_auth(const Command& command) {
 
 void SubmissionRole::auth_response(const std::string& line) {
   if (line == "*") {  // RFC 4954 §4: the client cancels
+    relay_end();
     auth_mechanism_ = AuthMechanism::none;
     return core_.reply_error(501, "5.0.0", "Authentication cancelled");
   }
@@ -160,6 +170,7 @@ void SubmissionRole::auth_response(const std::string& line) {
     }
     return auth_verify(std::exchange(auth_login_, {}), *decoded);
   }
+  if (auth_mechanism_ == AuthMechanism::relayed) return relay_response(line);
   if (auth_mechanism_ == AuthMechanism::stoken) {
     auth_mechanism_ = AuthMechanism::none;
     return token_server_->auth_stoken(line);
@@ -200,6 +211,7 @@ void SubmissionRole::auth_finished(bool success, const std::string& login) {
 }
 
 void SubmissionRole::cancel_auth() {
+  relay_end();
   auth_mechanism_ = AuthMechanism::none;
   auth_login_.clear();
 }

@@ -6,16 +6,24 @@
 // the Token Server (token_server.h) answers LHLO, AUTH STOKEN and the token
 // transactions here too.
 //
+// With auth: backend dovecot, AUTH goes to the provider's Dovecot instead
+// (ServerContext::sasl, mta/auth/sasl_authenticator.h): EHLO lists the
+// mechanisms Dovecot offers, each client line is relayed as it is, and the
+// login is the one Dovecot names (its user=). Dovecot unreachable, too slow
+// or unintelligible: 454 4.7.0, the session stays usable.
+//
 // Contract: one AUTH exchange at a time; after a success the session stays
 // logged in (RFC 4954 §4: a second AUTH is refused). A password check runs
-// on the work runner, the session reading nothing meanwhile; a failure is
-// answered after the growing delay (SessionCore::authentication_failed).
+// on the work runner (or in Dovecot), the session reading nothing
+// meanwhile; a failure is answered after the growing delay
+// (SessionCore::authentication_failed).
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "mta/auth/sasl_authenticator.h"
 #include "mta/server/session_role.h"
 #include "mta/server/token_commands.h"
 #include "mta/server/token_server.h"
@@ -25,6 +33,7 @@ namespace stokend::server {
 class SubmissionRole final : public SessionRole {
  public:
   explicit SubmissionRole(SessionCore& core);
+  ~SubmissionRole() override;
 
   const char* name() const override { return "submission"; }
   bool offers_auth() const override { return true; }
@@ -44,11 +53,16 @@ class SubmissionRole final : public SessionRole {
   TokenServer* token_server() override { return token_server_.get(); }
 
  private:
-  enum class AuthMechanism { none, plain, login, stoken };
+  enum class AuthMechanism { none, plain, login, stoken, relayed };
 
   bool logged_in() const;  // AUTH PLAIN/LOGIN, or AUTH STOKEN
   void auth_verify(std::string login, std::string password);
   void auth_finished(bool success, const std::string& login);
+  // auth: backend dovecot (submission_sasl_relay.cc).
+  void relay_begin(std::string_view mechanism, std::string_view initial);
+  void relay_response(const std::string& line);
+  void relay_step(const auth::SaslStep& step);
+  void relay_end();
   // GENSTOKEN / REVSTOKEN: checks who may use them here, parses the
   // arguments and fills in the login's address; replies itself on failure.
   std::optional<TokenCommandArguments> token_command_arguments(
@@ -58,6 +72,9 @@ class SubmissionRole final : public SessionRole {
   std::unique_ptr<TokenServer> token_server_;  // null: no Submission Token extension
   AuthMechanism auth_mechanism_ = AuthMechanism::none;
   std::string auth_login_;  // LOGIN mechanism: the user name, between steps
+  auth::SaslAuthenticator* sasl_;          // context().sasl, kept for the destructor
+  std::optional<std::uint32_t> relay_id_;  // the exchange with Dovecot in progress
+  std::string relay_mechanism_;            // its mechanism, uppercase
 };
 
 }  // namespace stokend::server

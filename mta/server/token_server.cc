@@ -57,23 +57,38 @@ void TokenServer::auth_stoken(const std::string& response) {
   // The recipient makes a token alone not enough to get in (rfcdraft/ §7.3):
   // it must be one of our users, and the token must be ours and alive. The
   // pair is checked at MAIL FROM, which names the other half.
-  std::string recipient;
   auto mailbox = parse_token_address(credentials->recipient);
-  if (mailbox && context.config().is_local_domain(mailbox->domain)) {
-    context.users.refresh_if_changed();
-    if (const User* user = context.users.find(mailbox->normalized())) recipient = user->address;
-  }
   core_.wait_for_work();
+  if (!mailbox || !context.config().is_local_domain(mailbox->domain)) {
+    return auth_stoken_user(*credentials, UserAnswer{});
+  }
+  std::weak_ptr<SessionCore> weak = core_.weak();
+  const auto answer = context.users.lookup(
+      mailbox->normalized(), [this, weak, credentials = *credentials](const UserAnswer& later) {
+        if (auto session = weak.lock()) auth_stoken_user(credentials, later);
+      });
+  if (answer) auth_stoken_user(*credentials, *answer);
+}
+
+void TokenServer::auth_stoken_user(const StokenCredentials& credentials, const UserAnswer& answer) {
+  ServerContext& context = core_.context();
+  if (answer.status == UserAnswer::Status::temporary_failure) {
+    spdlog::warn("session {}: AUTH STOKEN not checked: user directory unavailable", core_.id());
+    core_.reply(454, "4.7.0", "Temporary authentication failure");
+    return core_.resume_reading();
+  }
+  const std::string recipient =
+      answer.status == UserAnswer::Status::found ? answer.user.address : std::string();
   if (recipient.empty()) {
-    return auth_stoken_verified(credentials->recipient, recipient, std::nullopt, {});
+    return auth_stoken_verified(credentials.recipient, recipient, std::nullopt, {});
   }
   refresh_secrets(context);
   // Verification may ask the token store (a Redis server on the network,
   // perhaps): on a worker thread, never on the loop.
   std::weak_ptr<SessionCore> weak = core_.weak();
   tokens::TokenAuthority* authority = context.tokens;
-  context.workers.submit([this, weak, authority, named = credentials->recipient, recipient,
-                          token = credentials->token]() -> WorkRunner::Completion {
+  context.workers.submit([this, weak, authority, named = credentials.recipient, recipient,
+                          token = credentials.token]() -> WorkRunner::Completion {
     std::optional<tokens::TokenCheck> check;
     std::string error;
     try {
@@ -203,7 +218,7 @@ void TokenServer::recipient(const message::Path& path,
       auto session = weak.lock();
       if (!session) return;
       recipient_verified(path, shown, recipient, offered, check, error);
-      session->resume_reading();
+      if (!user_lookup_pending_) session->resume_reading();
     };
   });
 }
@@ -212,7 +227,8 @@ void TokenServer::recipient_verified(const message::Path& path, const std::strin
                                      const std::string& recipient,
                                      const std::optional<std::string>& offered_token,
                                      const std::optional<tokens::TokenCheck>& verified,
-                                     const std::string& store_error) {
+                                     const std::string& store_error,
+                                     const UserAnswer* user_answer) {
   ServerContext& context = core_.context();
   Transaction& transaction = core_.state().transaction;
   const message::Mailbox& mailbox = path.mailbox;
@@ -232,8 +248,30 @@ void TokenServer::recipient_verified(const message::Path& path, const std::strin
                              shown + ": Token " + std::string(tokens::verdict_name(check.verdict)) +
                                  ": " + check.reason);
   }
-  context.users.refresh_if_changed();
-  const User* user = context.users.find(recipient);
+  // The users may answer later (a provider's Dovecot: UserLookup::lookup()).
+  std::optional<UserAnswer> answer;
+  if (user_answer) {
+    answer = *user_answer;
+  } else {
+    std::weak_ptr<SessionCore> weak = core_.weak();
+    answer = context.users.lookup(recipient, [this, weak, path, shown, recipient, offered_token,
+                                              verified, store_error](const UserAnswer& later) {
+      auto session = weak.lock();
+      if (!session) return;
+      user_lookup_pending_ = false;
+      recipient_verified(path, shown, recipient, offered_token, verified, store_error, &later);
+      session->resume_reading();
+    });
+    if (!answer) {
+      user_lookup_pending_ = true;
+      return;
+    }
+  }
+  if (answer->status == UserAnswer::Status::temporary_failure) {
+    mta_metrics::count_rejected(mta_metrics::Rejection::unverified_recipient);
+    return core_.reply(451, "4.3.0", shown + ": Temporary failure in user lookup, try again later");
+  }
+  const User* user = answer->status == UserAnswer::Status::found ? &answer->user : nullptr;
   if (!user) {
     mta_metrics::count_rejected(mta_metrics::Rejection::unknown_recipient);
     return core_.reply_error(550, "5.1.1", shown + ": Recipient address rejected: user unknown");

@@ -13,6 +13,9 @@
 // - A token transaction's recipient is checked by its STOKEN before the
 //   user is looked up, so that the reply does not tell a token holder which
 //   other addresses exist here.
+// - The local users may answer later (a provider's Dovecot,
+//   UserLookup::lookup()): the session reads nothing meanwhile. Users that
+//   cannot be looked up now: AUTH STOKEN 454 4.7.0, RCPT 451 4.3.0.
 #pragma once
 
 #include <optional>
@@ -22,6 +25,8 @@
 #include "message/address.h"
 #include "mta/server/session_core.h"
 #include "mta/server/smtp_command.h"
+#include "mta/server/token_commands.h"
+#include "mta/user_lookup.h"
 #include "tokens/token_authority.h"
 
 namespace stokend::server {
@@ -53,13 +58,18 @@ class TokenServer {
   void auth_stoken_verified(const std::string& named, const std::string& recipient,
                             const std::optional<tokens::TokenCheck>& check,
                             const std::string& store_error);
+  // AUTH STOKEN, once the users answered whether the recipient is one
+  // (a provider's Dovecot answers later: UserLookup::lookup()).
+  void auth_stoken_user(const StokenCredentials& credentials, const UserAnswer& answer);
   // RCPT, once the token is verified on a worker thread: the rest of the
   // checks and the reply. No check: the store failed with store_error.
+  // Without user_answer the users are asked; when they answer later,
+  // user_lookup_pending_ is set and this runs again with their answer.
   void recipient_verified(const message::Path& path, const std::string& shown,
                           const std::string& recipient,
                           const std::optional<std::string>& offered_token,
                           const std::optional<tokens::TokenCheck>& verified,
-                          const std::string& store_error);
+                          const std::string& store_error, const UserAnswer* user_answer = nullptr);
 
   // Who the session authenticated as with AUTH STOKEN.
   struct TokenLogin {
@@ -69,6 +79,7 @@ class TokenServer {
 
   SessionCore& core_;
   std::optional<TokenLogin> login_;
+  bool user_lookup_pending_ = false;  // recipient_verified() waits for the users
 };
 
 }  // namespace stokend::server

@@ -18,6 +18,7 @@
 #include "common/ascii.h"
 #include "common/deferred_calls.h"
 #include "message/address.h"
+#include "mta/auth/sasl_authenticator.h"
 #include "mta/recipient_verifier.h"
 #include "mta/server/token_delivery.h"
 #include "mta/user_lookup.h"
@@ -69,11 +70,75 @@ class FakeUserLookup final : public UserLookup {
     const auto found = users_.find(ascii_lowercase(address));
     return found == users_.end() ? nullptr : &found->second;
   }
+  // As a remote directory (Dovecot's userdb) answers: with `asynchronous`,
+  // only when the test calls answer_pending(); with `unavailable`, a
+  // temporary failure.
+  std::optional<UserAnswer> lookup(const std::string& address, AnswerCallback done) override {
+    ++lookups;
+    refresh_if_changed();  // as UserLookup's own lookup() does
+    UserAnswer answer;
+    if (unavailable) {
+      answer.status = UserAnswer::Status::temporary_failure;
+    } else if (const User* user = find(address)) {
+      answer = UserAnswer{UserAnswer::Status::found, *user};
+    }
+    if (!asynchronous) return answer;
+    pending_.push_back([done = std::move(done), answer] { done(answer); });
+    return std::nullopt;
+  }
+  // Answers the lookups waiting so far; returns how many.
+  std::size_t answer_pending() {
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& answer : pending) answer();
+    return pending.size();
+  }
 
   std::size_t refreshes = 0;
+  std::size_t lookups = 0;
+  bool asynchronous = false;
+  bool unavailable = false;
 
  private:
   std::map<std::string, User> users_;
+  std::vector<std::function<void()>> pending_;
+};
+
+// An outside SASL service (Dovecot's auth, mta/auth/sasl_authenticator.h)
+// that answers when the test says so: step() delivers the service's next
+// answer to the exchange in progress, never inside begin() or respond().
+class FakeSaslAuthenticator final : public auth::SaslAuthenticator {
+ public:
+  std::vector<std::string> mechanisms() const override { return offered; }
+  std::uint32_t begin(const auth::SaslStart& start, auth::SaslCallback callback) override {
+    started.push_back(start);
+    callback_ = std::move(callback);
+    return ++last_id_;
+  }
+  void respond(std::uint32_t, const std::string& response) override {
+    responses.push_back(response);
+  }
+  void abandon(std::uint32_t id) override {
+    abandoned.push_back(id);
+    callback_ = nullptr;
+  }
+  // The service's next answer; false when no exchange is waiting for one.
+  bool step(auth::SaslStep::Kind kind, std::string text = {}) {
+    if (!callback_) return false;
+    auto callback = callback_;
+    if (kind != auth::SaslStep::Kind::challenge) callback_ = nullptr;
+    callback(auth::SaslStep{kind, std::move(text)});
+    return true;
+  }
+
+  std::vector<std::string> offered{"PLAIN", "LOGIN", "CRAM-MD5"};
+  std::vector<auth::SaslStart> started;
+  std::vector<std::string> responses;
+  std::vector<std::uint32_t> abandoned;
+
+ private:
+  auth::SaslCallback callback_;
+  std::uint32_t last_id_ = 0;
 };
 
 // The worker threads, on the loop thread: a job runs when the test says so

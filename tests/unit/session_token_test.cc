@@ -145,3 +145,48 @@ TEST_CASE("The EHLO + SYNC token transaction needs no AUTH STOKEN", "[session]")
   // The token is checked against the pair (sender, recipient) at RCPT.
   CHECK(session.command("RCPT TO:<alice@example.test> STOKEN=" + fixture.token) == "250 2.1.5 Ok");
 }
+
+TEST_CASE("Token Server with users that answer later (Dovecot's userdb)", "[session][dovecot]") {
+  TokenFixture fixture;
+  auto& session = fixture.session;
+  session.users.asynchronous = true;
+  session.command("LHLO client.example");
+  const auto stoken = [&](const std::string& recipient) {
+    return "AUTH STOKEN " + encode_base64(recipient + std::string(1, '\0') + fixture.token);
+  };
+
+  SECTION("AUTH STOKEN and RCPT wait for the answer, then go on") {
+    session.send(stoken("alice@example.test") + "\r\nMAIL FROM:<bob@remote.test>\r\n");
+    session.pump_for(std::chrono::milliseconds(20));
+    CHECK(session.unread().empty());
+    REQUIRE(session.users.answer_pending() == 1);
+    CHECK(session.reply() == "235 2.7.0 Authentication successful");
+    CHECK(session.reply() == "250 2.1.0 Ok");
+    session.send("RCPT TO:<alice@example.test> STOKEN=" + fixture.token + "\r\nNOOP\r\n");
+    session.pump_for(std::chrono::milliseconds(20));
+    CHECK(session.unread().empty());
+    REQUIRE(session.users.answer_pending() == 1);
+    CHECK(session.reply() == "250 2.1.5 Ok");
+    CHECK(session.reply() == "250 2.0.0 Ok");
+  }
+  SECTION("users unavailable: AUTH STOKEN 454 4.7.0") {
+    session.users.unavailable = true;
+    session.send(stoken("alice@example.test") + "\r\n");
+    session.pump_for(std::chrono::milliseconds(20));
+    REQUIRE(session.users.answer_pending() == 1);
+    CHECK(session.reply() == "454 4.7.0 Temporary authentication failure");
+  }
+  SECTION("users unavailable at RCPT: 451 4.3.0") {
+    session.send(stoken("alice@example.test") + "\r\n");
+    session.pump_for(std::chrono::milliseconds(20));
+    REQUIRE(session.users.answer_pending() == 1);
+    REQUIRE(session.reply() == "235 2.7.0 Authentication successful");
+    REQUIRE(session.command("MAIL FROM:<bob@remote.test>") == "250 2.1.0 Ok");
+    session.users.unavailable = true;
+    session.send("RCPT TO:<alice@example.test> STOKEN=" + fixture.token + "\r\n");
+    session.pump_for(std::chrono::milliseconds(20));
+    REQUIRE(session.users.answer_pending() == 1);
+    CHECK(session.reply() ==
+          "451 4.3.0 <alice@example.test>: Temporary failure in user lookup, try again later");
+  }
+}
