@@ -19,6 +19,7 @@
 
 #include "common/ip_prefix.h"
 #include "mta/defaults.h"
+#include "mta/milter_settings.h"
 #include "mta/routes.h"
 #include "mta/tls_policies.h"
 #include "queue/queue_defaults.h"
@@ -201,6 +202,9 @@ struct Config {
   FastLaneConfig fast_lane;
   RecipientProbeConfig recipient_probe;
   MetricsConfig metrics;
+  // Applied in this order to every message of their roles (not to the
+  // Token Server's deliveries).
+  std::vector<MilterConfig> milters;
   // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
   std::map<std::string, Route> routes;
   // Recipient domain (lowercase) or "*" → outbound TLS policy (mta/tls_policies.h).

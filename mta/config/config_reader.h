@@ -8,7 +8,8 @@
 // on, so load_config() (config.h) can report every error of a file at once.
 // The readers of each section are defined in the file named after the
 // section (listener_sections.cc, limit_sections.cc, queue_section.cc,
-// routing_sections.cc, token_sections.cc, service_sections.cc); the top level and load_config()
+// routing_sections.cc, token_sections.cc, service_sections.cc,
+// metrics_section.cc, milter_section.cc); the top level and load_config()
 // in load_config.cc; this core in config_reader.cc.
 #pragma once
 
@@ -159,6 +160,10 @@ class ConfigReader {
   void read_metrics(const Field& field, MetricsConfig& metrics);
   // After the whole file: the endpoint is not one of the SMTP listeners'.
   void check_metrics_endpoint(const Config& config);
+
+  // milter_section.cc
+  void read_milters(const Field& field, Config& config);
+  void read_milter(const YAML::Node& node, const std::string& setting, Config& config);
 
   std::string file_name_;
   std::vector<ConfigError> errors_;
