@@ -77,6 +77,7 @@ class SessionHarness {
     context_->tokens = tokens;
     context_->token_delivery = &delivery;
     context_->recipient_verifier = recipient_verifier;
+    context_->filter = filter;
     auto session =
         std::make_shared<server::Session>(*context_, listener, UniqueFd(pair[1]), "192.0.2.7");
     sessions.add(session);
@@ -186,6 +187,7 @@ class SessionHarness {
   // Set before start() where a test needs them.
   tokens::TokenAuthority* tokens = nullptr;
   RecipientVerifier* recipient_verifier = nullptr;
+  MessageFilter* filter = nullptr;  // the milters; null: none
   const RouteTable* routes = nullptr;
   server::SessionRegistry sessions;
 
