@@ -84,6 +84,7 @@ MilterConversation::MilterConversation(event_base* base, const MilterConfig& mil
                                  seconds(milter_.command_timeout)
                            : "no connection within " + seconds(milter_.connect_timeout));
                 }),
+      whole_(base, [this] { fail("no verdict within " + seconds(whole_limit_)); }),
       start_later_(base, [this] { fail(result_.reason); }),
       reader_(defaults::milter_max_reply_size) {}
 
@@ -202,8 +203,16 @@ void MilterConversation::negotiated(const Reply& reply) {
   }
   actions_ = reply.actions;
   steps_ = reply.steps & step::all_offered;
+  // SMFIC_DATA came with version 4: an older milter would not know it.
+  if (reply.version < 4) steps_ |= step::no_data;
   negotiating_ = false;
   build_steps();
+  // However often the milter says SMFIR_PROGRESS, the whole conversation
+  // gets no more than a command timeout per reply it owes.
+  std::size_t replies = 0;
+  for (const Step& step : steps_to_send_) replies += step.reply ? 1 : 0;
+  whole_limit_ = milter_.command_timeout * static_cast<long>(replies);
+  whole_.arm(whole_limit_);
   send_steps();
 }
 
@@ -406,6 +415,7 @@ void MilterConversation::fail(std::string reason) {
 void MilterConversation::finish(MilterResult result) {
   if (!done_) return;
   deadline_.cancel();
+  whole_.cancel();
   if (result.outcome != MilterResult::Outcome::failed && connection_ &&
       evbuffer_get_length(bufferevent_get_output(connection_.get())) == 0) {
     // Goodbye without waiting for anything: a milter closes on QUIT, and a

@@ -12,8 +12,9 @@
 //
 // Steps the milter asked to leave out (SMFIP_NO*) are not sent, and those
 // it will not answer (SMFIP_NR_*) are not waited for. SMFIR_PROGRESS
-// restarts the command deadline; SMFIR_SKIP ends the body early when
-// negotiated.
+// restarts the command deadline, but the conversation after the
+// negotiation never outlasts one command_timeout per reply owed;
+// SMFIR_SKIP ends the body early when negotiated.
 //
 // Contract: start() once; `done` runs exactly once, on the loop thread,
 // never inside start(). Outcome::failed means the milter gave no verdict
@@ -98,6 +99,8 @@ class MilterConversation {
   UniqueFd socket_;
   BuffereventPtr connection_;
   Timer deadline_;
+  Timer whole_;  // the whole conversation after the negotiation
+  std::chrono::milliseconds whole_limit_{0};
   Timer start_later_;  // a failure found in start(), reported from the loop
   PacketReader reader_;
   Done done_;

@@ -11,7 +11,8 @@ a `Conversation`, and answers each command from `peer.script`:
 maps a stage ("connect", "helo", "mail", "rcpt", "data", "header", "eoh",
 "body", "eob") to the packets to answer with; a stage without an entry gets
 SMFIR_CONTINUE. Special entries: HANG (never answer), GARBAGE (bytes that are
-no milter packet), CLOSE (close the connection). The peer is shared by a test
+no milter packet), CLOSE (close the connection), PROGRESS_FOREVER
+(SMFIR_PROGRESS every 0.3 s, never a verdict). The peer is shared by a test
 module; each test sets its script and reads `peer.conversations`.
 """
 
@@ -28,6 +29,7 @@ STAGES = {b"C": "connect", b"H": "helo", b"M": "mail", b"R": "rcpt", b"T": "data
 HANG = object()
 GARBAGE = object()
 CLOSE = object()
+PROGRESS_FOREVER = object()
 
 
 def packet(code: bytes, data: bytes = b"") -> bytes:
@@ -208,6 +210,11 @@ class ScriptedMilter:
                         threading.Event().wait(60)
                         return
                     if item is CLOSE:
+                        return
+                    if item is PROGRESS_FOREVER:
+                        for _ in range(100):
+                            connection.sendall(PROGRESS)
+                            threading.Event().wait(0.3)
                         return
                     if item is GARBAGE:
                         connection.sendall(b"\x00\x00\x00\x03zz!")

@@ -23,7 +23,8 @@ import time
 import pytest
 
 from milter_peer import (
-    ACCEPT, CLOSE, CONTINUE, DISCARD, GARBAGE, HANG, PROGRESS, REJECT, TEMPFAIL,
+    ACCEPT, CLOSE, CONTINUE, DISCARD, GARBAGE, HANG, PROGRESS, PROGRESS_FOREVER, REJECT,
+    TEMPFAIL,
     ScriptedMilter, add_header, add_recipient, change_header, change_sender,
     delete_recipient, insert_header, quarantine, replace_body, reply_code)
 from smtpwire import SMTPWire
@@ -230,6 +231,18 @@ def test_a_failing_milter_follows_default_action_tempfail(mta, milter, failure, 
     # The daemon goes on: the next message passes.
     milter.reset()
     assert send_mx(mta, "after-failure").code == 250
+
+
+def test_steps_left_out_are_not_sent_and_progress_cannot_hold_for_ever(mta, milter):
+    # SMFIP_NOCONNECT|NOHELO|NOMAIL|NORCPT|NOBODY|NOHDRS|NOEOH|NODATA: only
+    # the end of the body is left, one reply owed, so one command_timeout
+    # (2 s) bounds the whole conversation however often it says PROGRESS.
+    milter.reset({"eob": [PROGRESS_FOREVER]}, steps=0x27F)
+    reply = send_mx(mta, "progress")
+    assert reply.code == 451, reply
+    assert milter.conversations[-1].commands == ["eob"]
+    lines = [line for line in mta.log().splitlines() if "milter scripted" in line]
+    assert "no verdict within 2s" in lines[-1], lines[-1]
 
 
 def test_milters_run_in_order_and_defaults_apply_when_down(stokend_factory, milter):
