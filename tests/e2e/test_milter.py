@@ -10,8 +10,10 @@ is honoured — accept, reject (5xx), tempfail (4xx), a custom reply, discard
 add/insert/change/delete header, replace body, add/delete recipient, change
 sender; that a milter that is down, hangs or speaks garbage follows its
 default_action (tempfail, accept, reject) with one log line, and the daemon
-keeps running; that milters run in order, each seeing the previous one's
-changes; and that a milter only for submission leaves MX mail alone.
+keeps running; that a milter saying SMFIR_PROGRESS for ever is cut off after
+one command_timeout per reply owed; that milters run in order, each seeing the
+previous one's changes; that a milter only for mx leaves submission alone; and
+that a reload that adds a milter applies it to new sessions.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from milter_peer import (
     ScriptedMilter, add_header, add_recipient, change_header, change_sender,
     delete_recipient, insert_header, quarantine, replace_body, reply_code)
 from smtpwire import SMTPWire
-from stokend_daemon import USERS
+from stokend_daemon import USERS, to_yaml
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -281,3 +283,17 @@ def test_a_down_milter_with_default_reject_refuses(stokend_factory):
          "default_action": "reject"}])
     reply = send_mx(mta, "refused")
     assert reply.code == 550 and reply.enhanced == "5.7.1", reply
+
+
+def test_a_reload_adds_a_milter_for_new_sessions(stokend_factory, milter):
+    mta = stokend_factory()
+    assert send_mx(mta, "before-reload").code == 250
+    assert milter.conversations == []
+    mta.config["milters"] = [{"name": "added", "address": milter.address, "roles": ["mx"]}]
+    mta.config_path.write_text(to_yaml(mta.config))
+    result = mta.ctl("reload", check=False)
+    assert result.returncode == 0 and result.stdout == "reloaded\n", result.stderr
+    milter.reset({"eob": [REJECT]})
+    reply = send_mx(mta, "after-reload")
+    assert reply.code == 550, reply
+    assert len(milter.conversations) == 1
