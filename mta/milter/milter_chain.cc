@@ -143,13 +143,11 @@ class MilterChain::Run {
     finish(std::move(verdict));
   }
 
-  // The last thing a Run does: the chain destroys it.
+  // The last thing a Run does: the chain destroys it, from the loop, not
+  // inside the conversation that called us.
   void finish(FilterVerdict verdict) {
     auto done = std::move(done_);
-    MilterChain& chain = chain_;
-    Run* self = this;
-    // Destroyed from the loop, not inside the conversation that called us.
-    chain.runs_[self]->later_.post([&chain, self] { chain.finished(self); });
+    later_.post([&chain = chain_, self = this] { chain.finished(self); });
     done(std::move(verdict));
   }
 
