@@ -21,6 +21,7 @@
 #include "mta/delivery/delivery_router.h"
 #include "mta/delivery/recipient_probe.h"
 #include "mta/delivery/remote_delivery.h"
+#include "mta/milter/milter_chain.h"
 #include "mta/server/token_delivery.h"
 #include "mta/store/maildir_permissions.h"
 #include "mta/store/maildir_store.h"
@@ -85,6 +86,9 @@ int run_daemon(const Config& config) {
   // auth: backend dovecot: logins and local users through Dovecot.
   const auto dovecot = start_dovecot_clients(config, base.get());
   UserLookup& session_users = dovecot.userdb ? *dovecot.userdb : static_cast<UserLookup&>(*users);
+  // Always there: a reload may add milters; a session asks only when its
+  // role has some.
+  milter::MilterChain milters(base.get());
   server::SessionRegistry sessions;
   // What a reload replaces (reload.h); sessions keep the one they started with.
   server::ServerContext context{.generation = first_generation(config, std::move(*tls)),
@@ -100,7 +104,8 @@ int run_daemon(const Config& config) {
                                 .token_store = tokens->store.get(),
                                 .token_delivery = &token_delivery,
                                 .recipient_verifier = recipient_probe.get(),
-                                .spool_space = spool_space.get()};
+                                .spool_space = spool_space.get(),
+                                .filter = &milters};
 
   // SIGHUP and `stokenctl reload` both run this one reload.
   Reloader reloader(context, *users, router, remote_delivery);

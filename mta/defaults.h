@@ -220,4 +220,16 @@ inline constexpr std::chrono::milliseconds metrics_timeout = 10s;
 // The request line and headers; a scraper's take a few hundred octets.
 inline constexpr std::size_t metrics_max_request_size = 8192;
 
+// Milters (mta/milter/): Postfix's milter_connect_timeout is 30s and
+// milter_command_timeout 30s; a milter on the same host answers in
+// milliseconds, so shorter deadlines keep a session from waiting long on
+// one that hangs.
+inline constexpr std::chrono::milliseconds milter_connect_timeout = 10s;
+inline constexpr std::chrono::milliseconds milter_command_timeout = 30s;
+// A milter reply packet larger than this is garbage (a body replacement
+// comes in chunks of at most 64 KiB, MILTER_CHUNK_SIZE).
+inline constexpr std::size_t milter_max_reply_size = 1024 * 1024;
+// Body chunks sent to a milter (SMFIC_BODY), as Postfix and Sendmail do.
+inline constexpr std::size_t milter_body_chunk_size = 65535;
+
 }  // namespace stokend::defaults

@@ -135,6 +135,10 @@ void QueueManager::store_new(QueuedMessage message, EnqueueDone done) {
         const std::string id = shared->id;
         Entry& entry = messages_[id];
         entry.state = initial_state(*shared);
+        if (shared->envelope.hold) {
+          store_held(id, entry, std::move(shared), std::move(done));
+          return;
+        }
         auto data = std::move(shared->data);
         entry.message = std::move(*shared);
         keep_data(entry, std::move(data));
@@ -155,6 +159,22 @@ void QueueManager::store_new(QueuedMessage message, EnqueueDone done) {
           drop_data(waiting->second);
         }
       });
+}
+
+void QueueManager::store_held(const std::string& id, Entry& entry,
+                              std::shared_ptr<QueuedMessage> message, EnqueueDone done) {
+  // Quarantined on arrival: the held state is durable before the sender
+  // hears "stored", so no restart can deliver it unreleased.
+  entry.state.held = true;
+  entry.message = std::move(*message);
+  entry.message.data.reset();  // read back from the spool if it is released
+  spdlog::info("queue: {} stored held: from=<{}> recipients={} size={}", id,
+               entry.message.envelope.sender, entry.message.envelope.recipients.size(),
+               entry.message.size);
+  persist(id, [id, done = std::move(done)](std::error_code error) {
+    if (error) spdlog::error("queue: {}: cannot record hold: {}", id, error.message());
+    if (done) done(EnqueueResult{error, id});
+  });
 }
 
 void QueueManager::keep_data(Entry& entry, std::shared_ptr<const std::string> data) {

@@ -190,6 +190,10 @@ class QueueManager : public MessageIntake {
               bool delay);
   MessageSummary summarise(const Entry& entry) const;
   // Message data in memory, counted against settings_.waiting_data_budget.
+  // A new message stored held (Envelope::hold), reported once the held
+  // state is durable.
+  void store_held(const std::string& id, Entry& entry, std::shared_ptr<QueuedMessage> message,
+                  EnqueueDone done);
   void keep_data(Entry& entry, std::shared_ptr<const std::string> data);
   void drop_data(Entry& entry);
   std::weak_ptr<char> alive() const { return lifetime_; }

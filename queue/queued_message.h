@@ -58,6 +58,10 @@ struct Envelope {
   DsnReturn dsn_return = DsnReturn::unspecified;  // RFC 3461 RET
   // Empty when no recipient gave NOTIFY or ORCPT; else one per recipient.
   std::vector<RecipientDsn> recipient_dsn;
+  // Stored held (a milter quarantined it): not attempted until an
+  // administrator releases it. Read by enqueue() only: what lasts is the
+  // message state's held flag, recorded before the enqueue is reported.
+  bool hold = false;
 
   // The DSN request of recipient `index` (the defaults when none was given).
   RecipientDsn dsn_of(std::size_t index) const {

@@ -20,6 +20,7 @@
 #include "common/ip_prefix.h"
 #include "mta/auth/dovecot_endpoint.h"
 #include "mta/defaults.h"
+#include "mta/milter_settings.h"
 #include "mta/routes.h"
 #include "mta/tls_policies.h"
 #include "queue/queue_defaults.h"
@@ -223,6 +224,9 @@ struct Config {
   RecipientProbeConfig recipient_probe;
   MetricsConfig metrics;
   AuthConfig auth;
+  // Applied in this order to every message of their roles (not to the
+  // Token Server's deliveries).
+  std::vector<MilterConfig> milters;
   // Recipient domain (lowercase) or "*" → how mail for it leaves the queue.
   std::map<std::string, Route> routes;
   // Recipient domain (lowercase) or "*" → outbound TLS policy (mta/tls_policies.h).

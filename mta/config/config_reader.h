@@ -8,7 +8,8 @@
 // on, so load_config() (config.h) can report every error of a file at once.
 // The readers of each section are defined in the file named after the
 // section (listener_sections.cc, limit_sections.cc, queue_section.cc,
-// routing_sections.cc, token_sections.cc, service_sections.cc); the top level and load_config()
+// routing_sections.cc, token_sections.cc, service_sections.cc,
+// metrics_section.cc, milter_section.cc); the top level and load_config()
 // in load_config.cc; this core in config_reader.cc.
 #pragma once
 
@@ -165,6 +166,9 @@ class ConfigReader {
   // After the whole file: with Dovecot's users, no local domain is
   // delivered to the built-in Maildir, which knows only the users file.
   void check_auth_routes(const Config& config);
+  // milter_section.cc
+  void read_milters(const Field& field, Config& config);
+  void read_milter(const YAML::Node& node, const std::string& setting, Config& config);
 
   std::string file_name_;
   std::vector<ConfigError> errors_;

@@ -79,6 +79,7 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
        {"recipient_probe", [&](const Field& field) { read_recipient_probe(field, config); }},
        {"metrics", [&](const Field& field) { read_metrics(field, config.metrics); }},
        {"auth", [&](const Field& field) { read_auth(field, config.auth); }},
+       {"milters", [&](const Field& field) { read_milters(field, config); }},
        {"normalise_bare_line_endings", boolean_into(config.normalise_bare_line_endings)},
        {"nul_octets",
         [&](const Field& field) {

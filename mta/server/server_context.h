@@ -24,6 +24,7 @@
 
 #include "mta/auth/sasl_authenticator.h"
 #include "mta/config/config.h"
+#include "mta/message_filter.h"
 #include "mta/routes.h"
 #include "mta/recipient_verifier.h"
 #include "mta/user_lookup.h"
@@ -89,6 +90,9 @@ struct ServerContext {
   // Free space on the spool's file system, checked at MAIL (452 4.3.1 under
   // the reserve); null: not checked.
   queue::FreeSpaceMonitor* spool_space = nullptr;
+  // The milters (mta/message_filter.h) between the end of the data and the
+  // queue; null: none configured.
+  MessageFilter* filter = nullptr;
 
   const Config& config() const { return *generation->config; }
   SSL_CTX* tls() const { return generation->tls.get(); }  // nullptr when no listener uses TLS

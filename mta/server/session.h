@@ -42,6 +42,7 @@
 
 #include "common/event_handles.h"
 #include "common/unique_fd.h"
+#include "mta/message_filter.h"
 #include "mta/mta_metrics.h"
 #include "mta/server/data_reader.h"
 #include "mta/server/line_reader.h"
@@ -134,7 +135,14 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   void command_bdat(const Command& command);
   void finish_bdat_chunk();
   void finish_message();
-  void enqueue(std::string message_id, std::string message);
+  void enqueue(std::string message_id, std::string message, bool hold = false);
+
+  // session_filter.cc: the milters of this listener's role, between the
+  // end of the data and the queue.
+  bool has_milters() const;
+  void filter_message(std::string message_id, std::string message);
+  void message_filtered(const std::string& message_id, FilterVerdict verdict);
+  std::uint16_t peer_port() const;
 
   // session_input.cc: refused input, each with its reply and log line.
   void refuse_line(LineReader::Status status);   // any status but need_more and line

@@ -338,6 +338,9 @@ void Session::finish_message() {
               state_.transaction.recipients.size());
     return role_->token_server()->deliver(std::move(message_id), std::move(message));
   }
+  // The milters of this role see the message before the queue does
+  // (session_filter.cc); the Token Server's deliveries above never.
+  if (has_milters()) return filter_message(std::move(message_id), std::move(message));
   enqueue(std::move(message_id), std::move(message));
 }
 
@@ -357,7 +360,7 @@ bool Session::refuse_if_looping(const DataReader& reader) {
   return true;
 }
 
-void Session::enqueue(std::string message_id, std::string message) {
+void Session::enqueue(std::string message_id, std::string message, bool hold) {
   queue::Envelope envelope;
   envelope.sender =
       state_.transaction.sender.is_null ? "" : state_.transaction.sender.mailbox.to_string();
@@ -373,6 +376,7 @@ void Session::enqueue(std::string message_id, std::string message) {
   envelope.dsn_return = state_.transaction.dsn.ret;
   envelope.envelope_id = state_.transaction.dsn.envelope_id;
   envelope.smtputf8 = state_.transaction.utf8;
+  envelope.hold = hold;  // quarantined by a milter
   std::string recipients;
   for (const auto& address : envelope.recipients) {
     recipients += (recipients.empty() ? "" : ",") + address;

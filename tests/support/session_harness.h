@@ -78,6 +78,7 @@ class SessionHarness {
     context_->token_delivery = &delivery;
     context_->recipient_verifier = recipient_verifier;
     context_->sasl = sasl;
+    context_->filter = filter;
     auto session =
         std::make_shared<server::Session>(*context_, listener, UniqueFd(pair[1]), "192.0.2.7");
     sessions.add(session);
@@ -188,6 +189,7 @@ class SessionHarness {
   tokens::TokenAuthority* tokens = nullptr;
   RecipientVerifier* recipient_verifier = nullptr;
   auth::SaslAuthenticator* sasl = nullptr;  // set: AUTH goes to this service
+  MessageFilter* filter = nullptr;  // the milters; null: none
   const RouteTable* routes = nullptr;
   server::SessionRegistry sessions;
 
