@@ -2,6 +2,7 @@
 #include "admin/stoken_check.h"
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -44,13 +45,6 @@ std::string json_string(std::string_view text) {
     }
   }
   return out + "\"";
-}
-
-std::string auth_line(const std::string& recipient, const std::string& token) {
-  std::string response = recipient;
-  response.push_back('\0');
-  response += token;
-  return "AUTH STOKEN " + encode_base64(response);
 }
 
 // The token with its last character changed: same shape, wrong MAC.
@@ -268,21 +262,21 @@ bool Checker::run() {
   // as issued (§4.4.5: the MAC covers it).
   if (!connect_lhlo()) return false;
   const std::string stranger = "stokenctl-check-" + random_word() + "@" + domain_of(options_.to);
-  auto wrong = session_.command(auth_line(stranger, token_));
+  auto wrong = session_.command(client::auth_stoken_command(stranger, token_));
   add("auth-wrong-recipient", "7.3.2",
       wrong.reply && wrong.reply->code == 535 ? Verdict::pass : Verdict::fail,
       "AUTH STOKEN for another recipient: " + reply_or_failure(wrong));
   if (wrong.reply && wrong.reply->code == 235) {
     if (!connect_lhlo()) return false;
   }
-  auto forged = session_.command(auth_line(options_.to, tampered(token_)));
+  auto forged = session_.command(client::auth_stoken_command(options_.to, tampered(token_)));
   add("auth-tampered-token", "4.4.5",
       forged.reply && forged.reply->code == 535 ? Verdict::pass : Verdict::fail,
       "AUTH STOKEN with a tampered token: " + reply_or_failure(forged));
   if (forged.reply && forged.reply->code == 235) {
     if (!connect_lhlo()) return false;
   }
-  auto right = session_.command(auth_line(options_.to, token_));
+  auto right = session_.command(client::auth_stoken_command(options_.to, token_));
   if (!right.reply || right.reply->code != 235) {
     add("auth-right-recipient", "7.3.2", Verdict::fail,
         "AUTH STOKEN with the token: " + reply_or_failure(right));
@@ -360,7 +354,7 @@ void Checker::check_delivery() {
   // The permanent token in a new session, as the Remote Client would.
   session_.close();
   if (!connect_lhlo()) return;
-  auto auth = session_.command(auth_line(options_.to, permanent_));
+  auto auth = session_.command(client::auth_stoken_command(options_.to, permanent_));
   if (!auth.reply || auth.reply->code != 235) {
     add("permanent-token", "8.3", Verdict::fail,
         "AUTH STOKEN with the permanent token: " + reply_or_failure(auth));
@@ -391,7 +385,7 @@ void Checker::check_revocation() {
     return;
   }
   if (!connect_lhlo()) return;
-  auto auth = session_.command(auth_line(options_.to, permanent_));
+  auto auth = session_.command(client::auth_stoken_command(options_.to, permanent_));
   add("revocation", "5.3", auth.reply && auth.reply->code == 535 ? Verdict::pass : Verdict::fail,
       "AUTH STOKEN after REVSTOKEN: " + reply_or_failure(auth));
 }

@@ -13,7 +13,6 @@
 
 #include "admin/stoken_check.h"
 #include "admin/stoken_session.h"
-#include "common/base64.h"
 #include "mta/client/remote_client.h"
 
 namespace stokend::admin {
@@ -71,25 +70,6 @@ std::vector<std::string> read_tokens(const std::string& path) {
   return tokens;
 }
 
-// AUTH STOKEN's initial response (rfcdraft/ §7.3.1).
-std::string auth_stoken_line(const std::string& recipient, const std::string& token) {
-  std::string response = recipient;
-  response.push_back('\0');
-  response += token;
-  return "AUTH STOKEN " + encode_base64(response);
-}
-
-bool offers_auth_stoken(const client::Capabilities& capabilities) {
-  const auto mechanisms = capabilities.parameters("AUTH");
-  if (!mechanisms) return false;
-  std::istringstream words(*mechanisms);
-  std::string word;
-  while (words >> word) {
-    if (word == "STOKEN" || word == "stoken") return true;
-  }
-  return false;
-}
-
 bool is_token_delivery(const client::RecipientResult& result) {
   return result.status == client::DeliveryStatus::delivered &&
          (result.enhanced_code == "2.1.12" || result.enhanced_code == "2.1.13");
@@ -139,10 +119,10 @@ int run_send(const StokenConnectOptions& connect, const SendOptions& send, std::
   }
 
   std::vector<std::optional<std::string>> refused(send.to.size());  // at AUTH
-  if (!ehlo_sync || offers_auth_stoken(session.capabilities())) {
+  if (!ehlo_sync || session.capabilities().offers_sasl("STOKEN")) {
     bool authenticated = false;
     for (std::size_t i = 0; i < send.to.size() && !authenticated; ++i) {
-      auto result = session.command(auth_stoken_line(send.to[i], tokens[i]));
+      auto result = session.command(client::auth_stoken_command(send.to[i], tokens[i]));
       if (!result.reply) {
         err << "stokenctl: AUTH STOKEN: " << (result.failure ? result.failure->reason : "no reply")
             << '\n';

@@ -55,33 +55,18 @@ struct RemoteClient::Attempt {
 
 namespace {
 
-// AUTH STOKEN's initial response (rfcdraft/ §4): base64 of the recipient the
-// token was issued for, NUL, and the token.
-std::string auth_stoken_line(const FastLaneRecipient& recipient) {
-  std::string response = recipient.address;
-  response.push_back('\0');
-  response += recipient.token;
-  return "AUTH STOKEN " + encode_base64(response);
-}
-
 bool is_token_refusal(int code, const std::string& enhanced_code) {
   return code == 535 || (code == 550 && enhanced_code == "5.7.30");
 }
 
-// The EHLO reply lists STOKEN among the SASL mechanisms (RFC 4954 §3):
-// "AUTH PLAIN STOKEN".
-bool offers_auth_stoken(const Capabilities& capabilities) {
-  const auto mechanisms = capabilities.parameters("AUTH");
-  if (!mechanisms) return false;
-  std::istringstream words(ascii_uppercase(*mechanisms));
-  std::string word;
-  while (words >> word) {
-    if (word == "STOKEN") return true;
-  }
-  return false;
-}
-
 }  // namespace
+
+std::string auth_stoken_command(const std::string& recipient, const std::string& token) {
+  std::string response = recipient;
+  response.push_back('\0');
+  response += token;
+  return "AUTH STOKEN " + encode_base64(response);
+}
 
 TokenDialect FastLaneSettings::dialect_for(const std::string& domain) const {
   auto found = dialects.find(ascii_lowercase(domain));
@@ -278,7 +263,7 @@ void RemoteClient::connected(std::shared_ptr<Attempt> attempt,
   if (connection->authenticated()) return send_message(attempt, std::move(connection));
   // rfcdraft/ §10: AUTH STOKEN is optional in the EHLO form; without it
   // each RCPT's token is checked against the pair alone.
-  if (attempt->ehlo_sync && !offers_auth_stoken(connection->capabilities())) {
+  if (attempt->ehlo_sync && !connection->capabilities().offers_sasl("STOKEN")) {
     return send_message(attempt, std::move(connection));
   }
   attempt->auth_candidate = 0;
@@ -295,7 +280,7 @@ void RemoteClient::authenticate(std::shared_ptr<Attempt> attempt,
   }
   const FastLaneRecipient& recipient = attempt->recipients[candidate];
   connection->send_command(
-      auth_stoken_line(recipient), [this, attempt, connection](CommandResult result) mutable {
+      auth_stoken_command(recipient.address, recipient.token), [this, attempt, connection](CommandResult result) mutable {
         std::size_t index = attempt->auth_candidate;
         if (!result.reply) {
           pool_.release(connection, false);

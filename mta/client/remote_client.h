@@ -110,4 +110,8 @@ struct TokenReplyFields {
 };
 TokenReplyFields parse_token_reply(const std::string& enhanced_code, const std::string& text);
 
+// AUTH STOKEN with its initial response (rfcdraft/ §7.3.1): base64 of the
+// recipient the token was issued for, NUL, and the token.
+std::string auth_stoken_command(const std::string& recipient, const std::string& token);
+
 }  // namespace stokend::client

@@ -329,3 +329,18 @@ TEST_CASE(
     CHECK(fixture.server.count_starting("AUTH STOKEN Ym9iQGIudGVzdAAxLXRva2VuLWZvci1ib2I=") == 1);
   }
 }
+
+TEST_CASE("offers_sasl reads the mechanisms of the AUTH keyword, case-insensitively",
+          "[client][dialect]") {
+  client::Reply reply;
+  reply.code = 250;
+  reply.lines = {"tokens.b.test", "AUTH PLAIN stoken", "STOKEN"};
+  const auto capabilities = client::Capabilities::from_hello_reply(reply);
+  CHECK(capabilities.offers_sasl("STOKEN"));
+  CHECK(capabilities.offers_sasl("plain"));
+  CHECK_FALSE(capabilities.offers_sasl("LOGIN"));
+  reply.lines = {"tokens.b.test", "AUTH PLAINSTOKEN", "STOKEN"};
+  CHECK_FALSE(client::Capabilities::from_hello_reply(reply).offers_sasl("STOKEN"));
+  reply.lines = {"tokens.b.test", "STOKEN"};
+  CHECK_FALSE(client::Capabilities::from_hello_reply(reply).offers_sasl("STOKEN"));
+}
