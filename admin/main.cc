@@ -3,7 +3,8 @@
 // running stokend notices the change and reloads the file by itself.
 // Inspects and changes the running daemon's queue over its control socket
 // and asks it to reload its configuration (reload_admin.h),
-// and lists the damage the spool found at start (queue_admin.h). Rotates the
+// and lists the damage the spool found at start (queue_admin.h). Tests any
+// Token Server from the outside (stoken_send.h, stoken_check.h). Rotates the
 // token secrets and mints, revokes, inspects and lists submission tokens,
 // on the files directly (token_admin.h); imports and exports COI contact
 // storage messages and syncs COI/Contacts folders (contacts_admin.h). This
@@ -31,6 +32,7 @@
 #include "admin/contacts_admin.h"
 #include "admin/queue_admin.h"
 #include "admin/reload_admin.h"
+#include "admin/stoken_send.h"
 #include "admin/token_admin.h"
 #include "admin/user_admin.h"
 #include "mta/config/config.h"
@@ -68,6 +70,7 @@ constexpr std::string_view usage_text =
                                                  [--restore-issued]
        stokenctl [--config FILE] contacts export USER
        stokenctl [--config FILE] contacts sync [USER]
+       stokenctl stoken send|check ...
        stokenctl --help
 
 Manages stokend's local users, kept in the users_file named by the
@@ -147,6 +150,15 @@ commands:
   contacts sync [USER]
                       bring the COI/Contacts folder of USER (default: every
                       user) in line with the token store
+  stoken send ...     deliver one message through any Token Server with a
+                      token (LHLO, or EHLO + SYNC with --dialect ehlo-sync),
+                      print the transcript (--show-transcript; tokens
+                      shortened unless --show-tokens) and each recipient's
+                      result; exit 0 only when all got 2.1.12 or 2.1.13
+  stoken check ...    check any Token Server against the draft, one
+                      PASS/FAIL/SKIP line per check (--json); exit 1 on a
+                      FAIL. `stokenctl stoken` lists their options; they
+                      need no configuration file
 
 options:
   --config FILE       configuration file (default: )" STOKEND_CONFIG_FILE R"()
@@ -370,6 +382,17 @@ int run(const CommandLine& command_line) {
   return stokend::admin::run_user_command(*loaded.config, words, std::cout, std::cerr);
 }
 
+// `stoken ...` talks to a Token Server and needs no configuration: its
+// words, options included, go to stoken_send.h as they are.
+std::optional<std::vector<std::string>> stoken_arguments(int argc, char** argv) {
+  int i = 1;
+  if (i < argc && (std::string_view(argv[i]) == "--config" || std::string_view(argv[i]) == "-c")) {
+    i += 2;
+  }
+  if (i >= argc || std::string_view(argv[i]) != "stoken") return std::nullopt;
+  return std::vector<std::string>(argv + i + 1, argv + argc);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -379,6 +402,9 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("stokenctl"));
   spdlog::set_pattern("stokenctl: %v");
   try {
+    if (const auto arguments = stoken_arguments(argc, argv)) {
+      return stokend::admin::run_stoken_command(*arguments, std::cout, std::cerr);
+    }
     const CommandLine command_line = parse_command_line(argc, argv);
     if (command_line.help) {
       std::cout << usage_text;

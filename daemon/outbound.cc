@@ -80,7 +80,8 @@ std::unique_ptr<FastLanePath> build_fast_lane(const Config& config, event_base* 
   path->client = std::make_unique<client::RemoteClient>(
       *path->pool, resolver,
       client::FastLaneSettings{.mx_fallback = config.fast_lane.mx_fallback,
-                               .mx_fallback_port = config.fast_lane.mx_fallback_port});
+                               .mx_fallback_port = config.fast_lane.mx_fallback_port,
+                               .dialects = config.fast_lane.dialects});
   return path;
 }
 

@@ -76,6 +76,8 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
   restart_only(
       "fast_lane.idle_timeout", [](auto& c) -> auto& { return c.fast_lane.idle_timeout; });
   restart_only(
+      "fast_lane.dialects", [](auto& c) -> auto& { return c.fast_lane.dialects; });
+  restart_only(
       "recipient_probe.positive_ttl",
       [](auto& c) -> auto& { return c.recipient_probe.positive_ttl; });
   restart_only(

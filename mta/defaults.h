@@ -22,6 +22,11 @@ enum class NulOctets { reject, strip };
 // Where logins and local users are looked up: the users file, or a
 // provider's Dovecot (auth: backend). (Declared here so its default can be.)
 enum class AuthBackend { users_file, dovecot };
+// How the fast lane talks to a Token Server (rfcdraft/ §7, §10, Appendix
+// D): LHLO and AUTH STOKEN (the draft's form), EHLO and MAIL ... SYNC
+// (Dovecot's COI plugin), or automatic: LHLO first, the EHLO form when a
+// server refuses LHLO and announces STOKEN after EHLO.
+enum class TokenDialect { automatic, lhlo, ehlo_sync };
 
 }  // namespace stokend
 
@@ -157,6 +162,11 @@ inline constexpr std::chrono::milliseconds fast_lane_timeout = 30s;
 // An authenticated connection to a Token Server is kept open this long for
 // the next message (a new TLS session costs a few milliseconds).
 inline constexpr std::chrono::milliseconds fast_lane_idle_timeout = 5min;
+// The dialect for every domain without its own fast_lane.dialects entry.
+inline constexpr TokenDialect fast_lane_dialect = TokenDialect::automatic;
+// How many Token Servers' learnt dialects (automatic) are remembered; past
+// that the memory starts over (one refused LHLO each costs a connection).
+inline constexpr std::size_t fast_lane_learnt_dialects = 4096;
 // Which outgoing mail of local users gets a Submission-Token header per
 // remote recipient (DESIGN.md: chat mail).
 inline constexpr TokenDistribution distribute_tokens = TokenDistribution::chat;

@@ -239,7 +239,7 @@ std::string without_carriage_returns(std::string_view text) {
 
 // A COI-From-Hash value as hexadecimal: the COI client specification's 64
 // hexadecimal digits, or the same 32 octets in base64 as Dovecot's COI
-// plugin writes them (rfcdraft Appendix D.9), unpadded or padded.
+// plugin writes them (rfcdraft Appendix E.9), unpadded or padded.
 std::optional<std::string> from_hash_as_hex(std::string_view text) {
   std::string value = ascii_lowercase(text);
   if (value.size() == 64 && is_lower_hex(value)) return value;
@@ -258,7 +258,7 @@ ContactParseResult parse_contact_message(std::string_view message) {
   const auto chat_content = message::find_header(fields, chat_content_field);
   if (!chat_content) {
     // Dovecot's COI plugin writes its contact messages without Chat-Content
-    // (rfcdraft Appendix D.9). A message with COI-From-Hash and a COI-Token
+    // (rfcdraft Appendix E.9). A message with COI-From-Hash and a COI-Token
     // field is one all the same: nothing else writes those fields.
     const bool has_token_field = message::find_header(fields, coi_token_in_field) ||
                                  message::find_header(fields, coi_token_out_field);

@@ -10,6 +10,20 @@ bool Capabilities::has(std::string_view keyword) const {
   return keywords.find(ascii_uppercase(keyword)) != keywords.end();
 }
 
+bool Capabilities::offers_sasl(std::string_view mechanism) const {
+  const auto mechanisms = parameters("AUTH");
+  if (!mechanisms) return false;
+  const std::string wanted = ascii_uppercase(mechanism);
+  std::string_view rest = *mechanisms;
+  while (!rest.empty()) {
+    const auto space = rest.find(' ');
+    if (ascii_uppercase(rest.substr(0, space)) == wanted) return true;
+    if (space == std::string_view::npos) break;
+    rest.remove_prefix(space + 1);
+  }
+  return false;
+}
+
 std::optional<std::string> Capabilities::parameters(std::string_view keyword) const {
   auto found = keywords.find(ascii_uppercase(keyword));
   if (found == keywords.end()) return std::nullopt;

@@ -33,6 +33,8 @@ struct Capabilities {
   std::map<std::string, std::string, std::less<>> keywords;
 
   bool has(std::string_view keyword) const;
+  // The AUTH keyword lists this SASL mechanism (RFC 4954 §3), e.g. STOKEN.
+  bool offers_sasl(std::string_view mechanism) const;
   std::optional<std::string> parameters(std::string_view keyword) const;
 
   static Capabilities from_hello_reply(const Reply& reply);

@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace stokend::client {
 
@@ -49,6 +51,13 @@ struct ClientSettings {
   // Client TLS context for STARTTLS (not owned; see client_tls.h). Null:
   // plaintext only.
   SSL_CTX* tls_context = nullptr;
+
+  // Sees the conversation, for a transcript (stokenctl stoken send): every
+  // command line sent ('C'), every reply line received ('S'), without the
+  // CRLF, and events ('*': TLS started, the message sent as "[N octets]").
+  // Empty: nothing is reported. Never set in the daemon: lines carry
+  // tokens and AUTH responses.
+  std::function<void(char from, std::string_view line)> transcript;
 
   // Connection pool
   std::size_t max_connections_per_destination = 10;

@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "common/ascii.h"
 #include "common/base64.h"
 #include "dns/mail_exchangers.h"
 #include "dns/submission_servers.h"
@@ -30,6 +31,10 @@ struct RemoteClient::Attempt {
   std::string server_text;         // "host[address]:port"
   std::string last_failure;        // why the last server could not be used
   std::size_t auth_candidate = 0;  // the recipient whose token AUTH STOKEN tries
+  TokenDialect dialect = TokenDialect::automatic;  // configured for the domain
+  bool ehlo_sync = false;                          // the connection being tried speaks EHLO + SYNC
+  std::string server_key;                          // "host:port", for the learnt dialects
+  std::string lhlo_refusal;  // automatic: why LHLO was refused before EHLO was tried
 
   // What last_failure was, for the metrics (mta_metrics.h).
   mta_metrics::FastLaneFallback last_failure_kind = mta_metrics::FastLaneFallback::no_server;
@@ -50,20 +55,51 @@ struct RemoteClient::Attempt {
 
 namespace {
 
-// AUTH STOKEN's initial response (rfcdraft/ §4): base64 of the recipient the
-// token was issued for, NUL, and the token.
-std::string auth_stoken_line(const FastLaneRecipient& recipient) {
-  std::string response = recipient.address;
-  response.push_back('\0');
-  response += recipient.token;
-  return "AUTH STOKEN " + encode_base64(response);
-}
-
 bool is_token_refusal(int code, const std::string& enhanced_code) {
   return code == 535 || (code == 550 && enhanced_code == "5.7.30");
 }
 
 }  // namespace
+
+std::string auth_stoken_command(const std::string& recipient, const std::string& token) {
+  std::string response = recipient;
+  response.push_back('\0');
+  response += token;
+  return "AUTH STOKEN " + encode_base64(response);
+}
+
+TokenDialect FastLaneSettings::dialect_for(const std::string& domain) const {
+  auto found = dialects.find(ascii_lowercase(domain));
+  if (found == dialects.end()) found = dialects.find("*");
+  return found == dialects.end() ? defaults::fast_lane_dialect : found->second;
+}
+
+const char* dialect_name(TokenDialect dialect) {
+  switch (dialect) {
+    case TokenDialect::lhlo:
+      return "lhlo";
+    case TokenDialect::ehlo_sync:
+      return "ehlo-sync";
+    case TokenDialect::automatic:
+      break;
+  }
+  return "auto";
+}
+
+std::optional<TokenDialect> RemoteClient::learnt_dialect(const std::string& server) const {
+  auto found = learnt_dialects_.find(server);
+  if (found == learnt_dialects_.end()) return std::nullopt;
+  return found->second ? TokenDialect::ehlo_sync : TokenDialect::lhlo;
+}
+
+void RemoteClient::learn(const std::shared_ptr<Attempt>& attempt, bool ehlo_sync) {
+  if (attempt->dialect != TokenDialect::automatic) return;
+  if (learnt_dialects_.size() >= settings_.max_learnt_dialects &&
+      !learnt_dialects_.count(attempt->server_key)) {
+    learnt_dialects_.clear();  // bounded memory; each server is learnt again at one connection
+  }
+  learnt_dialects_[attempt->server_key] = ehlo_sync;
+}
 
 TokenReplyFields parse_token_reply(const std::string& enhanced_code, const std::string& text) {
   TokenReplyFields fields;
@@ -92,6 +128,7 @@ void RemoteClient::deliver(const std::string& domain, const std::string& sender,
   attempt->recipients = std::move(recipients);
   attempt->message = std::move(message);
   attempt->done = std::move(done);
+  attempt->dialect = settings_.dialect_for(domain);
   attempt->results.resize(attempt->recipients.size());
   attempt->settled.assign(attempt->recipients.size(), false);
   dns::find_submission_servers(resolver_, domain, [this, attempt](dns::SubmissionServers found) {
@@ -154,8 +191,23 @@ void RemoteClient::try_next_server(std::shared_ptr<Attempt> attempt) {
 
 void RemoteClient::try_next_address(std::shared_ptr<Attempt> attempt) {
   if (attempt->next_address >= attempt->addresses.size()) return try_next_server(attempt);
-  const std::string& address = attempt->addresses[attempt->next_address++];
-  Destination destination = Destination::tcp(Protocol::lmtp, address, attempt->server.port);
+  const std::string address = attempt->addresses[attempt->next_address++];
+  attempt->server_key = attempt->server.host + ":" + std::to_string(attempt->server.port);
+  bool ehlo_sync = attempt->dialect == TokenDialect::ehlo_sync;
+  if (attempt->dialect == TokenDialect::automatic) {
+    auto learnt = learnt_dialects_.find(attempt->server_key);
+    ehlo_sync = learnt != learnt_dialects_.end() && learnt->second;
+  }
+  try_address(std::move(attempt), address, ehlo_sync);
+}
+
+void RemoteClient::try_address(std::shared_ptr<Attempt> attempt, const std::string& address,
+                               bool ehlo_sync) {
+  attempt->ehlo_sync = ehlo_sync;
+  // The EHLO form is SMTP with per-recipient replies asked for by SYNC
+  // (rfcdraft/ §10); the draft's form is LMTP after LHLO (§7.2).
+  Destination destination = Destination::tcp(ehlo_sync ? Protocol::smtp : Protocol::lmtp,
+                                              address, attempt->server.port);
   // rfcdraft/ §7.2: TLS always, the certificate checked against the SRV
   // target (RFC 6186 §6), never plaintext.
   destination.tls_policy = TlsPolicy::required;
@@ -165,9 +217,21 @@ void RemoteClient::try_next_address(std::shared_ptr<Attempt> attempt) {
   destination.session_owner = attempt->sender;
   attempt->server_text =
       attempt->server.host + "[" + address + "]:" + std::to_string(attempt->server.port);
-  pool_.acquire(destination, [this, attempt](std::shared_ptr<SmtpClient> connection,
-                                             std::optional<Failure> failure) {
+  if (!ehlo_sync) attempt->lhlo_refusal.clear();
+  pool_.acquire(destination, [this, attempt, address, ehlo_sync](
+                                 std::shared_ptr<SmtpClient> connection,
+                                 std::optional<Failure> failure) {
     if (failure) {
+      if (failure->hello_refused && attempt->dialect == TokenDialect::automatic) {
+        // rfcdraft/ Appendix D: a server that does not know LHLO may still
+        // be a Token Server of the EHLO form; ask it with EHLO. One that
+        // refuses the EHLO it was remembered for is asked with LHLO next.
+        learnt_dialects_.erase(attempt->server_key);
+        if (!ehlo_sync) {
+          attempt->lhlo_refusal = failure->reason;
+          return try_address(attempt, address, true);
+        }
+      }
       attempt->last_failure = "Token Server " + attempt->server_text + ": " + failure->reason;
       attempt->last_failure_kind = failure->tls_failed ? mta_metrics::FastLaneFallback::tls
                                                        : mta_metrics::FastLaneFallback::connect;
@@ -180,14 +244,28 @@ void RemoteClient::try_next_address(std::shared_ptr<Attempt> attempt) {
 void RemoteClient::connected(std::shared_ptr<Attempt> attempt,
                              std::shared_ptr<SmtpClient> connection) {
   // rfcdraft/ §7.2: a server that does not announce STOKEN after LHLO
-  // under TLS is not a Token Server; fall back at once.
-  if (!connection->capabilities().has("STOKEN")) {
+  // under TLS is not a Token Server; fall back at once. The EHLO form is
+  // recognised by STOKEN in the EHLO reply, as Dovecot's plugin announces
+  // it; a server configured as ehlo-sync is taken at its word (a server
+  // that follows the draft accepts SYNC without announcing STOKEN there).
+  const bool announced = connection->capabilities().has("STOKEN");
+  if (!announced && attempt->dialect != TokenDialect::ehlo_sync) {
     pool_.release(connection, true);
-    attempt->fall_back_all("Token Server " + attempt->server_text + " does not announce STOKEN",
+    learnt_dialects_.erase(attempt->server_key);  // the next attempt starts with LHLO again
+    attempt->fall_back_all("Token Server " + attempt->server_text + ": " +
+                               (attempt->lhlo_refusal.empty() ? ""
+                                                              : attempt->lhlo_refusal + "; ") +
+                               "does not announce STOKEN" + (attempt->ehlo_sync ? " after EHLO" : ""),
                            mta_metrics::FastLaneFallback::no_stoken);
     return finish(attempt);
   }
+  learn(attempt, attempt->ehlo_sync);
   if (connection->authenticated()) return send_message(attempt, std::move(connection));
+  // rfcdraft/ §10: AUTH STOKEN is optional in the EHLO form; without it
+  // each RCPT's token is checked against the pair alone.
+  if (attempt->ehlo_sync && !connection->capabilities().offers_sasl("STOKEN")) {
+    return send_message(attempt, std::move(connection));
+  }
   attempt->auth_candidate = 0;
   authenticate(attempt, std::move(connection));
 }
@@ -202,7 +280,7 @@ void RemoteClient::authenticate(std::shared_ptr<Attempt> attempt,
   }
   const FastLaneRecipient& recipient = attempt->recipients[candidate];
   connection->send_command(
-      auth_stoken_line(recipient), [this, attempt, connection](CommandResult result) mutable {
+      auth_stoken_command(recipient.address, recipient.token), [this, attempt, connection](CommandResult result) mutable {
         std::size_t index = attempt->auth_candidate;
         if (!result.reply) {
           pool_.release(connection, false);
@@ -253,6 +331,12 @@ void RemoteClient::send_message(std::shared_ptr<Attempt> attempt,
     return finish(attempt);
   }
   envelope.eight_bit_body = true;  // asked for only when the server offers 8BITMIME
+  if (attempt->ehlo_sync) {
+    // rfcdraft/ §10: SYNC, without a value, asks for the per-recipient
+    // replies after the data that LMTP gives by itself.
+    envelope.mail_parameters = "SYNC";
+    envelope.reply_per_recipient = true;
+  }
   connection->send_transaction(
       std::move(envelope), attempt->message,
       [this, attempt, connection, sent = std::move(sent)](TransactionResult result) {

@@ -16,6 +16,17 @@
 // failure, connection or TLS failure, no STOKEN in the LHLO reply, any
 // refusal.
 //
+// Two dialects (rfcdraft/ §10 and Appendix D), chosen per recipient domain
+// by FastLaneSettings::dialects: lhlo is the form above; ehlo-sync is the
+// form of Dovecot's COI plugin: EHLO, AUTH STOKEN only when the EHLO reply
+// lists it under AUTH (the plugin has no such mechanism), MAIL FROM with the
+// valueless SYNC parameter, the same RCPT parameters, and the same one reply
+// per recipient after DATA. automatic starts with LHLO; a server that
+// refuses LHLO with a 5xx is asked again with EHLO on a new connection and
+// taken as a Token Server when that reply announces STOKEN (as the plugin
+// does). What a server answered is remembered per server (host and port),
+// so the next attempt starts in the dialect that worked.
+//
 // Connections are pooled per (server, sender): AUTH STOKEN binds a session
 // to the sender (the token's remote address), so a warm session serves the
 // sender's next message to any recipient of the domain without a new TLS
@@ -29,20 +40,31 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "dns/resolver.h"
+#include "mta/defaults.h"
 #include "mta/client/connection_pool.h"
 #include "mta/client/fast_lane.h"
 
 namespace stokend::client {
 
 struct FastLaneSettings {
-  bool mx_fallback = false;
-  std::uint16_t mx_fallback_port = 465;
+  bool mx_fallback = defaults::fast_lane_mx_fallback;
+  std::uint16_t mx_fallback_port = defaults::fast_lane_mx_fallback_port;
+  // Recipient domain (lowercase) or "*" -> dialect; the rest: automatic.
+  std::map<std::string, TokenDialect, std::less<>> dialects;
+  std::size_t max_learnt_dialects = defaults::fast_lane_learnt_dialects;
+
+  TokenDialect dialect_for(const std::string& domain) const;
 };
+
+// "auto", "lhlo", "ehlo-sync": as the configuration and stokenctl spell it.
+const char* dialect_name(TokenDialect dialect);
 
 class RemoteClient final : public FastLane {
  public:
@@ -59,6 +81,8 @@ class RemoteClient final : public FastLane {
   void servers_found(std::shared_ptr<Attempt> attempt);
   void try_next_server(std::shared_ptr<Attempt> attempt);
   void try_next_address(std::shared_ptr<Attempt> attempt);
+  void try_address(std::shared_ptr<Attempt> attempt, const std::string& address, bool ehlo_sync);
+  void learn(const std::shared_ptr<Attempt>& attempt, bool ehlo_sync);
   void connected(std::shared_ptr<Attempt> attempt, std::shared_ptr<SmtpClient> connection);
   void authenticate(std::shared_ptr<Attempt> attempt, std::shared_ptr<SmtpClient> connection);
   void send_message(std::shared_ptr<Attempt> attempt, std::shared_ptr<SmtpClient> connection);
@@ -67,6 +91,14 @@ class RemoteClient final : public FastLane {
   ConnectionPool& pool_;
   dns::Resolver& resolver_;
   FastLaneSettings settings_;
+  // "host:port" -> the server spoke the EHLO form (true) or LHLO (false),
+  // as last found out by an automatic attempt.
+  std::map<std::string, bool> learnt_dialects_;
+
+ public:
+  // For tests and monitoring: what an automatic attempt would start with
+  // for "host:port"; nullopt when nothing was learnt yet.
+  std::optional<TokenDialect> learnt_dialect(const std::string& server) const;
 };
 
 // The words after the enhanced code of a 2.1.12 / 2.1.13 reply (rfcdraft/
@@ -77,5 +109,9 @@ struct TokenReplyFields {
   std::string permanent_token;
 };
 TokenReplyFields parse_token_reply(const std::string& enhanced_code, const std::string& text);
+
+// AUTH STOKEN with its initial response (rfcdraft/ §7.3.1): base64 of the
+// recipient the token was issued for, NUL, and the token.
+std::string auth_stoken_command(const std::string& recipient, const std::string& token);
 
 }  // namespace stokend::client

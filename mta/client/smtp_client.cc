@@ -261,6 +261,7 @@ void SmtpClient::process_input() {
     std::string line(static_cast<std::size_t>(found.pos), '\0');
     evbuffer_remove(input, line.data(), line.size());
     evbuffer_drain(input, line_ending);
+    if (settings_.transcript) settings_.transcript('S', line);
     switch (parser_.add_line(line)) {
       case ReplyParser::Status::need_more:
         break;
@@ -296,6 +297,7 @@ void SmtpClient::handle_reply(Reply reply) {
 
 void SmtpClient::write_line(const std::string& line) {
   if (!connection_) return;
+  if (settings_.transcript) settings_.transcript('C', line);
   std::string out = line + "\r\n";
   bufferevent_write(connection_.get(), out.data(), out.size());
 }

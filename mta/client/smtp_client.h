@@ -19,7 +19,8 @@
 //   and replies are matched in order; without it, one command at a time, and
 //   nothing more is sent once MAIL or every RCPT has been refused.
 // - After DATA, SMTP gives one reply for all accepted recipients; LMTP gives
-//   one per accepted recipient, in RCPT order (RFC 2033 §4.2).
+//   one per accepted recipient, in RCPT order (RFC 2033 §4.2), and so does
+//   SMTP for an envelope with reply_per_recipient (transaction.h).
 // - DSN parameters (RFC 3461, transaction.h) are sent only to a server that
 //   offers DSN; the result says whether it did.
 // - Objects are created by create() and held by shared_ptr; callbacks keep
@@ -189,6 +190,7 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   void on_data_reply(const Reply& reply);
   void feed_data();
   void on_final_reply(std::size_t index, const Reply& reply);
+  bool replies_per_recipient() const;  // of the transaction in progress
   void settle(std::size_t recipient, const Reply& reply);
   void finish_transaction(bool reusable);
   void on_reset_reply(const Reply& reply);

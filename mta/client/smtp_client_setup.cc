@@ -47,10 +47,13 @@ void SmtpClient::on_hello(const Reply& reply) {
     expect("HELO", settings_.timeouts.command, [this](const Reply& helo) { on_helo(helo); });
     return;
   }
-  fail({as_temporary(reply.enhanced_code, "4.3.0"),
-        peer_ + " refused our " + (destination_.protocol == Protocol::lmtp ? "LHLO" : "EHLO") +
-            ": " + reply.to_string(),
-        reply.code});
+  Failure refused{as_temporary(reply.enhanced_code, "4.3.0"),
+                  peer_ + " refused our " +
+                      (destination_.protocol == Protocol::lmtp ? "LHLO" : "EHLO") + ": " +
+                      reply.to_string(),
+                  reply.code};
+  refused.hello_refused = reply.is_permanent_failure();
+  fail(std::move(refused));
 }
 
 void SmtpClient::on_helo(const Reply& reply) {
@@ -127,6 +130,7 @@ void SmtpClient::tls_established() {
   mta_metrics::count_tls_handshake(mta_metrics::Direction::outbound, SSL_version(tls_));
   phase_ = Phase::setting_up;
   spdlog::debug("client {}: TLS established: {}", peer_, describe_tls(tls_));
+  if (settings_.transcript) settings_.transcript('*', "TLS started: " + describe_tls(tls_));
   if (!greeted_) return expect_greeting();  // implicit TLS
   // RFC 3207 §4.2: forget what the server said in plaintext and ask again.
   capabilities_ = Capabilities{};
@@ -136,8 +140,11 @@ void SmtpClient::tls_established() {
 
 void SmtpClient::become_ready() {
   phase_ = Phase::ready;
-  spdlog::debug("client {}: ready (tls={}, pipelining={})", peer_, tls_active_ ? "yes" : "no",
-                capabilities_.pipelining ? "yes" : "no");
+  spdlog::debug("client {}: ready ({}, tls={}, pipelining={})", peer_,
+                destination_.protocol == Protocol::lmtp ? "LHLO"
+                : tried_helo_                           ? "HELO"
+                                                        : "EHLO",
+                tls_active_ ? "yes" : "no", capabilities_.pipelining ? "yes" : "no");
   auto done = std::exchange(connect_done_, {});
   if (done) done(std::nullopt);
 }

@@ -130,6 +130,12 @@ void SmtpClient::begin_transaction() {
     group += recipient_command(i) + "\r\n";
   }
   group += "DATA\r\n";
+  if (settings_.transcript) {
+    for (std::size_t start = 0, end; (end = group.find("\r\n", start)) != std::string::npos;
+         start = end + 2) {
+      settings_.transcript('C', std::string_view(group).substr(start, end - start));
+    }
+  }
   bufferevent_write(connection_.get(), group.data(), group.size());
   expect("MAIL", settings_.timeouts.command, [this](const Reply& r) { on_mail_reply(r); });
   for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
@@ -234,9 +240,14 @@ void SmtpClient::feed_data() {
   if (!transaction.stuffer->finished()) return;
   bufferevent_setwatermark(connection_.get(), EV_WRITE, 0, 0);
   transaction.result.message_sent = true;
-  // RFC 2033 §4.2: LMTP answers the end of data once per accepted recipient.
+  if (settings_.transcript) {
+    settings_.transcript('*', "[" + std::to_string(transaction.message->size()) +
+                                  " octets of message, then .]");
+  }
+  // RFC 2033 §4.2: LMTP answers the end of data once per accepted recipient
+  // (and so does an SMTP server asked for it, Envelope::reply_per_recipient).
   transaction.final_replies_expected =
-      destination_.protocol == Protocol::lmtp ? transaction.accepted.size() : 1;
+      replies_per_recipient() ? transaction.accepted.size() : 1;
   for (std::size_t k = 0; k < transaction.final_replies_expected; ++k) {
     expect("end of data", settings_.timeouts.data_done,
            [this, k](const Reply& r) { on_final_reply(k, r); });
@@ -245,12 +256,16 @@ void SmtpClient::feed_data() {
 
 void SmtpClient::on_final_reply(std::size_t index, const Reply& reply) {
   Transaction& transaction = *transaction_;
-  if (destination_.protocol == Protocol::lmtp) {
+  if (replies_per_recipient()) {
     settle(transaction.accepted[index], reply);
   } else {
     for (std::size_t accepted : transaction.accepted) settle(accepted, reply);
   }
   if (index + 1 == transaction.final_replies_expected) finish_transaction(true);
+}
+
+bool SmtpClient::replies_per_recipient() const {
+  return destination_.protocol == Protocol::lmtp || transaction_->envelope.reply_per_recipient;
 }
 
 void SmtpClient::finish_transaction(bool reusable) {

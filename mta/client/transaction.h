@@ -29,6 +29,10 @@ struct Envelope {
   // "STOKEN=... MYSTOKEN=..."; empty vector or empty string: none).
   std::string mail_parameters;
   std::vector<std::string> recipient_parameters;
+  // The server answers the end of data once per accepted recipient, as LMTP
+  // does (RFC 2033 §4.2), although the session is SMTP: the Submission Token
+  // extension's EHLO form asks for it with MAIL ... SYNC (rfcdraft/ §10).
+  bool reply_per_recipient = false;
   // DSN parameters (RFC 3461 §4), sent only when the server offers DSN (a
   // server without it would refuse them, §5.2.3 says to drop them): for
   // MAIL (RET=, ENVID=) and per recipient in envelope order (NOTIFY=,
@@ -62,6 +66,7 @@ struct Failure {
   std::string reason;         // names the peer and the step
   int reply_code = 0;         // the peer's reply when a reply caused the failure
   bool tls_failed = false;    // the STARTTLS handshake failed (a caller may retry without TLS)
+  bool hello_refused = false;  // EHLO/LHLO got a 5xx (a caller may try the other greeting)
 };
 
 // A reply that ends the connection's usefulness is always reported as a

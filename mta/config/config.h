@@ -155,6 +155,9 @@ struct FastLaneConfig {
   std::chrono::milliseconds timeout = defaults::fast_lane_timeout;
   std::chrono::milliseconds idle_timeout = defaults::fast_lane_idle_timeout;
   TokenDistribution distribute_tokens = defaults::distribute_tokens;
+  // Per recipient domain (lowercase; "*" for every other one): the dialect
+  // the fast lane speaks to its Token Server. Absent: fast_lane_dialect.
+  std::map<std::string, TokenDialect, std::less<>> dialects;
 };
 
 // Local domains relayed to a next hop (smtp or lmtp route) whose

@@ -168,6 +168,23 @@ void ConfigReader::read_fast_lane(const Field& field, FastLaneConfig& fast_lane)
         }},
        {"timeout", duration_into(fast_lane.timeout)},
        {"idle_timeout", duration_into(fast_lane.idle_timeout)},
+       {"dialects",
+        [&](const Field& key_field) {
+          read_domain_map(key_field, "dialect",
+                          [&](const std::string& domain, const Field& dialect_field,
+                              const YAML::Mark& key_mark) {
+                            const auto dialect = read_choice<TokenDialect>(
+                                dialect_field, "dialect",
+                                {{"auto", TokenDialect::automatic},
+                                 {"lhlo", TokenDialect::lhlo},
+                                 {"ehlo-sync", TokenDialect::ehlo_sync}});
+                            if (!dialect) return;
+                            if (!fast_lane.dialects.emplace(domain, *dialect).second) {
+                              error_at(key_mark, key_field.setting + ": duplicate dialect for '" +
+                                                     domain + "'");
+                            }
+                          });
+        }},
        {"distribute_tokens", [&](const Field& key_field) {
           if (const auto mode = read_choice<TokenDistribution>(key_field, "value",
                                                                {{"chat", TokenDistribution::chat},

@@ -246,7 +246,7 @@ def test_dovecot_contacts_folder_imported_after_a_move(module_stokend_factory, w
     # The plugin writes no "Chat-Content: contact" field and COI-From-Hash in
     # base64 (its pair hash function without a second address), where the
     # COI client specification has the field and hexadecimal: stokend's
-    # importer reads both forms (rfcdraft Appendix D.9).
+    # importer reads both forms (rfcdraft Appendix E.9).
     assert b"chat-content" not in contacts[-1].lower()
     assert address_hash(CAROL).encode() in contacts[-1]
     report = import_report(moved, folder)

@@ -6,7 +6,8 @@ Dovecot over LMTP) and, on B's built-in Maildir, f.test (found by the
 STARTTLS SRV record, _submission._tcp) and, for the failure cases, d.test
 (its SRV record points at a port where no Token Server listens), e.test (no
 SRV record at all) and g.test (its SRV record points at B's MX port, which
-is no Token Server). A private dnsmasq publishes MX, SRV and
+is no Token Server), and h.test, which node A is configured to reach in
+the EHLO + SYNC dialect (fast_lane.dialects). A private dnsmasq publishes MX, SRV and
 address records; a private CA certifies each node's Token Server name
 (tokens.a.test, tokens.b.test), and each node trusts only that CA for the
 fast lane. Both nodes run on 127.0.0.1: each one's delivery.mx_port is the
@@ -42,6 +43,7 @@ PASSWORDS = {
     "erin@e.test": "Erin-pw-4242",
     "frank@f.test": "Frank-pw-1717",
     "gina@g.test": "Gina-pw-5353",
+    "hank@h.test": "Hank-pw-6464",
 }
 
 
@@ -59,7 +61,8 @@ class Nodes:
         self.dns = Dnsmasq(
             mx=[("a.test", "mx.a.test", 10), ("b.test", "mx.b.test", 10),
                 ("d.test", "mx.b.test", 10), ("e.test", "mx.b.test", 10),
-                ("f.test", "mx.b.test", 10), ("g.test", "mx.b.test", 10)],
+                ("f.test", "mx.b.test", 10), ("g.test", "mx.b.test", 10),
+                ("h.test", "mx.b.test", 10)],
             hosts=[("mx.a.test", "127.0.0.1"), ("mx.b.test", "127.0.0.1"),
                    ("tokens.a.test", "127.0.0.1"), ("tokens.b.test", "127.0.0.1")],
             srv=[("_submissions._tcp.a.test", "tokens.a.test", self.a.submissions_port),
@@ -68,7 +71,8 @@ class Nodes:
                  # STARTTLS discovery (RFC 6186): B's submission port...
                  ("_submission._tcp.f.test", "tokens.b.test", self.b.submission_port),
                  # ...and a server that is no Token Server: B's MX port.
-                 ("_submission._tcp.g.test", "tokens.b.test", self.b.mx_port)])
+                 ("_submission._tcp.g.test", "tokens.b.test", self.b.mx_port),
+                 ("_submissions._tcp.h.test", "tokens.b.test", self.b.submissions_port)])
         self.started.append(self.dns)
         common = {
             "log_level": "debug",
@@ -76,8 +80,10 @@ class Nodes:
             "fast_lane": {"ca_file": str(self.ca), "timeout": "5s"},
         }
         self._configure(self.a, "a.test", ["a.test"], issued["tokens.a.test"], self.b.mx_port,
-                        common, {})
-        self._configure(self.b, "b.test", ["b.test", "d.test", "e.test", "f.test", "g.test"],
+                        {**common, "fast_lane": {**common["fast_lane"],
+                                                 "dialects": {"h.test": "ehlo-sync"}}}, {})
+        self._configure(self.b, "b.test",
+                        ["b.test", "d.test", "e.test", "f.test", "g.test", "h.test"],
                         issued["tokens.b.test"], self.a.mx_port, common,
                         {"b.test": self.dovecot.unix_route})
         for node in (self.a, self.b):
@@ -296,6 +302,31 @@ def test_a_server_without_stoken_is_left_at_once(nodes):
     stored = wait_single_copy(lambda m: stored_in_maildir(nodes.b, "gina@g.test", m), marker, "gina")
     assert b"with ESMTPS" in stored
     assert re.search(r"alice@a\.test\s+gina@g\.test", wallet(nodes.a, "alice@a.test"))
+
+
+def test_ehlo_sync_dialect_delivers_and_exchanges_tokens(nodes):
+    # A speaks EHLO + MAIL ... SYNC to h.test's Token Server (B), without
+    # AUTH STOKEN (B's EHLO reply does not list it): each RCPT's token is
+    # checked against its pair alone (rfcdraft/ §10).
+    harvest_token_for_alice(nodes, "hank@h.test")
+    qid, marker = send(nodes.a, "alice@a.test", "hank@h.test")
+    line = fast_lane_line(nodes.a, qid, "hank@h.test")
+    assert line.group(2) == f"tokens.b.test[127.0.0.1]:{nodes.b.submissions_port}", line.group(0)
+    assert line.group(3) == "250 2.1.13"
+    wait_removed(nodes.a, qid)
+    stored = wait_single_copy(lambda m: stored_in_maildir(nodes.b, "hank@h.test", m), marker,
+                              "hank")
+    # B's Token Server took A's session as the EHLO form: A said EHLO to it.
+    assert re.search(rf"client \[127\.0\.0\.1\]:{nodes.b.submissions_port}: ready \(EHLO, tls=yes",
+                     nodes.a.log()), nodes.a.log()[-3000:]
+    assert b"Submission-Token" not in stored
+    assert re.search(r"alice@a\.test\s+hank@h\.test\s+perm\s+2\.1\.13",
+                     wallet(nodes.a, "alice@a.test"))
+    # The permanent token works the next time, in the same dialect.
+    qid, marker = send(nodes.a, "alice@a.test", "hank@h.test")
+    assert fast_lane_line(nodes.a, qid, "hank@h.test").group(3) == "250 2.1.12"
+    wait_removed(nodes.a, qid)
+    wait_single_copy(lambda m: stored_in_maildir(nodes.b, "hank@h.test", m), marker, "hank")
 
 
 def test_revoked_token_is_dropped_and_mail_goes_by_mx(nodes):

@@ -161,7 +161,7 @@ TEST_CASE("a bad COI-From-Hash or an empty token field is skipped, not the messa
 
 TEST_CASE("Dovecot's COI plugin's contact messages: base64 hash, no Chat-Content",
           "[coi_contacts]") {
-  // rfcdraft Appendix D.9: the plugin writes COI-From-Hash as base64 of the
+  // rfcdraft Appendix E.9: the plugin writes COI-From-Hash as base64 of the
   // SHA3-256 without padding, and no Chat-Content field.
   const std::string base64_hash = base64_unpadded(coi_from_hash("John@Example.org"));
   REQUIRE(base64_hash.size() == 43);

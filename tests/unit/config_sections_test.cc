@@ -315,6 +315,7 @@ TEST_CASE("the fast_lane section loads, and has working defaults", "[config][fas
   CHECK_FALSE(standard.mx_fallback);
   CHECK(standard.mx_fallback_port == 465);
   CHECK(standard.distribute_tokens == TokenDistribution::chat);
+  CHECK(standard.dialects.empty());
 
   TemporaryDirectory directory;
   const fs::path ca_file = directory.path() / "ca.pem";
@@ -322,7 +323,8 @@ TEST_CASE("the fast_lane section loads, and has working defaults", "[config][fas
   const LoadedText loaded(minimal_config + "fast_lane:\n  enabled: false\n  ca_file: \"" +
                           ca_file.string() +
                           "\"\n  mx_fallback: true\n  mx_fallback_port: 10465\n"
-                          "  timeout: 2s\n  idle_timeout: 1m\n  distribute_tokens: all\n");
+                          "  timeout: 2s\n  idle_timeout: 1m\n  distribute_tokens: all\n"
+                          "  dialects: {B.Test: ehlo-sync, c.test: lhlo, \"*\": auto}\n");
   INFO(all_errors(loaded.result));
   REQUIRE(loaded.result.config);
   const FastLaneConfig& set = loaded.result.config->fast_lane;
@@ -333,6 +335,10 @@ TEST_CASE("the fast_lane section loads, and has working defaults", "[config][fas
   CHECK(set.timeout == std::chrono::seconds(2));
   CHECK(set.idle_timeout == std::chrono::minutes(1));
   CHECK(set.distribute_tokens == TokenDistribution::all);
+  CHECK(set.dialects == std::map<std::string, TokenDialect, std::less<>>{
+                            {"b.test", TokenDialect::ehlo_sync},
+                            {"c.test", TokenDialect::lhlo},
+                            {"*", TokenDialect::automatic}});
 }
 
 TEST_CASE("bad fast_lane settings are reported at their place", "[config][fast_lane]") {
@@ -347,6 +353,12 @@ TEST_CASE("bad fast_lane settings are reported at their place", "[config][fast_l
        "5:12: fast_lane.timeout: expected a duration (seconds, or a number with ms, s, m, h or d, "
        "e.g. 30s) greater than zero, got '0'"},
       {"fast_lane:\n  speed: high\n", "5:3: unknown key 'speed' in fast_lane"},
+      {"fast_lane:\n  dialects: {b.test: smtp}\n",
+       "5:22: fast_lane.dialects.b.test: unknown dialect 'smtp' (expected auto, lhlo or ehlo-sync)"},
+      {"fast_lane:\n  dialects: {b.test: lhlo, B.TEST: auto}\n",
+       "5:28: fast_lane.dialects: duplicate dialect for 'b.test'"},
+      {"fast_lane:\n  dialects: ehlo-sync\n",
+       "5:13: fast_lane.dialects: expected a map of domain: dialect, got 'ehlo-sync'"},
   }));
   const LoadedText loaded(minimal_config + text);
   CHECK(loaded.only_error() == expected);
