@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tokens/redis_context.h"
 #include "tokens/token_store.h"
 
 namespace stokend::tokens {
@@ -32,19 +33,6 @@ struct ReplyFree {
 };
 using Context = std::unique_ptr<redisContext, ContextFree>;
 using Reply = std::unique_ptr<redisReply, ReplyFree>;
-
-timeval timeval_of(std::chrono::milliseconds duration) {
-  timeval value{};
-  value.tv_sec = static_cast<time_t>(duration.count() / 1000);
-  value.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
-  return value;
-}
-
-std::string context_error(const redisContext* context) {
-  if (context == nullptr) return "cannot allocate a connection";
-  if (context->errstr[0] == '\0') return "connection lost";
-  return context->errstr;
-}
 
 std::string_view text_of(const redisReply* reply) {
   if (reply == nullptr || reply->str == nullptr) return {};

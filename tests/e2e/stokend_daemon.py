@@ -384,3 +384,21 @@ class Stokend:
 
 # Daemons started and not yet stopped, for the per-test checks.
 RUNNING: list[Stokend] = []
+
+
+def configure_node(node: Stokend, domain: str, certificate, peer_mx_port: int, common: dict,
+                   tokens: dict) -> None:
+    """Makes an unstarted daemon the node of domain in a two-domain test: its
+    own name and TLS certificate (certificate: (cert, key) files), the
+    settings common to every node, the other domain's MX port, and tokens
+    settings when given (a shared token store)."""
+    cert, key = certificate
+    node.config = deep_merge(node.config, {
+        **common,
+        "hostname": f"mx.{domain}",
+        "local_domains": [domain],
+        "tls": {"certificate": str(cert), "private_key": str(key)},
+        "delivery": {"mx_port": peer_mx_port},
+        **({"tokens": tokens} if tokens else {}),
+    })
+    node.config_path.write_text(to_yaml(node.config))

@@ -40,7 +40,7 @@ from peers import Dnsmasq, HAProxy, Redis, copies_in, delivered_once, fast_lane_
 from peers import send_chat, wait_until, wallet
 from ports import free_ports
 from smtpwire import SMTPWire
-from stokend_daemon import RUNNING, Stokend, deep_merge, to_yaml
+from stokend_daemon import RUNNING, Stokend, configure_node
 from storedmail import received_field
 
 # Each piece runs under the sanitizers in test_token_redis.py (the Redis
@@ -112,28 +112,15 @@ backend b_submissions
         shared_tokens = {"store": {"backend": "redis", "url": self.redis.url,
                                    "connect_timeout": "500ms", "command_timeout": "500ms"},
                          "secrets_file": str(base / "b-token-secrets")}
-        self._configure(self.a, "a.test", issued["tokens.a.test"], self.front_mx, common, {})
+        configure_node(self.a, "a.test", issued["tokens.a.test"], self.front_mx, common, {})
         for node in (self.b1, self.b2):
-            self._configure(node, "b.test", issued["tokens.b.test"], self.a.mx_port, common,
+            configure_node(node, "b.test", issued["tokens.b.test"], self.a.mx_port, common,
                             shared_tokens)
         # B1 first: it creates the shared secrets file B2 then reads.
         for node in (self.a, self.b1, self.b2):
             node.start()
             RUNNING.append(node)
 
-    @staticmethod
-    def _configure(node: Stokend, domain: str, certificate, peer_mx_port: int, common: dict,
-                   tokens: dict) -> None:
-        cert, key = certificate
-        node.config = deep_merge(node.config, {
-            **common,
-            "hostname": f"mx.{domain}",
-            "local_domains": [domain],
-            "tls": {"certificate": str(cert), "private_key": str(key)},
-            "delivery": {"mx_port": peer_mx_port},
-            **({"tokens": tokens} if tokens else {}),
-        })
-        node.config_path.write_text(to_yaml(node.config))
 
     def close(self) -> list[str]:
         problems = []

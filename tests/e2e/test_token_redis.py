@@ -25,11 +25,8 @@ The scenario runs in order (one module, shared nodes):
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,10 +34,10 @@ from pathlib import Path
 
 import pytest
 
-from peers import Dnsmasq, Redis, private_ca, queue_id, submit, wait_for_log, wait_removed
+from peers import Dnsmasq, Redis, private_ca, wait_for_log
 from peers import wait_until
 from peers import copies_in, delivered_once, fast_lane_line, send_chat, wallet
-from stokend_daemon import RUNNING, Stokend, deep_merge, to_yaml
+from stokend_daemon import RUNNING, Stokend, configure_node, deep_merge, to_yaml
 
 PASSWORDS = {"alice@a.test": "Alice-pw-4711", "bob@b.test": "Bob-pw-0815"}
 
@@ -71,29 +68,16 @@ class Nodes:
         shared_tokens = {"store": {"backend": "redis", "url": self.redis.url,
                                    "connect_timeout": "500ms", "command_timeout": "500ms"},
                          "secrets_file": str(base / "b-token-secrets")}
-        self._configure(self.a, "a.test", issued["tokens.a.test"], self.b1.mx_port, common, {})
-        self._configure(self.b1, "b.test", issued["tokens1.b.test"], self.a.mx_port, common,
+        configure_node(self.a, "a.test", issued["tokens.a.test"], self.b1.mx_port, common, {})
+        configure_node(self.b1, "b.test", issued["tokens1.b.test"], self.a.mx_port, common,
                         shared_tokens)
-        self._configure(self.b2, "b.test", issued["tokens2.b.test"], self.a.mx_port, common,
+        configure_node(self.b2, "b.test", issued["tokens2.b.test"], self.a.mx_port, common,
                         shared_tokens)
         # B1 first: it creates the shared secrets file B2 then reads.
         for node in (self.a, self.b1, self.b2):
             node.start()
             RUNNING.append(node)
 
-    @staticmethod
-    def _configure(node: Stokend, domain: str, certificate, peer_mx_port: int, common: dict,
-                   tokens: dict) -> None:
-        cert, key = certificate
-        node.config = deep_merge(node.config, {
-            **common,
-            "hostname": f"mx.{domain}",
-            "local_domains": [domain],
-            "tls": {"certificate": str(cert), "private_key": str(key)},
-            "delivery": {"mx_port": peer_mx_port},
-            **({"tokens": tokens} if tokens else {}),
-        })
-        node.config_path.write_text(to_yaml(node.config))
 
     def close(self) -> list[str]:
         problems = []
