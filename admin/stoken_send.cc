@@ -37,6 +37,7 @@ constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 
 struct UsageError {
+  explicit UsageError(std::string text) : message(std::move(text)) {}
   std::string message;
 };
 
