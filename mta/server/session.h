@@ -156,6 +156,7 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   bool recipient_limit_reached();
   DataReader::Limits data_limits() const;
   std::string received_protocol() const;
+  bool token_server_logged_in() const;  // AUTH STOKEN succeeded in this session
 
   void start_tls();
   void tls_established();

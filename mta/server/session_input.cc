@@ -15,6 +15,7 @@
 #include "mta/defaults.h"
 #include "mta/mta_metrics.h"
 #include "mta/server/session.h"
+#include "mta/server/token_server.h"
 
 namespace stokend::server {
 
@@ -132,14 +133,24 @@ void Session::ask_sasl_response(std::string_view challenge) {
   reply(334, "", challenge);
 }
 
+bool Session::token_server_logged_in() const {
+  const TokenServer* server = role_ ? role_->token_server() : nullptr;
+  return server && server->logged_in();
+}
+
 std::string Session::received_protocol() const {
-  // RFC 3848 §4: LMTPSA for token deliveries, as the extension requires;
+  // RFC 3848 §4 and rfcdraft §8.5: LMTPSA for token deliveries after LHLO
+  // (which always follow AUTH STOKEN); in the SYNC variant after EHLO
+  // (rfcdraft §10) ESMTPSA after AUTH STOKEN, ESMTPS without it.
   // RFC 6531 §3.7.3: UTF8 variants when the transaction used SMTPUTF8.
+  const bool token = state_.transaction.token;
+  const bool token_login = token && token_server_logged_in();
   message::ProtocolUsed used;
-  used.lmtp = state_.transaction.token;
-  used.extended = state_.extended() || state_.transaction.token;
-  used.tls = state_.tls_active || state_.transaction.token;
-  used.authenticated = state_.authenticated_user.has_value() || state_.transaction.token;
+  used.lmtp = token && state_.lmtp();
+  used.extended = state_.extended() || token;
+  used.tls = state_.tls_active || token;
+  used.authenticated =
+      state_.authenticated_user.has_value() || (token && state_.lmtp()) || token_login;
   used.smtputf8 = state_.transaction.utf8;
   return message::with_protocol(used);
 }

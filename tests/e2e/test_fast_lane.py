@@ -320,6 +320,10 @@ def test_ehlo_sync_dialect_delivers_and_exchanges_tokens(nodes):
     assert re.search(rf"client \[127\.0\.0\.1\]:{nodes.b.submissions_port}: ready \(EHLO, tls=yes",
                      nodes.a.log()), nodes.a.log()[-3000:]
     assert b"Submission-Token" not in stored
+    # rfcdraft §8.5: the SYNC variant without AUTH STOKEN is ESMTPS at B
+    # (A's own field, from alice's submission, is ESMTPSA).
+    assert re.search(rb"by mx\.b\.test[^;]* with ESMTPS id ", stored), stored[:600]
+    assert b"with LMTPSA" not in stored
     assert re.search(r"alice@a\.test\s+hank@h\.test\s+perm\s+2\.1\.13",
                      wallet(nodes.a, "alice@a.test"))
     # The permanent token works the next time, in the same dialect.

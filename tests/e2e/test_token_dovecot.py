@@ -8,7 +8,8 @@ a value 501 5.5.4, a RCPT without STOKEN 550 5.7.1 and a token for another
 sender 550 5.7.30. And that with the local domain routed to a private Dovecot
 over LMTP (TCP or unix socket) a token delivery answers 2.1.13 / 2.1.12 with
 Dovecot's own delivery id and the message is in the user's Dovecot Maildir,
-with stokend's "with LMTPSA" Received field, once; while Dovecot is down the
+with stokend's Received field ("with ESMTPS": the SYNC variant without AUTH
+STOKEN, rfcdraft §8.5), once; while Dovecot is down the
 recipient gets 451 4.x.x, nothing is queued or delivered later, the token
 stays usable, and no permanent token is issued for the failed delivery.
 """
@@ -76,12 +77,12 @@ def test_sync_variant_temporary_then_permanent(mta):
     assert (delivery.code, delivery.enhanced, delivery.address) == (250, "2.1.13", ALICE), str(delivery)
     permanent = parse_token(delivery.permanent_token)
     assert permanent.hash == pair_hash(REMOTE, ALICE)
-    check_stored(maildir_file(mta, ALICE, delivery), first, "LMTPSA")
+    check_stored(maildir_file(mta, ALICE, delivery), first, "ESMTPS")
 
     second = message("sync-2")
     [again] = sync_deliver(mta, REMOTE, [(ALICE, permanent.text)], second)
     assert (again.code, again.enhanced, again.address) == (250, "2.1.12", ALICE), str(again)
-    check_stored(maildir_file(mta, ALICE, again), second, "LMTPSA")
+    check_stored(maildir_file(mta, ALICE, again), second, "ESMTPS")
     assert len(STORED_IN_QUEUE.findall(mta.log())) == before, "a SYNC delivery must not be queued"
 
 
@@ -94,7 +95,7 @@ def test_sync_variant_two_recipients(mta):
     assert [(d.enhanced, d.address) for d in replies] == [("2.1.13", BOB), ("2.1.12", ALICE)], (
         [str(d) for d in replies])
     for delivery, user in zip(replies, (BOB, ALICE)):
-        check_stored(maildir_file(mta, user, delivery), original, "LMTPSA")
+        check_stored(maildir_file(mta, user, delivery), original, "ESMTPS")
 
 
 def test_sync_variant_refusals(mta):
@@ -138,7 +139,8 @@ def token_session_delivery(mta, recipient, token, original, sender=REMOTE):
     return delivery
 
 
-def check_in_dovecot(dovecot, user: str, original: bytes, count: int = 1) -> None:
+def check_in_dovecot(dovecot, user: str, original: bytes, count: int = 1,
+                     protocol: str = "LMTPSA") -> None:
     files = dovecot.new_mail(user)
     assert len(files) == count, f"{user} has {len(files)} messages in Dovecot, expected {count}"
     matching = [f.read_bytes().replace(b"\r\n", b"\n") for f in files]
@@ -147,7 +149,7 @@ def check_in_dovecot(dovecot, user: str, original: bytes, count: int = 1) -> Non
     data = matching[0]
     start = data.find(f"Received: from {HELO} ".encode())
     assert start >= 0, f"stokend's Received field is missing: {data[:600]!r}"
-    check_stored(data[start:].replace(b"\n", b"\r\n"), original, "LMTPSA")
+    check_stored(data[start:].replace(b"\n", b"\r\n"), original, protocol)
 
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
@@ -187,8 +189,9 @@ def test_token_delivery_two_recipients_into_dovecot(stokend_factory, peers):
         [str(d) for d in replies])
     for delivery in replies:
         assert f"<{delivery.delivery_id}>" in dovecot.log(), str(delivery)
-    check_in_dovecot(dovecot, "alice", original)
-    check_in_dovecot(dovecot, "bob", original)
+    # The SYNC variant without AUTH STOKEN: ESMTPS (rfcdraft §8.5).
+    check_in_dovecot(dovecot, "alice", original, protocol="ESMTPS")
+    check_in_dovecot(dovecot, "bob", original, protocol="ESMTPS")
 
 
 def test_dovecot_down_gives_451_and_nothing_is_queued(stokend_factory, peers):
