@@ -258,8 +258,9 @@ ContactParseResult parse_contact_message(std::string_view message) {
   const auto chat_content = message::find_header(fields, chat_content_field);
   if (!chat_content) {
     // Dovecot's COI plugin writes its contact messages without Chat-Content
-    // (rfcdraft Appendix E.9). A message with COI-From-Hash and a COI-Token
-    // field is one all the same: nothing else writes those fields.
+    // (rfcdraft Appendix E.9). A message with COI-From-Hash and a token in a
+    // COI-Token field is one all the same: nothing else writes those fields
+    // (checked once the tokens are read, below).
     const bool has_token_field = message::find_header(fields, coi_token_in_field) ||
                                  message::find_header(fields, coi_token_out_field);
     if (!message::find_header(fields, coi_from_hash_field) || !has_token_field) {
@@ -301,6 +302,11 @@ ContactParseResult parse_contact_message(std::string_view message) {
   }
   if (contact.from_hashes.empty()) {
     result.error = "no valid COI-From-Hash field: the message names no contact";
+    return result;
+  }
+  if (!chat_content && contact.tokens_in.empty() && contact.tokens_out.empty()) {
+    // Without Chat-Content only its tokens make it a contact message.
+    result.error = "no Chat-Content field: not a contact storage message";
     return result;
   }
   for (const std::string_view name : {"To", "From"}) {

@@ -178,6 +178,10 @@ TEST_CASE("Dovecot's COI plugin's contact messages: base64 hash, no Chat-Content
   // Without a token field, a message without Chat-Content is still not one.
   CHECK(parse_error("COI-From-Hash: " + base64_hash + "\r\n\r\n") ==
         "no Chat-Content field: not a contact storage message");
+  // Nor with token fields that hold no token (found by fuzz_coi_contact_message:
+  // rewriting its token fields would leave no contact message).
+  CHECK(parse_error("COI-From-Hash: " + base64_hash + "\r\nCOI-TokenIn:\r\n\r\n") ==
+        "no Chat-Content field: not a contact storage message");
   // Base64 of anything but 32 octets is no hash.
   CHECK(parse_error("Chat-Content: contact\r\nCOI-From-Hash: " + base64_hash.substr(0, 40) +
                     "\r\n\r\n") == "no valid COI-From-Hash field: the message names no contact");
