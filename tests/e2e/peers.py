@@ -781,3 +781,20 @@ def delivered_once(node, qid: str, recipient: str) -> str:
     result = outcomes(wait_removed(node, qid, 20.0), qid)
     assert [(r, o, a) for r, o, a, _ in result] == [(recipient, "delivered", 1)], result
     return result[0][3]
+
+
+def started_group(make, prefix: str):
+    """Yields make(base) for a module's tests, base a fresh temporary folder;
+    then closes the group (close() returns the problems its daemons
+    reported), removes the folder and fails the module on any problem."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        group = make(base)
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+    yield group
+    problems = group.close()
+    shutil.rmtree(base, ignore_errors=True)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from peers import Dnsmasq, HAProxy, Redis, copies_in, delivered_once, fast_lane_line, private_ca
-from peers import send_chat, wait_until, wallet
+from peers import send_chat, started_group, wait_until, wallet
 from ports import free_ports
 from smtpwire import SMTPWire
 from stokend_daemon import RUNNING, Stokend, configure_node
@@ -135,17 +133,7 @@ backend b_submissions
 
 @pytest.fixture(scope="module")
 def cluster():
-    base = Path(tempfile.mkdtemp(prefix="stokend-multi-node-"))
-    try:
-        group = Cluster(base)
-    except BaseException:
-        shutil.rmtree(base, ignore_errors=True)
-        raise
-    yield group
-    problems = group.close()
-    shutil.rmtree(base, ignore_errors=True)
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from started_group(Cluster, "stokend-multi-node-")
 
 
 def send(node: Stokend, sender: str, recipient: str) -> tuple[str, str]:

@@ -26,16 +26,14 @@ The scenario runs in order (one module, shared nodes):
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from peers import Dnsmasq, Redis, private_ca, wait_for_log
-from peers import wait_until
+from peers import started_group, wait_until
 from peers import copies_in, delivered_once, fast_lane_line, send_chat, wallet
 from stokend_daemon import RUNNING, Stokend, configure_node, deep_merge, to_yaml
 
@@ -91,17 +89,7 @@ class Nodes:
 
 @pytest.fixture(scope="module")
 def nodes():
-    base = Path(tempfile.mkdtemp(prefix="stokend-redis-"))
-    try:
-        group = Nodes(base)
-    except BaseException:
-        shutil.rmtree(base, ignore_errors=True)
-        raise
-    yield group
-    problems = group.close()
-    shutil.rmtree(base, ignore_errors=True)
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from started_group(Nodes, "stokend-redis-")
 
 
 def send(node: Stokend, sender: str, recipient: str) -> tuple[str, str]:
