@@ -21,12 +21,7 @@ DovecotAuthClient::DovecotAuthClient(event_base* base, DovecotEndpoint endpoint,
 
 DovecotAuthClient::~DovecotAuthClient() = default;
 
-std::uint32_t DovecotAuthClient::next_id() {
-  do {
-    ++last_id_;
-  } while (last_id_ == 0 || requests_.count(last_id_));
-  return last_id_;
-}
+std::uint32_t DovecotAuthClient::next_id() { return next_request_id(last_id_, requests_); }
 
 void DovecotAuthClient::fail_soon(SaslCallback callback) {
   deferred_.post([callback = std::move(callback)] {

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -64,5 +65,16 @@ class DovecotLink {
   std::chrono::milliseconds backoff_{0};
   std::chrono::steady_clock::time_point next_attempt_{};
 };
+
+// The next request id after last that no pending request uses: both of
+// Dovecot's protocols number a client's requests with non-zero 32-bit ids
+// of its choosing, echoed in the replies.
+template <class Pending>
+std::uint32_t next_request_id(std::uint32_t& last, const Pending& pending) {
+  do {
+    ++last;
+  } while (last == 0 || pending.count(last));
+  return last;
+}
 
 }  // namespace stokend::auth

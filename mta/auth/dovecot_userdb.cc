@@ -23,12 +23,7 @@ DovecotUserdb::DovecotUserdb(event_base* base, DovecotEndpoint endpoint,
 
 DovecotUserdb::~DovecotUserdb() = default;
 
-std::uint32_t DovecotUserdb::next_id() {
-  do {
-    ++last_id_;
-  } while (last_id_ == 0 || requests_.count(last_id_));
-  return last_id_;
-}
+std::uint32_t DovecotUserdb::next_id() { return next_request_id(last_id_, requests_); }
 
 const User* DovecotUserdb::find(std::string_view address) const {
   auto found = cache_.find(ascii_lowercase(address));
