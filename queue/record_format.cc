@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "common/crc32c.h"
+
 namespace stokend::queue::record {
 namespace {
 
@@ -101,8 +103,8 @@ class FieldReader {
 };
 
 // BLAKE2b-128 over the pieces, in order; keyed with the spool's key for
-// version 2 records.
-std::string checksum(std::string_view first, std::string_view second, const ChecksumKey* key) {
+// version 2 records, unkeyed for version 1.
+std::string hash_checksum(std::string_view first, std::string_view second, const ChecksumKey* key) {
   crypto_generichash_state state;
   crypto_generichash_init(&state, key ? key->bytes.data() : nullptr, key ? key->bytes.size() : 0,
                           checksum_size);
@@ -115,6 +117,24 @@ std::string checksum(std::string_view first, std::string_view second, const Chec
   return digest;
 }
 
+// Version 3: the keyed hash of the CRC-32C of the pieces and of the framing
+// header (the first header_size bytes of `first`), 16 bytes in, whatever the
+// record's size.
+std::string crc_checksum(std::string_view first, std::string_view second, const ChecksumKey& key) {
+  const std::uint32_t crc = extend_crc32c(crc32c(first), second);
+  std::string input;
+  FieldWriter writer(input);
+  writer.u32(crc);
+  input.append(first.substr(0, header_size));
+  return hash_checksum(input, {}, &key);
+}
+
+std::string checksum(std::uint8_t version, std::string_view first, std::string_view second,
+                     const ChecksumKey* key) {
+  if (version == format_version) return crc_checksum(first, second, *key);
+  return hash_checksum(first, second, version == hashed_format_version ? key : nullptr);
+}
+
 // Frames a payload whose first part is already in `head` after the
 // header_size placeholder bytes, and whose last part is `body`.
 EncodedRecord finish(RecordType type, std::string head, const ChecksumKey* key,
@@ -123,13 +143,14 @@ EncodedRecord finish(RecordType type, std::string head, const ChecksumKey* key,
   std::string header;
   FieldWriter writer(header);
   header.append(magic);
-  writer.u8(key ? format_version : unkeyed_format_version);
+  const std::uint8_t version = key ? format_version : unkeyed_format_version;
+  writer.u8(version);
   writer.u8(static_cast<std::uint8_t>(type));
   writer.u16(0);
   writer.u32(static_cast<std::uint32_t>(payload_size));
   head.replace(0, header_size, header);
   EncodedRecord record;
-  record.tail = checksum(head, body ? std::string_view(*body) : std::string_view(), key);
+  record.tail = checksum(version, head, body ? std::string_view(*body) : std::string_view(), key);
   record.head = std::move(head);
   record.body = std::move(body);
   return record;
@@ -219,7 +240,7 @@ std::optional<std::size_t> plausible_record_size(std::string_view bytes,
   const std::uint8_t type = header.u8();
   const std::uint16_t reserved = header.u16();
   const std::uint32_t payload_size = header.u32();
-  const bool keyed = version == format_version;
+  const bool keyed = version == format_version || version == hashed_format_version;
   if (!(keyed ? key != nullptr : version == unkeyed_format_version) || reserved != 0) {
     return std::nullopt;
   }
@@ -235,10 +256,11 @@ std::optional<RawRecord> parse_record(std::string_view bytes, std::size_t max_re
   const auto size = plausible_record_size(bytes, max_record_size, key);
   if (!size) return std::nullopt;
   const std::size_t payload_size = *size - framing_size;
-  const bool keyed = static_cast<std::uint8_t>(bytes[magic.size()]) == format_version;
+  const auto version = static_cast<std::uint8_t>(bytes[magic.size()]);
+  const bool keyed = version != unkeyed_format_version;
   const std::string_view covered = bytes.substr(0, header_size + payload_size);
   const std::string_view stored = bytes.substr(header_size + payload_size, checksum_size);
-  const std::string expected = checksum(covered, {}, keyed ? key : nullptr);
+  const std::string expected = checksum(version, covered, {}, key);
   if (sodium_memcmp(expected.data(), stored.data(), checksum_size) != 0) return std::nullopt;
   const auto type = static_cast<RecordType>(static_cast<std::uint8_t>(bytes[5]));
   return RawRecord{type, bytes.substr(header_size, payload_size), *size, keyed};

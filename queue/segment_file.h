@@ -13,7 +13,7 @@
 // Reading back resynchronises after damage: where following record lengths
 // runs into bytes that do not verify, the reader scans forward for the next
 // record that does, so damage costs only the records it touches. What it
-// takes from a scan must be a keyed (version 2) record: message data is
+// takes from a scan must be a keyed (version 2 or 3) record: message data is
 // chosen by senders, and only the spool's key tells a real record from bytes
 // crafted to look like one inside a damaged message. Records a scan finds
 // are never inside a record that verified, since only bytes that did not

@@ -59,9 +59,9 @@
 // Resynchronising must not let a sender smuggle in a record: message data is
 // chosen by whoever sent it, and bytes crafted to look like a record inside
 // a message become visible to a scan once the record around them is
-// damaged. So every record carries a BLAKE2b checksum keyed with a secret
+// damaged. So every record carries a checksum keyed with a secret
 // made with the spool (spool_key.h: checksum.key beside segments/; record
-// format version 2), and a scan only takes records that verify with it.
+// format versions 2 and 3), and a scan only takes records that verify with it.
 // Spools from before the key get one at their next start; their unkeyed
 // (version 1) records are still read where lengths lead, but never taken
 // from a scan (as before the key, what follows damage in such a segment is

@@ -18,7 +18,7 @@ namespace {
 
 std::error_code last_error() { return {errno, std::system_category()}; }
 
-// Whether a segment holds a version 2 record near its start: the header, or,
+// Whether a segment holds a keyed (version 2 or 3) record near its start: the header, or,
 // when that is damaged, one of the first records behind it.
 bool has_keyed_records(const std::filesystem::path& segment) {
   constexpr std::size_t probe_size = 64 * 1024;
@@ -28,9 +28,12 @@ bool has_keyed_records(const std::filesystem::path& segment) {
   const ssize_t count = ::pread(file.get(), bytes.data(), bytes.size(), 0);
   if (count <= 0) return false;
   bytes.resize(static_cast<std::size_t>(count));
-  std::string keyed_start(record::magic);
-  keyed_start.push_back(static_cast<char>(record::format_version));
-  return bytes.find(keyed_start) != std::string::npos;
+  for (const std::uint8_t version : {record::hashed_format_version, record::format_version}) {
+    std::string keyed_start(record::magic);
+    keyed_start.push_back(static_cast<char>(version));
+    if (bytes.find(keyed_start) != std::string::npos) return true;
+  }
+  return false;
 }
 
 SpoolKeyResult failure(std::error_code error, std::string problem) {

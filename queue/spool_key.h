@@ -1,8 +1,8 @@
 // The spool's secret checksum key: "checksum.key" in the spool folder, 32
 // random bytes (mode 0600), made durably with the spool and kept with it.
 //
-// Every record the spool writes carries a BLAKE2b checksum keyed with it
-// (record format version 2, record_format.h), so that bytes a sender put in
+// Every record the spool writes carries a checksum keyed with it
+// (record format version 3, record_format.h), so that bytes a sender put in
 // a message cannot pass for a record when recovery resynchronises after
 // damage. Spools from before the key get one at their next start; their
 // version 1 records stay readable.

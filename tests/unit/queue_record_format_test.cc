@@ -252,3 +252,77 @@ TEST_CASE("record format: success reports and handoffs in the state record", "[q
   bad[6 + 1 + 4 + 1 + 4 + 16] = static_cast<char>(0x10);
   CHECK_FALSE(record::decode_state(bad));
 }
+
+namespace {
+
+record::ChecksumKey key_of(unsigned char fill) {
+  record::ChecksumKey key;
+  key.bytes.fill(fill);
+  return key;
+}
+
+// A version 2 record, as spools wrote them before version 3: the keyed
+// BLAKE2b-128 of the header and payload.
+std::string as_version_2(std::string bytes, const record::ChecksumKey& key) {
+  bytes[4] = static_cast<char>(record::hashed_format_version);
+  const std::size_t covered = bytes.size() - record::checksum_size;
+  unsigned char digest[record::checksum_size];
+  crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(bytes.data()),
+                     covered, key.bytes.data(), key.bytes.size());
+  bytes.replace(covered, record::checksum_size, reinterpret_cast<const char*>(digest),
+                sizeof digest);
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("record format: keyed records are version 3 and verify only with their key", "[queue]") {
+  const auto key = key_of(7);
+  const auto other = key_of(8);
+  const std::string bytes = join(record::encode_message(sample_message(), &key));
+  CHECK(static_cast<std::uint8_t>(bytes[4]) == record::format_version);
+  const auto raw = record::parse_record(bytes, max_size, &key);
+  REQUIRE(raw);
+  CHECK(raw->keyed);
+  CHECK(raw->size == bytes.size());
+  CHECK(record::decode_message(raw->payload, false)->id == sample_message().id);
+  CHECK_FALSE(record::parse_record(bytes, max_size, &other));
+  CHECK_FALSE(record::parse_record(bytes, max_size, nullptr));
+  // The same bytes claiming to be version 2 (whose checksum hashes everything) do not verify.
+  std::string relabelled = bytes;
+  relabelled[4] = static_cast<char>(record::hashed_format_version);
+  CHECK_FALSE(record::parse_record(relabelled, max_size, &key));
+}
+
+TEST_CASE("record format: any flipped bit in a version 3 record is detected", "[queue]") {
+  const auto key = key_of(3);
+  const std::string bytes = join(record::encode_message(sample_message(), &key));
+  for (std::size_t position = 0; position < bytes.size(); ++position) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string damaged = bytes;
+      damaged[position] = static_cast<char>(damaged[position] ^ (1 << bit));
+      INFO("position " << position << " bit " << bit);
+      CHECK_FALSE(record::parse_record(damaged, max_size, &key));
+    }
+  }
+  // Two bytes of the payload swapped keep the bytes' sum but not the CRC.
+  std::string swapped = bytes;
+  std::swap(swapped[record::header_size + 4], swapped[record::header_size + 5]);
+  REQUIRE(swapped != bytes);
+  CHECK_FALSE(record::parse_record(swapped, max_size, &key));
+}
+
+TEST_CASE("record format: version 2 records written before version 3 are still read", "[queue]") {
+  const auto key = key_of(5);
+  const std::string version_2 = as_version_2(join(record::encode_message(sample_message())), key);
+  const auto raw = record::parse_record(version_2, max_size, &key);
+  REQUIRE(raw);
+  CHECK(raw->keyed);
+  const auto message = record::decode_message(raw->payload, true);
+  REQUIRE(message);
+  REQUIRE(message->data);
+  CHECK(*message->data == *sample_message().data);
+  CHECK_FALSE(record::parse_record(version_2, max_size, nullptr));
+  const auto other = key_of(6);
+  CHECK_FALSE(record::parse_record(version_2, max_size, &other));
+}
