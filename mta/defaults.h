@@ -45,6 +45,13 @@ inline constexpr const char* generated_tls_directory = "var/tls";
 // The local control socket stokenctl uses to reach the running daemon.
 inline constexpr const char* control_socket = "var/stokend.sock";
 
+// Socket I/O: the most one read or write on a connection moves. libevent's
+// own limit is 16 KiB, which split a 100 KB message into at least seven
+// reads on the way in and seven writes on the way out, each a trip through
+// the event loop. Below the session's 256 KiB read backpressure mark; an
+// idle connection holds no buffer, so this costs memory only while data flows.
+inline constexpr std::size_t socket_io_chunk = 128 * 1024;
+
 // Limits
 inline constexpr std::size_t max_message_size = 35 * 1024 * 1024;  // bytes, advertised in SIZE
 inline constexpr std::size_t max_line_length = 1000;  // octets incl. CRLF, RFC 5321 §4.5.3.1.6

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "common/openssl_text.h"
+#include "mta/defaults.h"
 #include "mta/client/client_tls.h"
 #include "mta/mta_metrics.h"
 
@@ -141,6 +142,8 @@ void SmtpClient::install_bufferevent(bufferevent* raw) {
   // within the data block timeout (RFC 5321 §4.5.3.2.5).
   auto write_timeout = to_timeval(settings_.timeouts.data_block);
   bufferevent_set_timeouts(raw, nullptr, &write_timeout);
+  bufferevent_set_max_single_read(raw, defaults::socket_io_chunk);
+  bufferevent_set_max_single_write(raw, defaults::socket_io_chunk);
   bufferevent_enable(raw, EV_READ | EV_WRITE);
 }
 

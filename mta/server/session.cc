@@ -72,6 +72,8 @@ void Session::install_bufferevent(bufferevent* raw) {
   bufferevent_set_timeouts(raw, &idle, &idle);
   // Backpressure: stop reading when a client floods us while we are busy.
   bufferevent_setwatermark(raw, EV_READ, 0, 256 * 1024);
+  bufferevent_set_max_single_read(raw, defaults::socket_io_chunk);
+  bufferevent_set_max_single_write(raw, defaults::socket_io_chunk);
   bufferevent_enable(raw, EV_READ | EV_WRITE);
 }
 

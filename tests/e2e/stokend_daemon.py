@@ -216,15 +216,17 @@ class Stokend:
         (all recipients final), as the log tells. Delivery follows the 250
         asynchronously, so mail is read only once the queue has settled.
         Returns False when messages are still queued after timeout (e.g. a
-        deferred delivery), which callers may expect."""
+        deferred delivery), which callers may expect, and at once when the
+        daemon is not running: nothing will change then."""
         deadline = time.monotonic() + timeout
         while True:
+            stopped = self.proc is None or self.proc.poll() is not None
             log = self.log()
             stored = set(re.findall(r"queue: (\S+) stored:", log))
             removed = set(re.findall(r"queue: (\S+) removed:", log))
             if stored <= removed:
                 return True
-            if time.monotonic() > deadline:
+            if stopped or time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
 

@@ -264,6 +264,7 @@ def test_notify_never_and_ret_against_a_failing_next_hop(stokend_factory, peers)
     assert [m for m in mta.messages(ALICE) if never.encode() in m] == []
 
 
+@pytest.mark.once  # waits on the clock; the sanitizers see this code in other tests
 def test_delay_report_only_for_recipients_that_ask(stokend_factory, peers):
     """A next hop that answers 4xx: after delay_warning_time the sender hears
     of the recipient with NOTIFY=DELAY, not of the one with FAILURE only."""

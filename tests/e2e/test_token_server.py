@@ -535,6 +535,7 @@ def test_sync_on_mx(mta, tls):
 
 # --- special configurations ------------------------------------------------------------
 
+@pytest.mark.once  # waits on the clock; the sanitizers see this code in other tests
 def test_expired_temporary_token(stokend_factory):
     mta = stokend_factory(tokens={"temporary_validity": "2s"})
     token = genstoken(mta, ALICE, "TEMP", REMOTE)
@@ -555,6 +556,7 @@ def test_expired_temporary_token(stokend_factory):
     assert delivery.enhanced == "2.1.13", str(delivery)
 
 
+@pytest.mark.once  # waits on the clock; the sanitizers see this code in other tests
 def test_permanent_token_renewal(stokend_factory):
     """A permanent token used with less than renew_before left is renewed: the
     reply is 2.1.13 with a new permanent token, which then gives 2.1.12."""
