@@ -17,8 +17,8 @@
 #include <cstring>
 
 #include "common/openssl_text.h"
-#include "mta/defaults.h"
 #include "mta/client/client_tls.h"
+#include "mta/defaults.h"
 #include "mta/mta_metrics.h"
 
 namespace stokend::client {
