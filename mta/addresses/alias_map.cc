@@ -199,6 +199,10 @@ AliasParseResult AliasMap::parse(std::string_view text, std::string_view file_na
       error_at(entry.line, error);
       continue;
     }
+    if (words->empty()) {  // only separators, e.g. ","
+      error_at(entry.line, "no key");
+      continue;
+    }
     auto key = key_of(words->front(), error);
     if (!key) {
       error_at(entry.line, "key " + error);

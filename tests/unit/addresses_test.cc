@@ -170,6 +170,8 @@ TEST_CASE("a bad line of the aliases file is named by file and line", "[addresse
         std::vector<std::string>{
             "aliases:1: target 'b@[192.0.2.1]': address literals are not supported"});
   CHECK(errors_of("a@example.test @example.test\n").size() == 1);
+  // Found by fuzz_aliases: a line of separators only.
+  CHECK(errors_of(",\n") == std::vector<std::string>{"aliases:1: no key"});
   CHECK(errors_of(std::string("a@example.test b@example.test\x01\n")) ==
         std::vector<std::string>{"aliases:1: control character in the line"});
   CHECK(errors_of("a@example.test " + std::string(5000, 'b') + "@example.test\n") ==
