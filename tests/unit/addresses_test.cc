@@ -13,10 +13,12 @@
 #include "mta/addresses/alias_map.h"
 #include "mta/addresses/local_users.h"
 #include "mta/addresses/recipient_delimiter.h"
+#include "mta/store/maildir_store.h"
 #include "tests/support/temporary_directory.h"
 
 using namespace stokend;
 using namespace stokend::addresses;
+using stokend::testing::read_whole_file;
 using stokend::testing::TemporaryDirectory;
 using stokend::testing::write_whole_file;
 
@@ -305,4 +307,25 @@ TEST_CASE("the aliases file keeps its map on a bad edit and reloads a good one",
   AliasFile missing(directory.path() / "none");
   REQUIRE(missing.load("").size() == 1);
   CHECK(missing.load("")[0].find("cannot read") != std::string::npos);
+}
+
+TEST_CASE("the Maildir writes Delivered-To above the message when asked, and counts it",
+          "[addresses][maildir]") {
+  TemporaryDirectory root;
+  store::MaildirStore maildir(root.path(), "mx.example.test");
+  const std::string message = "Received: from a\r\n\tby b;\r\n\tdate\r\nSubject: s\r\n\r\nbody\r\n";
+  store::Recipient alice{"alice", "example.test", false, "alice+news@example.test"};
+  auto result = maildir.deliver(alice, message);
+  REQUIRE(result.status == store::DeliveryResult::Status::delivered);
+  const std::string field = "Delivered-To: alice+news@example.test\r\n";
+  const auto path = root.path() / "example.test" / "alice" / "new" / result.delivery_id;
+  CHECK(read_whole_file(path) == field + message);
+  // The Maildir name's S= is the size on disk (Maildir++ quota readers trust it).
+  CHECK(result.delivery_id.find(",S=" + std::to_string(field.size() + message.size())) !=
+        std::string::npos);
+  // Without an address, the message as it is.
+  result = maildir.deliver({"alice", "example.test", false, {}}, message);
+  REQUIRE(result.status == store::DeliveryResult::Status::delivered);
+  CHECK(read_whole_file(root.path() / "example.test" / "alice" / "new" / result.delivery_id) ==
+        message);
 }
