@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "daemon/run_daemon.h"
+#include "mta/addresses/alias_file.h"
 #include "mta/config/config.h"
 #include "mta/users.h"
 #include "tokens/secret_rings.h"
@@ -40,6 +41,18 @@ bool check_data_files(const stokend::Config& config) {
   if (auto error = users.load()) {
     std::fprintf(stderr, "users_file: %s\n", error->c_str());
     ok = false;
+  }
+  if (!config.aliases.empty()) {
+    stokend::addresses::AliasFile aliases(config.aliases);
+    for (const std::string& error : aliases.load(config.recipient_delimiter)) {
+      std::fprintf(stderr, "aliases: %s\n", error.c_str());
+      ok = false;
+    }
+    // A loop is reported but does not stop the daemon: those addresses
+    // are deferred (451) until the map is mended.
+    for (const std::string& problem : aliases.describe_problems()) {
+      std::fprintf(stderr, "aliases: warning: %s\n", problem.c_str());
+    }
   }
   std::error_code status_error;
   if (std::filesystem::exists(config.tokens.secrets_file, status_error)) {

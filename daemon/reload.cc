@@ -32,6 +32,9 @@ std::vector<std::string> keep_restart_only_settings(const Config& running, Confi
       "hostname", [](auto& c) -> auto& { return c.hostname; });
   restart_only(
       "users_file", [](auto& c) -> auto& { return c.users_file; });
+  // The aliases file's contents are read again when it changes.
+  restart_only(
+      "aliases", [](auto& c) -> auto& { return c.aliases; });
   restart_only(
       "auth", [](auto& c) -> auto& { return c.auth; });
   restart_only(

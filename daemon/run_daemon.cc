@@ -44,6 +44,9 @@ int run_daemon(const Config& config) {
   }
   const auto users = load_users(config);
   if (!users) return 1;
+  bool aliases_failed = false;
+  const auto aliases = load_aliases(config, aliases_failed);
+  if (aliases_failed) return 1;
   auto tls = build_server_tls(config);  // read again by a reload (reload.h)
   if (!tls) return 1;
   const EventBasePtr base = make_event_base();
@@ -105,7 +108,8 @@ int run_daemon(const Config& config) {
                                 .token_delivery = &token_delivery,
                                 .recipient_verifier = recipient_probe.get(),
                                 .spool_space = spool_space.get(),
-                                .filter = &milters};
+                                .filter = &milters,
+                                .aliases = aliases.get()};
 
   // SIGHUP and `stokenctl reload` both run this one reload.
   Reloader reloader(context, *users, router, remote_delivery);

@@ -91,6 +91,19 @@ EventBasePtr make_event_base() {
   return base;
 }
 
+std::unique_ptr<addresses::AliasFile> load_aliases(const Config& config, bool& failed) {
+  failed = false;
+  if (config.aliases.empty()) return nullptr;
+  auto aliases = std::make_unique<addresses::AliasFile>(config.aliases);
+  const auto errors = aliases->load(config.recipient_delimiter);
+  for (const std::string& error : errors) spdlog::critical("aliases: {}", error);
+  failed = !errors.empty();
+  if (failed) return nullptr;
+  spdlog::info("{} aliases in {}", aliases->map().size(), config.aliases.string());
+  for (const std::string& problem : aliases->describe_problems()) spdlog::warn("{}", problem);
+  return aliases;
+}
+
 std::unique_ptr<UserDirectory> load_users(const Config& config) {
   auto users = std::make_unique<UserDirectory>(config.users_file);
   if (auto error = users->load()) {

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "common/event_handles.h"
+#include "mta/addresses/alias_file.h"
 #include "mta/config/config.h"
 #include "mta/users.h"
 #include "queue/spool_lock.h"
@@ -41,5 +42,9 @@ EventBasePtr make_event_base();
 
 // The users file, loaded; null when it cannot be read.
 std::unique_ptr<UserDirectory> load_users(const Config& config);
+
+// The aliases file (`aliases`), loaded; null when none is configured, or
+// when it cannot be read or has a bad line (then `failed` is set).
+std::unique_ptr<addresses::AliasFile> load_aliases(const Config& config, bool& failed);
 
 }  // namespace stokend::wiring

@@ -64,6 +64,17 @@ inline constexpr std::size_t max_recipients = 100;  // per message, RFC 5321 §4
 // Received fields a message may carry before it counts as looping (RFC 5321
 // §6.3: "normally at least 100"; Postfix's hopcount_limit is 50).
 inline constexpr std::size_t max_hops = 100;
+// Address rewriting (mta/addresses/). recipient_delimiter: the characters
+// that start an address extension (alice+news@ is alice's); empty: none,
+// as Postfix's recipient_delimiter. The aliases map's recursion and fan-out
+// are bounded (Postfix: virtual_alias_recursion_limit and
+// virtual_alias_expansion_limit, both 1000; a deeper chain than 16 is a
+// mistake, not a design), and so is the file it is read from.
+inline constexpr const char* recipient_delimiter = "";
+inline constexpr std::size_t alias_max_depth = 16;
+inline constexpr std::size_t alias_max_recipients = 1000;               // final addresses per RCPT
+inline constexpr std::size_t aliases_file_max_size = 16 * 1024 * 1024;  // bytes
+inline constexpr std::size_t aliases_line_max_length = 64 * 1024;  // octets, continuations joined
 inline constexpr std::size_t max_connections = 2000;
 inline constexpr std::size_t max_connections_per_ip = 50;
 inline constexpr std::size_t error_limit = 10;  // protocol errors before 421 and close

@@ -212,6 +212,11 @@ struct Config {
   std::string hostname;                    // never empty after load_config()
   std::vector<std::string> local_domains;  // lowercase
   std::filesystem::path users_file = defaults::users_file;
+  // Address rewriting (mta/addresses/): the characters that start an
+  // address extension (alice+news@ is alice's; empty: none), and the
+  // aliases file (empty: no aliases).
+  std::string recipient_delimiter = defaults::recipient_delimiter;
+  std::filesystem::path aliases;
   std::filesystem::path spool_directory = defaults::spool_directory;
   std::filesystem::path maildir_root = defaults::maildir_root;
   std::filesystem::path control_socket = defaults::control_socket;

@@ -62,6 +62,22 @@ void ConfigReader::read_document(const YAML::Node& root, Config& config) {
       {{"hostname", [&](const Field& field) { read_hostname(field, config); }},
        {"local_domains", [&](const Field& field) { read_local_domains(field, config); }},
        {"users_file", path_setting(config.users_file)},
+       {"recipient_delimiter",
+        [&](const Field& field) {
+          // Characters a local part may hold unquoted (RFC 5321 §4.1.2
+          // atext), except those that end it or begin a comment.
+          const auto delimiters = read_string(field);
+          if (!delimiters) return;
+          constexpr std::string_view allowed = "+-=_.#$%&'*/?^`{|}~!";
+          if (delimiters->size() > 8 ||
+              delimiters->find_first_not_of(allowed) != std::string::npos) {
+            error_at(field.value_mark(), field.setting + ": at most 8 of the characters " +
+                                             std::string(allowed) + ", got '" + *delimiters + "'");
+            return;
+          }
+          config.recipient_delimiter = *delimiters;
+        }},
+       {"aliases", path_setting(config.aliases)},
        {"spool_directory", path_setting(config.spool_directory)},
        {"maildir_root", path_setting(config.maildir_root)},
        {"control_socket", path_setting(config.control_socket)},

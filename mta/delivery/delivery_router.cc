@@ -11,6 +11,8 @@
 #include "common/ascii.h"
 #include "common/log_lines.h"
 #include "message/address.h"
+#include "mta/addresses/local_users.h"
+#include "mta/addresses/recipient_delimiter.h"
 #include "mta/delivery/dsn_forwarding.h"
 #include "mta/mta_metrics.h"
 #include "mta/store/lmtp_store.h"
@@ -204,7 +206,9 @@ void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
   std::vector<std::size_t> to_store;  // positions within the group
   std::vector<store::Recipient> mailboxes;
   for (std::size_t i = 0; i < group.addresses.size(); ++i) {
-    const User* user = users_.find(group.addresses[i]);
+    // alice+news@ is delivered to alice, Delivered-To naming alice+news@.
+    const std::string address = ascii_lowercase(group.addresses[i]);
+    const User* user = addresses::find_local_user(users_, address, config_->recipient_delimiter);
     if (!user) {
       results[i] = stored(queue::RecipientResult::Outcome::permanent_failure,
                           "550 5.1.1 <" + group.addresses[i] + ">: user unknown", {},
@@ -216,7 +220,8 @@ void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
     auto at = user->address.rfind('@');
     to_store.push_back(i);
     mailboxes.push_back({user->address.substr(0, at), user->address.substr(at + 1),
-                         message.chat && user->coi_filter == CoiFilter::active});
+                         message.chat && user->coi_filter == CoiFilter::active,
+                         address == user->address ? "" : address});
   }
   const auto counted_as =
       group.token_server ? mta_metrics::Route::token_server : mta_metrics::Route::maildir;
@@ -242,26 +247,60 @@ void DeliveryRouter::deliver_maildir(const queue::QueuedMessage& message,
 
 void DeliveryRouter::deliver_lmtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,
                                   const Group& group) {
-  std::vector<store::Recipient> mailboxes;
-  for (const auto& address : group.addresses) {
-    auto at = address.rfind('@');
-    mailboxes.push_back(
-        {ascii_lowercase(address.substr(0, at)), ascii_lowercase(address.substr(at + 1)), false});
+  // The mailbox is the address without its extension (the LMTP server need
+  // not know the delimiter). A recipient with an extension gets its own
+  // transaction, the message with its Delivered-To field above (RFC 9228);
+  // the others share one, as before.
+  struct Part {
+    std::vector<std::size_t> positions;  // within the group
+    std::vector<store::Recipient> mailboxes;
+    std::shared_ptr<const std::string> data;
+  };
+  std::vector<Part> parts(1);
+  parts[0].data = message.data;
+  for (std::size_t i = 0; i < group.addresses.size(); ++i) {
+    const std::string address = ascii_lowercase(group.addresses[i]);
+    const auto extension = addresses::split_extension(address, config_->recipient_delimiter);
+    const std::string& mailbox = extension ? extension->base : address;
+    const auto at = mailbox.rfind('@');
+    store::Recipient recipient{mailbox.substr(0, at), mailbox.substr(at + 1), false, {}};
+    if (!extension) {
+      parts[0].positions.push_back(i);
+      parts[0].mailboxes.push_back(std::move(recipient));
+      continue;
+    }
+    parts.push_back(Part{
+        {i},
+        {std::move(recipient)},
+        std::make_shared<const std::string>("Delivered-To: " + address + "\r\n" + *message.data)});
   }
-  store::LmtpStore lmtp(pool_, group.route.next_hop);
+  if (parts[0].positions.empty()) parts.erase(parts.begin());
+
+  // Each transaction settles its recipients; the last one settles the group.
+  struct Pending {
+    std::vector<queue::RecipientResult> results;
+    std::size_t outstanding = 0;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->results.resize(group.addresses.size());
+  pending->outstanding = parts.size();
   const auto counted_as =
       group.token_server ? mta_metrics::Route::token_server : mta_metrics::Route::lmtp;
-  lmtp.deliver(
-      mailboxes, message.data, message.envelope.sender,
-      [batch, counted_as, indices = group.indices,
-       relay = lmtp_relay(group.route.next_hop)](std::vector<store::DeliveryResult> delivered) {
-        std::vector<queue::RecipientResult> results;
-        for (const auto& result : delivered) {
-          results.push_back(from_store(result, Service::lmtp, relay));
-        }
-        count_results(counted_as, results);
-        batch->settle(indices, results);
-      });
+  const std::string relay = lmtp_relay(group.route.next_hop);
+  store::LmtpStore lmtp(pool_, group.route.next_hop);
+  for (Part& part : parts) {
+    lmtp.deliver(part.mailboxes, part.data, message.envelope.sender,
+                 [batch, pending, counted_as, relay, indices = group.indices,
+                  positions = part.positions](std::vector<store::DeliveryResult> delivered) {
+                   for (std::size_t i = 0; i < delivered.size() && i < positions.size(); ++i) {
+                     pending->results[positions[i]] =
+                         from_store(delivered[i], Service::lmtp, relay);
+                   }
+                   if (--pending->outstanding != 0) return;
+                   count_results(counted_as, pending->results);
+                   batch->settle(indices, pending->results);
+                 });
+  }
 }
 
 void DeliveryRouter::deliver_smtp(const queue::QueuedMessage& message, std::shared_ptr<Batch> batch,

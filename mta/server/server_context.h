@@ -22,11 +22,12 @@
 #include <memory>
 #include <string>
 
+#include "mta/addresses/alias_file.h"
 #include "mta/auth/sasl_authenticator.h"
 #include "mta/config/config.h"
 #include "mta/message_filter.h"
-#include "mta/routes.h"
 #include "mta/recipient_verifier.h"
+#include "mta/routes.h"
 #include "mta/user_lookup.h"
 #include "mta/work_runner.h"
 #include "queue/free_space.h"
@@ -93,6 +94,9 @@ struct ServerContext {
   // The milters (mta/message_filter.h) between the end of the data and the
   // queue; null: none configured.
   MessageFilter* filter = nullptr;
+  // The aliases map (mta/addresses/alias_file.h), asked at RCPT before the
+  // users; null: no `aliases` configured.
+  addresses::AliasFile* aliases = nullptr;
 
   const Config& config() const { return *generation->config; }
   SSL_CTX* tls() const { return generation->tls.get(); }  // nullptr when no listener uses TLS

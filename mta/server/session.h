@@ -127,6 +127,10 @@ class Session : public SessionCore, public std::enable_shared_from_this<Session>
   // next hop is asked on (recipient_verified() then resumes reading).
   bool local_recipient(const message::Mailbox& mailbox, const std::string& shown,
                        const UserAnswer& answer, const queue::RecipientDsn& dsn);
+  // session_aliases.cc: RCPT for an address of the aliases map (or a
+  // domain's catch-all): its expansion, or the 4xx that stops it.
+  void aliased_recipient(const std::string& shown, const addresses::Expansion& expansion,
+                         const queue::RecipientDsn& dsn);
   void verify_recipient_at_next_hop(const message::Mailbox& mailbox, const std::string& shown,
                                     const queue::RecipientDsn& dsn);
   void recipient_verified(const std::string& address, const std::string& shown,

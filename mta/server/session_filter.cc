@@ -18,6 +18,7 @@
 #include <algorithm>
 
 #include "common/ascii.h"
+#include "mta/addresses/local_users.h"
 #include "mta/server/session.h"
 
 namespace stokend::server {
@@ -136,8 +137,10 @@ void Session::message_filtered(const std::string& message_id, FilterVerdict verd
         context_.config().is_local_domain(mailbox->domain)) {
       added.local = true;
       context_.users.refresh_if_changed();
-      if (const User* user = context_.users.find(mailbox->normalized()))
-        added.address = user->address;
+      const std::string& delimiters = context_.config().recipient_delimiter;
+      if (const User* user =
+              addresses::find_local_user(context_.users, mailbox->normalized(), delimiters))
+        added.address = addresses::delivery_address(*user, mailbox->normalized(), delimiters);
     }
     spdlog::info("message {}: recipient <{}> added by a milter", message_id, added.address);
     recipients.push_back(std::move(added));

@@ -17,6 +17,7 @@
 #include "common/service_log.h"
 #include "message/headers.h"
 #include "message/received.h"
+#include "mta/addresses/local_users.h"
 #include "mta/message_id.h"
 #include "mta/mta_metrics.h"
 #include "mta/server/session.h"
@@ -152,11 +153,24 @@ void Session::command_rcpt(const Command& command) {
     add_recipient(mailbox.to_string(), false, *dsn.dsn);
     return reply(250, "2.1.5", "Ok");
   }
+  const std::string& delimiters = context_.config().recipient_delimiter;
+  // The aliases come before the users, as Postfix's virtual_alias_maps do;
+  // a domain's catch-all only after them (local_recipient()).
+  if (context_.aliases) {
+    context_.aliases->refresh_if_changed(delimiters);
+    const auto expansion = context_.aliases->map().expand(mailbox.normalized(), delimiters, false,
+                                                          addresses::default_expansion_limits());
+    if (expansion.status != addresses::Expansion::Status::not_aliased) {
+      return aliased_recipient(shown, expansion, *dsn.dsn);
+    }
+  }
   // The users file answers at once; a provider's Dovecot (auth/dovecot_userdb.h)
-  // may answer later, the session reading nothing meanwhile.
+  // may answer later, the session reading nothing meanwhile. alice+news@ is
+  // alice's when no user is called so (addresses/local_users.h).
   std::weak_ptr<Session> weak = weak_from_this();
-  const auto answer = context_.users.lookup(
-      mailbox.normalized(), [weak, mailbox, shown, dsn = *dsn.dsn](const UserAnswer& later) {
+  const auto answer = addresses::lookup_local_user(
+      context_.users, mailbox.normalized(), delimiters,
+      [weak, mailbox, shown, dsn = *dsn.dsn](const UserAnswer& later) {
         auto session = weak.lock();
         if (session && session->local_recipient(mailbox, shown, later, dsn)) {
           session->resume_reading();
@@ -170,7 +184,10 @@ bool Session::local_recipient(const message::Mailbox& mailbox, const std::string
                               const UserAnswer& answer, const queue::RecipientDsn& dsn) {
   switch (answer.status) {
     case UserAnswer::Status::found:
-      add_recipient(answer.user.address, true, dsn);
+      // Queued with its extension, which delivery puts in Delivered-To.
+      add_recipient(addresses::delivery_address(answer.user, mailbox.normalized(),
+                                                context_.config().recipient_delimiter),
+                    true, dsn);
       reply(250, "2.1.5", "Ok");
       return true;
     case UserAnswer::Status::temporary_failure:
@@ -182,6 +199,16 @@ bool Session::local_recipient(const message::Mailbox& mailbox, const std::string
       return true;
     case UserAnswer::Status::unknown:
       break;
+  }
+  // Nobody of that name: the domain's catch-all, if the aliases have one.
+  if (context_.aliases) {
+    const auto expansion =
+        context_.aliases->map().expand(mailbox.normalized(), context_.config().recipient_delimiter,
+                                       true, addresses::default_expansion_limits());
+    if (expansion.status != addresses::Expansion::Status::not_aliased) {
+      aliased_recipient(shown, expansion, dsn);
+      return true;
+    }
   }
   // Users of the MX behind stokend need not be in the users file: ask
   // the MX (Postfix's reject_unverified_recipient).

@@ -9,6 +9,7 @@
 
 #include "common/ascii.h"
 #include "common/base64.h"
+#include "mta/addresses/recipient_delimiter.h"
 #include "mta/mta_metrics.h"
 #include "mta/server/sasl.h"
 #include "mta/server/server_context.h"
@@ -77,7 +78,9 @@ bool SubmissionRole::admit_sender(const message::Path& path, bool token_transact
   if (const auto& user = core_.state().authenticated_user) {
     // A submission user sends only as themselves (Postfix's
     // reject_sender_login_mismatch), so one account cannot forge another's mail.
-    if (path.is_null || path.mailbox.normalized() != *user) {
+    // Their extended addresses are theirs too: alice may send as alice+news@.
+    if (path.is_null || !addresses::belongs_to(path.mailbox.normalized(), *user,
+                                               core_.context().config().recipient_delimiter)) {
       mta_metrics::count_rejected(mta_metrics::Rejection::sender_denied);
       core_.reply_error(553, "5.7.1",
                         "Sender address " + (path.is_null ? "<>" : path.mailbox.to_string()) +

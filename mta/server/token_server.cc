@@ -10,6 +10,7 @@
 
 #include "common/ascii.h"
 #include "message/headers.h"
+#include "mta/addresses/local_users.h"
 #include "mta/mta_metrics.h"
 #include "mta/server/server_context.h"
 #include "mta/server/token_commands.h"
@@ -254,14 +255,17 @@ void TokenServer::recipient_verified(const message::Path& path, const std::strin
     answer = *user_answer;
   } else {
     std::weak_ptr<SessionCore> weak = core_.weak();
-    answer = context.users.lookup(recipient, [this, weak, path, shown, recipient, offered_token,
-                                              verified, store_error](const UserAnswer& later) {
-      auto session = weak.lock();
-      if (!session) return;
-      user_lookup_pending_ = false;
-      recipient_verified(path, shown, recipient, offered_token, verified, store_error, &later);
-      session->resume_reading();
-    });
+    // alice+news@ is alice's (addresses/local_users.h).
+    answer = addresses::lookup_local_user(
+        context.users, recipient, context.config().recipient_delimiter,
+        [this, weak, path, shown, recipient, offered_token, verified,
+         store_error](const UserAnswer& later) {
+          auto session = weak.lock();
+          if (!session) return;
+          user_lookup_pending_ = false;
+          recipient_verified(path, shown, recipient, offered_token, verified, store_error, &later);
+          session->resume_reading();
+        });
     if (!answer) {
       user_lookup_pending_ = true;
       return;

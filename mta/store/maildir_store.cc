@@ -67,9 +67,12 @@ DeliveryResult MaildirStore::deliver(const Recipient& recipient, std::string_vie
   }
   const std::filesystem::path maildir = maildir_of(recipient);
 
-  const std::string name = unique_file_name(message.size());
+  // RFC 9228 §4: the field goes above the message, with the trace fields.
+  const std::string delivered_to =
+      recipient.delivered_to.empty() ? "" : "Delivered-To: " + recipient.delivered_to + "\r\n";
+  const std::string name = unique_file_name(delivered_to.size() + message.size());
   const std::filesystem::path final_path = maildir / "new" / name;
-  const std::string_view parts[] = {message};
+  const std::string_view parts[] = {delivered_to, message};
   const durable::WriteResult written = durable::write_file(
       maildir / "tmp" / delivery_tmp_file_name(name), final_path, parts, 0600, permissions_.files);
   if (!written) {

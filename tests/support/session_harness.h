@@ -79,6 +79,7 @@ class SessionHarness {
     context_->recipient_verifier = recipient_verifier;
     context_->sasl = sasl;
     context_->filter = filter;
+    context_->aliases = aliases;
     auto session =
         std::make_shared<server::Session>(*context_, listener, UniqueFd(pair[1]), "192.0.2.7");
     sessions.add(session);
@@ -190,6 +191,7 @@ class SessionHarness {
   RecipientVerifier* recipient_verifier = nullptr;
   auth::SaslAuthenticator* sasl = nullptr;  // set: AUTH goes to this service
   MessageFilter* filter = nullptr;  // the milters; null: none
+  addresses::AliasFile* aliases = nullptr;  // the aliases map; null: none
   const RouteTable* routes = nullptr;
   server::SessionRegistry sessions;
 
