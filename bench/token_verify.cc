@@ -20,6 +20,9 @@
 //       of the pair until it is refused, 200 times, p50 and p99 of
 //       revoke-to-refused. Skipped when redis-server is not installed.
 //       `token_verify 1 bcr` gives both backends in one run.
+//   (k) only the cached temporary-token case of (r) and the cached mark
+//       lookup on its own, for a profiler:
+//       `perf record --call-graph dwarf build/token_verify 5 k`.
 //
 // Goal: at least 1,000,000 verifications per second per core for (b), on
 // either store.
@@ -105,7 +108,10 @@ void report(const char* name, const std::vector<double>& rates) {
 }
 
 // The (r) cases: a private redis-server in folder, stopped at the end.
-void redis_cases(const std::filesystem::path& folder, const SecretRings& rings, double duration) {
+// `only_cached`: the cached temporary-token case alone (case k, for a
+// profiler: nothing else of the run in the samples).
+void redis_cases(const std::filesystem::path& folder, const SecretRings& rings, double duration,
+                 bool only_cached) {
   const char* binary = "/usr/bin/redis-server";
   if (::access(binary, X_OK) != 0) {
     std::printf("(r) skipped: %s is not installed\n", binary);
@@ -172,6 +178,11 @@ void redis_cases(const std::filesystem::path& folder, const SecretRings& rings, 
   const std::string permanent = node1.renew_permanent(remote, local);
   report("(r) verify temporary token, Redis store, cached",
          per_second(duration, [&] { return node2.verify(temporary, remote, local).valid(); }));
+  // The cache's own share of that, as (p) measures the SQLite store's.
+  const std::string hash = base64_unpadded(pair_hash(remote, local));
+  report("(r) part: revocation_mark() lookup, Redis store cache",
+         per_second(duration, [&] { return node2_store.revocation_mark(hash).has_value(); }));
+  if (only_cached) return;
   report("(r) verify permanent token, Redis store, cached",
          per_second(duration, [&] { return node2.verify(permanent, remote, local).valid(); }));
   report("(r) verify temporary token, Redis store, no cache",
@@ -321,7 +332,7 @@ int main(int argc, char** argv) {
       report("(p) part: revocation_mark() lookup, SQLite store cache",
              per_second(duration, [&] { return store.revocation_mark(hash).has_value(); }));
     }
-    if (wanted('r')) redis_cases(folder, rings, duration);
+    if (wanted('r') || wanted('k')) redis_cases(folder, rings, duration, !wanted('r'));
     if (wanted('c')) {
       report("(c) verify permanent token, SQLite store (issued lookup)", per_second(duration, [&] {
                return authority.verify(permanent, remote, local).valid();
