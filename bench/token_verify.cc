@@ -19,8 +19,10 @@
 //       between two nodes: node 1 revokes, node 2 (cached) verifies a token
 //       of the pair until it is refused, 200 times, p50 and p99 of
 //       revoke-to-refused. Skipped when redis-server is not installed.
-//       `token_verify 1 bcr` gives both backends in one run.
-//   (k) only the cached temporary-token case of (r) and the cached mark
+//       `token_verify 1 bcr` gives both backends in one run. The cached
+//       temporary-token case is also run in rounds alternating with (b)'s
+//       SQLite verification, and the cached mark lookup on its own.
+//   (k) only the cached temporary-token cases of (r) and the cached mark
 //       lookup on its own, for a profiler:
 //       `perf record --call-graph dwarf build/token_verify 5 k`.
 //
