@@ -94,8 +94,8 @@ bool HmacSha256Key::verify(std::string_view message, const MacValue& mac) const 
   const MacValue expected = compute(message);
   // Constant time, so the time taken does not tell a forger how many leading
   // octets were right (rfcdraft §4.4.3). OpenSSL's assembler compare: 14 ns
-  // where sodium_memcmp took 44, a twentieth of a verification
-  // (bench/README.md, the Redis store).
+  // where sodium_memcmp took 44, a thirtieth of a verification
+  // (bench/README.md, "The cached lookup made cheaper").
   return CRYPTO_memcmp(expected.data(), mac.data(), mac.size()) == 0;
 }
 

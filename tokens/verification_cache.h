@@ -25,9 +25,9 @@
 //     forgotten after Options::max_age.
 // Ages are read from CLOCK_MONOTONIC_COARSE (a few milliseconds'
 // resolution; each entry's deadline is set one tick early, so none outlives
-// max_age): the precise clock cost a quarter of a cached lookup
-// (bench/README.md, the Redis store), and a bound of minutes needs no
-// nanoseconds.
+// max_age): the precise clock cost a third of a cached lookup
+// (bench/README.md, "The cached lookup made cheaper"), and a bound of
+// minutes needs no nanoseconds.
 // A full cache (Options::max_entries) is emptied and refills on demand.
 //
 // Contract: thread-safe (one mutex; the liveness flag is atomic so that a
