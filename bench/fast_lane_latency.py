@@ -26,6 +26,13 @@ Maildir, fsync on), each in a mailbox of its own:
      Postfix, without the milter).
   e  the floor: the benchmark itself speaks LMTP to the same Dovecot socket
      on a warm connection; the time runs from sending MAIL.
+  f  case a in the Token Server's other dialect: alice@a.test to sue@s.test,
+     a second domain of node B (SRV to the same Token Server), which A's
+     Remote Client is configured to reach with EHLO and MAIL FROM:<...> SYNC
+     (fast_lane.dialects: {s.test: ehlo-sync}, the form of Dovecot's COI
+     plugin) while b.test is set to lhlo. sue's token is obtained the same
+     way as bob's. Not in the default cases: --cases afe compares the two
+     dialects with the floor.
 
 For a to d the time runs from reading the 250 after DATA at submission.
 "Stored" is the moment the message file appears in the recipient's Maildir
@@ -84,10 +91,11 @@ from stokend_instance import PASSWORD, StokendInstance, wait_until  # noqa: E402
 NODE_A = "127.0.0.10"
 NODE_B = "127.0.0.11"
 ISP_SENDER = "sam@isp.test"
-CASE_KEYS = "abcde"
+CASE_KEYS = "abcdef"
+DEFAULT_CASES = "abcde"
 ISP_DNS = {
     "mx": [("a.test", "mx.a.test", 10), ("b.test", "mx.b.test", 10),
-           ("isp.test", "mx.isp.test", 10)],
+           ("s.test", "mx.b.test", 10), ("isp.test", "mx.isp.test", 10)],
     "hosts": [("mx.a.test", NODE_A), ("mx.b.test", NODE_B),
               ("tokens.a.test", NODE_A), ("tokens.b.test", NODE_B),
               ("mx.isp.test", "127.0.0.1"), ("submission.isp.test", "127.0.0.1")],
@@ -260,6 +268,19 @@ def check_fast_lane(headers):
     return None
 
 
+def check_fast_lane_sync(headers):
+    # The SYNC variant's trace type is ESMTPS, or ESMTPSA after AUTH STOKEN
+    # (rfcdraft §10), where LHLO gives LMTPSA. That it came through B's
+    # Token Server and not its MX listener is checked in node A's log at the
+    # end (a fast-lane line and 2.1.12 for every message).
+    rec = received(headers)
+    if any("with LMTPSA" in r for r in rec):
+        return "came through the Token Server with LHLO (LMTPSA), not EHLO + SYNC"
+    if not any("by mx.b.test" in r and re.search(r"with ESMTPSA? id ", r) for r in rec):
+        return "no 'Received: ... by mx.b.test with ESMTPS(A)' (B's Token Server, SYNC form)"
+    return None
+
+
 def check_stokend_mx(headers):
     rec = received(headers)
     if any("with LMTPSA" in r for r in rec):
@@ -328,6 +349,8 @@ def make_cases():
                   ISP_SENDER, "frank@d.test", "frank", check_postfix_chain(False)),
         "e": Case("e", "floor: LMTP straight into Dovecot",
                   ISP_SENDER, "gina@e.test", "gina", check_floor),
+        "f": Case("f", "fast lane as (a), EHLO + MAIL ... SYNC dialect",
+                  "alice@a.test", "sue@s.test", "sue", check_fast_lane_sync),
     }
 
 
@@ -351,7 +374,7 @@ class Bench:
 
     def start(self):
         args, work = self.args, self.work
-        want_stokend = any(k in self.keys for k in "ab")
+        want_stokend = any(k in self.keys for k in "abf")
         want_postfix = any(k in self.keys for k in "cd")
         self.ca = PrivateCA(os.path.join(work, "ca")).create()
         mx_port = free_port(hosts=(NODE_A, NODE_B))
@@ -362,7 +385,8 @@ class Bench:
         self.dnsmasq = DnsmasqPeer(
             os.path.join(work, "dnsmasq"),
             srv=[("_submissions._tcp.a.test", "tokens.a.test", sub_port, 0, 1),
-                 ("_submissions._tcp.b.test", "tokens.b.test", sub_port, 0, 1)],
+                 ("_submissions._tcp.b.test", "tokens.b.test", sub_port, 0, 1),
+                 ("_submissions._tcp.s.test", "tokens.b.test", sub_port, 0, 1)],
             # The ISP's sender domain as a legitimate one has it: an MX,
             # names that resolve, SPF and DMARC (rspamd checks them all).
             **ISP_DNS)
@@ -408,12 +432,14 @@ class Bench:
             "  mx_fallback: false",
             "  timeout: 30s",
             "  distribute_tokens: chat",
+            # (a) in the draft's dialect, (f) in the COI plugin's.
+            "  dialects: {b.test: lhlo, s.test: ehlo-sync}",
         ]
         nodes = {}
-        for name, address, users, routes in (
-                ("a", NODE_A, ["alice@a.test", "carol@a.test"], {}),
-                ("b", NODE_B, ["bob@b.test", "dave@b.test"],
-                 {"b.test": self.dovecot.unix_route})):
+        for name, address, domains, users, routes in (
+                ("a", NODE_A, ["a.test"], ["alice@a.test", "carol@a.test"], {}),
+                ("b", NODE_B, ["b.test", "s.test"], ["bob@b.test", "dave@b.test", "sue@s.test"],
+                 {"b.test": self.dovecot.unix_route, "s.test": self.dovecot.unix_route})):
             cert, key = self.ca.issue(f"tokens.{name}.test", [f"mx.{name}.test"])
             # --token-store redis: both nodes' stores in the one Redis, each
             # under a prefix of its own (they are two deployments, not nodes
@@ -423,7 +449,7 @@ class Bench:
                                  f'key_prefix: "{name}:"}}'])
             nodes[name] = StokendInstance(
                 self.args.bin_dir, os.path.join(self.work, f"node-{name}"), mx_port,
-                local_domains=[f"{name}.test"], users=users, routes=routes,
+                local_domains=domains, users=users, routes=routes,
                 dns_servers=self.dnsmasq.server, extra_config=common + store,
                 submission_port=sub_port, address=address, hostname=f"mx.{name}.test",
                 mx_tls="starttls", certificate=cert, private_key=key, log_level="info")
@@ -436,6 +462,8 @@ class Bench:
         self.cases["a"].client = stokend_submitter(self.node_a, "alice@a.test", ca_pem,
                                                    "tokens.a.test")
         self.cases["b"].client = stokend_submitter(self.node_a, "carol@a.test", ca_pem,
+                                                   "tokens.a.test")
+        self.cases["f"].client = stokend_submitter(self.node_a, "alice@a.test", ca_pem,
                                                    "tokens.a.test")
 
     def _start_postfix(self):
@@ -532,35 +560,40 @@ class Bench:
 
     # -- the fast lane's tokens, through the protocol --
 
-    def establish_fast_lane(self):
+    def establish_fast_lane(self, case):
+        """alice's token for case.recipient, through the protocol."""
         a, b = self.node_a, self.node_b
-        case_a = self.cases["a"]
-        log("fast lane: alice -> bob by MX with a Submission-Token header")
-        self.send_one(_with_check(case_a, check_stokend_mx), "setup-1", record=False)
-        bob_wallet = stokenctl(b, "token", "list", "wallet", "bob@b.test")
-        log(f"  bob's wallet on B: {bob_wallet.strip() or '(empty)'}")
-        log("fast lane: bob -> alice, which should take the fast lane with that token")
+        remote, remote_domain = case.recipient, case.recipient.split("@", 1)[1]
+        log(f"fast lane ({case.key}): alice -> {remote} by MX with a Submission-Token header")
+        self.send_one(_with_check(case, check_stokend_mx), "setup-1", record=False)
+        wallet = stokenctl(b, "token", "list", "wallet", remote)
+        log(f"  {remote}'s wallet on B: {wallet.strip() or '(empty)'}")
+        log(f"fast lane ({case.key}): {remote} -> alice, which should take the fast lane "
+            "with that token")
         alice_new = os.path.join(a.dir, "var", "mail", "a.test", "alice", "new")
         before = _count(alice_new)
-        reply = stokend_submitter(b, "bob@b.test", self.ca.certificate, "tokens.b.test")
-        data, _ = chat_message("reply", 1, "bob@b.test", "alice@a.test", self.args.size)
-        reply.submit("bob@b.test", "alice@a.test", data)
+        outcomes_before = _outcomes(b, "alice@a.test")
+        reply = stokend_submitter(b, remote, self.ca.certificate, "tokens.b.test")
+        data, _ = chat_message(f"reply-{case.key}", 1, remote, "alice@a.test", self.args.size)
+        reply.submit(remote, "alice@a.test", data)
         reply.close()
         if not wait_until(lambda: _count(alice_new) > before, self.args.timeout):
-            raise BenchError("bob's reply did not reach alice\n" + self.diagnostics())
-        outcome = _wait_value(lambda: _last_outcome(b, "alice@a.test"), 10)
+            raise BenchError(f"{remote}'s reply did not reach alice\n" + self.diagnostics())
+        outcome = _wait_value(lambda: _last_outcome(b, "alice@a.test")
+                              if _outcomes(b, "alice@a.test") > outcomes_before else None, 10)
         log(f"  B's queue: {outcome or '(no outcome line)'}")
         alice_wallet = stokenctl(a, "token", "list", "wallet", "alice@a.test")
         log(f"  alice's wallet on A: {alice_wallet.strip() or '(empty)'}")
-        self.notes["setup"] = {"reply_outcome": outcome}
+        self.notes.setdefault("setup", {})[case.key] = {"reply_outcome": outcome}
         if not outcome or " 2.1.1" not in outcome:
-            raise BenchError("bob's reply did not take the fast lane (expected 2.1.12/2.1.13 "
-                             f"in B's queue log): {outcome}\n{self.diagnostics()}")
-        log("fast lane: alice -> bob, expecting the fast lane now")
-        self.send_one(case_a, "setup-2", record=False)
+            raise BenchError(f"{remote}'s reply did not take the fast lane (expected "
+                             f"2.1.12/2.1.13 in B's queue log): {outcome}\n{self.diagnostics()}")
+        log(f"fast lane ({case.key}): alice -> {remote}, expecting the fast lane now "
+            f"({remote_domain}: {'EHLO + SYNC' if case.key == 'f' else 'LHLO'})")
+        self.send_one(case, "setup-2", record=False)
         # A logs the outcome once B has answered, just after the message is
         # stored: wait for it, so it is not counted with the measured ones.
-        if not wait_until(lambda: _outcomes(a, "bob@b.test") >= 2, 10):
+        if not wait_until(lambda: _outcomes(a, remote) >= 2, 10):
             raise BenchError("node A logged no outcome for the set-up messages\n"
                              + self.diagnostics())
 
@@ -568,8 +601,9 @@ class Bench:
 
     def run(self):
         args = self.args
-        if "a" in self.keys:
-            self.establish_fast_lane()
+        for key in "af":
+            if key in self.keys:
+                self.establish_fast_lane(self.cases[key])
         # Counted from here: everything each case sends from now on.
         for case in self.cases.values():
             case.sent = 0
@@ -637,7 +671,7 @@ class Bench:
         if self.node_a:
             lines = self._new_lines("node_a")
             outcome = re.compile(r"queue: \S+ to=<([^>]+)> (\S+) after (\d+) attempts: (.*)")
-            for key, fast in (("a", True), ("b", False)):
+            for key, fast in (("a", True), ("b", False), ("f", True)):
                 if key not in self.keys:
                     continue
                 case = self.cases[key]
@@ -827,7 +861,8 @@ def report(bench, args, conditions):
         goals["a_p99_le_c_p99_over_10"] = met
         print(f"goal (a) p99 <= (c) p99 / 10: {a99:.2f} / {c99:.2f} ms = {a99 / c99:.3f} "
               f"(1/{c99 / a99:.1f}): {'met' if met else 'MISSED'}")
-    pairs = [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("d", "c"), ("a", "e")]
+    pairs = [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("d", "c"), ("a", "e"),
+             ("f", "e"), ("f", "a")]
     ratio_lines = []
     for x, y in pairs:
         if x in keys and y in keys:
@@ -835,6 +870,19 @@ def report(bench, args, conditions):
                                f"p99 {stats[x]['p99'] / stats[y]['p99']:.3f}")
     if ratio_lines:
         print("ratios: " + "; ".join(ratio_lines))
+    if "f" in keys and "e" in keys:
+        f99, e99 = stats["f"]["p99"], stats["e"]["p99"]
+        met = f99 <= e99 + 5
+        goals["f_p99_le_e_p99_plus_5ms"] = met
+        print(f"goal (f) p99 <= (e) p99 + 5 ms: {f99:.2f} vs {e99 + 5:.2f} ms "
+              f"({f99 - e99:+.2f} ms over the floor): {'met' if met else 'MISSED'}")
+    if "a" in keys and "f" in keys and "e" in keys:
+        print("dialects over the floor (e): " + "; ".join(
+            f"{name} p50 {stats[k]['p50']:.2f} ms ({stats[k]['p50'] / stats['e']['p50']:.2f}x, "
+            f"{stats[k]['p50'] - stats['e']['p50']:+.2f}), p99 {stats[k]['p99']:.2f} ms "
+            f"({stats[k]['p99'] / stats['e']['p99']:.2f}x, "
+            f"{stats[k]['p99'] - stats['e']['p99']:+.2f})"
+            for k, name in (("a", "LHLO"), ("f", "EHLO + SYNC"))))
     if "c" in keys and "d" in keys:
         print(f"rspamd's share: (c) - (d) p50 {stats['c']['p50'] - stats['d']['p50']:+.2f} ms, "
               f"p99 {stats['c']['p99'] - stats['d']['p99']:+.2f} ms")
@@ -880,8 +928,9 @@ def main():
                         help="(a), (b): the nodes' token stores in their SQLite files "
                         "(default) or in a private redis-server (appendfsync always), "
                         "verification cached as the daemon does by default")
-    parser.add_argument("--cases", default=CASE_KEYS,
-                        help="which of abcde to run (default all)")
+    parser.add_argument("--cases", default=DEFAULT_CASES,
+                        help="which of abcdef to run (default abcde; afe compares the "
+                        "Token Server's two dialects with the floor)")
     parser.add_argument("--bin-dir", default=DEFAULT_BIN_DIR,
                         help="where stokend and stokenctl are (default build/)")
     parser.add_argument("--json", help="also write the figures and samples to this file")
@@ -890,7 +939,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("run as root (Postfix's master, Dovecot and rspamd start as root)")
     if not args.cases or set(args.cases) - set(CASE_KEYS):
-        sys.exit("--cases: letters from abcde")
+        sys.exit("--cases: letters from abcdef")
     if args.n < 1:
         sys.exit("-n must be at least 1")
     install_signal_cleanup()

@@ -19,7 +19,12 @@
 //       between two nodes: node 1 revokes, node 2 (cached) verifies a token
 //       of the pair until it is refused, 200 times, p50 and p99 of
 //       revoke-to-refused. Skipped when redis-server is not installed.
-//       `token_verify 1 bcr` gives both backends in one run.
+//       `token_verify 1 bcr` gives both backends in one run. The cached
+//       temporary-token case is also run in rounds alternating with (b)'s
+//       SQLite verification, and the cached mark lookup on its own.
+//   (k) only the cached temporary-token cases of (r) and the cached mark
+//       lookup on its own, for a profiler:
+//       `perf record --call-graph dwarf build/token_verify 5 k`.
 //
 // Goal: at least 1,000,000 verifications per second per core for (b), on
 // either store.
@@ -97,6 +102,25 @@ std::vector<double> per_second(double duration, const std::function<bool()>& bod
   return rates;
 }
 
+// Two bodies in alternating rounds (first, second, first...): the virtual
+// CPU's speed drifts within seconds, and a comparison of two stores measured
+// one after the other showed the drift as much as the stores.
+std::pair<std::vector<double>, std::vector<double>> per_second_alternating(
+    double duration, const std::function<bool()>& first, const std::function<bool()>& second) {
+  std::vector<double> first_rates;
+  std::vector<double> second_rates;
+  for (int round = 0; round < 5; ++round) {
+    for (auto [body, rates] :
+         {std::pair{&first, &first_rates}, std::pair{&second, &second_rates}}) {
+      const std::vector<double> one = per_second(duration / 5, *body);
+      rates->insert(rates->end(), one.begin(), one.end());
+    }
+  }
+  std::sort(first_rates.begin(), first_rates.end());
+  std::sort(second_rates.begin(), second_rates.end());
+  return {first_rates, second_rates};
+}
+
 void report(const char* name, const std::vector<double>& rates) {
   const double median = rates[rates.size() / 2];
   std::printf("%-58s %10.0f /s (%6.3f us)  best %10.0f /s\n", name, median, 1e6 / median,
@@ -105,7 +129,12 @@ void report(const char* name, const std::vector<double>& rates) {
 }
 
 // The (r) cases: a private redis-server in folder, stopped at the end.
-void redis_cases(const std::filesystem::path& folder, const SecretRings& rings, double duration) {
+// `only_cached`: the cached temporary-token case alone (case k, for a
+// profiler: nothing else of the run in the samples).
+// `sqlite_temporary`: (b)'s verification, measured again in rounds
+// alternating with the cached Redis store's.
+void redis_cases(const std::filesystem::path& folder, const SecretRings& rings, double duration,
+                 bool only_cached, const std::function<bool()>& sqlite_temporary) {
   const char* binary = "/usr/bin/redis-server";
   if (::access(binary, X_OK) != 0) {
     std::printf("(r) skipped: %s is not installed\n", binary);
@@ -172,6 +201,17 @@ void redis_cases(const std::filesystem::path& folder, const SecretRings& rings, 
   const std::string permanent = node1.renew_permanent(remote, local);
   report("(r) verify temporary token, Redis store, cached",
          per_second(duration, [&] { return node2.verify(temporary, remote, local).valid(); }));
+  {
+    const auto [sqlite_rates, redis_rates] = per_second_alternating(
+        duration, sqlite_temporary, [&] { return node2.verify(temporary, remote, local).valid(); });
+    report("(r) verify temporary token, SQLite store, alternating", sqlite_rates);
+    report("(r) verify temporary token, Redis store, cached, alternating", redis_rates);
+  }
+  // The cache's own share of that, as (p) measures the SQLite store's.
+  const std::string hash = base64_unpadded(pair_hash(remote, local));
+  report("(r) part: revocation_mark() lookup, Redis store cache",
+         per_second(duration, [&] { return node2_store.revocation_mark(hash).has_value(); }));
+  if (only_cached) return;
   report("(r) verify permanent token, Redis store, cached",
          per_second(duration, [&] { return node2.verify(permanent, remote, local).valid(); }));
   report("(r) verify temporary token, Redis store, no cache",
@@ -321,7 +361,10 @@ int main(int argc, char** argv) {
       report("(p) part: revocation_mark() lookup, SQLite store cache",
              per_second(duration, [&] { return store.revocation_mark(hash).has_value(); }));
     }
-    if (wanted('r')) redis_cases(folder, rings, duration);
+    if (wanted('r') || wanted('k')) {
+      redis_cases(folder, rings, duration, !wanted('r'),
+                  [&] { return authority.verify(temporary, remote, local).valid(); });
+    }
     if (wanted('c')) {
       report("(c) verify permanent token, SQLite store (issued lookup)", per_second(duration, [&] {
                return authority.verify(permanent, remote, local).valid();

@@ -6,6 +6,7 @@
 // context instead of hashing the key blocks again.
 #include "tokens/mac.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <sodium.h>
 
@@ -91,7 +92,11 @@ MacValue HmacSha256Key::compute(std::string_view message) const {
 
 bool HmacSha256Key::verify(std::string_view message, const MacValue& mac) const {
   const MacValue expected = compute(message);
-  return sodium_memcmp(expected.data(), mac.data(), mac.size()) == 0;
+  // Constant time, so the time taken does not tell a forger how many leading
+  // octets were right (rfcdraft §4.4.3). OpenSSL's assembler compare: 14 ns
+  // where sodium_memcmp took 44, a thirtieth of a verification
+  // (bench/README.md, "The cached lookup made cheaper").
+  return CRYPTO_memcmp(expected.data(), mac.data(), mac.size()) == 0;
 }
 
 MacValue hmac_sha256_reference(const MacKey& key, std::string_view message) {

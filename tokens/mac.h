@@ -13,7 +13,7 @@
 // it with libsodium, and the tests check that the two agree.
 //
 // Contract: compute() and verify() are thread-safe on a shared key and never
-// throw; verify() compares in constant time (sodium_memcmp). The constructor
+// throw; verify() compares in constant time (CRYPTO_memcmp). The constructor
 // throws std::runtime_error only if OpenSSL has no SHA-256 (a broken
 // installation).
 #pragma once

@@ -9,7 +9,7 @@
 //   forged        unknown keyid (after looking at the secrets file again:
 //                 another node may mint with a secret just distributed),
 //                 or the MAC does not match (compared in constant time,
-//                 sodium_memcmp)
+//                 CRYPTO_memcmp)
 //   not_yet_valid created more than policy.clock_skew in the future
 //   expired       now >= created + validity
 //   revoked       temporary, created at or before the pair's revocation mark

@@ -1,9 +1,34 @@
 // See verification_cache.h.
 #include "tokens/verification_cache.h"
 
+#include <time.h>
+
+#include <algorithm>
+
 #include "tokens/token_metrics.h"
 
 namespace stokend::tokens {
+
+VerificationCache::Clock::time_point VerificationCache::Clock::now() {
+  timespec coarse{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &coarse);
+  return time_point(std::chrono::seconds(coarse.tv_sec) + std::chrono::nanoseconds(coarse.tv_nsec));
+}
+
+std::chrono::nanoseconds VerificationCache::Clock::resolution() {
+  timespec tick{};
+  ::clock_getres(CLOCK_MONOTONIC_COARSE, &tick);
+  return std::chrono::seconds(tick.tv_sec) + std::chrono::nanoseconds(tick.tv_nsec);
+}
+
+VerificationCache::VerificationCache(Options options)
+    : options_(options),
+      lifetime_(std::max(std::chrono::nanoseconds(0),
+                         std::chrono::nanoseconds(options.max_age) - Clock::resolution())) {}
+
+VerificationCache::Clock::time_point VerificationCache::deadline() const {
+  return Clock::now() + lifetime_;
+}
 
 void VerificationCache::set_live() {
   std::lock_guard lock(mutex_);
@@ -78,8 +103,7 @@ void VerificationCache::insert_mark(Sequence read_at, std::string_view pair_hash
   std::lock_guard lock(mutex_);
   if (!accepts(read_at)) return;
   make_room();
-  marks_.insert_or_assign(std::string(pair_hash),
-                          Entry<Mark>{value, Clock::now() + options_.max_age});
+  marks_.insert_or_assign(std::string(pair_hash), Entry<Mark>{value, deadline()});
 }
 
 void VerificationCache::insert_issued(Sequence read_at, std::string_view token,
@@ -87,8 +111,8 @@ void VerificationCache::insert_issued(Sequence read_at, std::string_view token,
   std::lock_guard lock(mutex_);
   if (!accepts(read_at)) return;
   make_room();
-  const auto [entry, added] = issued_.insert_or_assign(
-      std::string(token), Entry<Issued>{std::move(value), Clock::now() + options_.max_age});
+  const auto [entry, added] =
+      issued_.insert_or_assign(std::string(token), Entry<Issued>{std::move(value), deadline()});
   if (added) pair_tokens_[std::string(pair_hash)].push_back(entry->first);
 }
 

@@ -23,6 +23,11 @@
 //     old value read before a revocation never lands after it.
 //   - Anything else (a bug, a key expired by Redis): every entry is
 //     forgotten after Options::max_age.
+// Ages are read from CLOCK_MONOTONIC_COARSE (a few milliseconds'
+// resolution; each entry's deadline is set one tick early, so none outlives
+// max_age): the precise clock cost a third of a cached lookup
+// (bench/README.md, "The cached lookup made cheaper"), and a bound of
+// minutes needs no nanoseconds.
 // A full cache (Options::max_entries) is emptied and refills on demand.
 //
 // Contract: thread-safe (one mutex; the liveness flag is atomic so that a
@@ -57,7 +62,7 @@ class VerificationCache {
   using Mark = std::optional<std::int64_t>;   // nullopt: the pair has no mark
   using Issued = std::optional<IssuedToken>;  // nullopt: not stored
 
-  explicit VerificationCache(Options options) : options_(options) {}
+  explicit VerificationCache(Options options);
 
   bool live() const { return live_.load(std::memory_order_acquire); }
   // Subscribed again: forget everything (invalidations may have been missed
@@ -85,7 +90,12 @@ class VerificationCache {
   std::size_t size() const;
 
  private:
-  using Clock = std::chrono::steady_clock;
+  // CLOCK_MONOTONIC_COARSE, as a steady_clock time point.
+  struct Clock {
+    using time_point = std::chrono::steady_clock::time_point;
+    static time_point now();
+    static std::chrono::nanoseconds resolution();
+  };
   template <typename Value>
   struct Entry {
     Value value;
@@ -101,10 +111,12 @@ class VerificationCache {
   using TextMap = std::unordered_map<std::string, Value, TextHash, std::equal_to<>>;
 
   bool accepts(Sequence read_at) const;  // mutex_ held
+  Clock::time_point deadline() const;    // for an entry added now
   void make_room();                      // mutex_ held
   void forget_all();                     // mutex_ held
 
   Options options_;
+  std::chrono::nanoseconds lifetime_;  // max_age less one tick of Clock
   std::atomic<bool> live_{false};
   mutable std::mutex mutex_;
   Sequence sequence_ = 0;

@@ -2,7 +2,8 @@
 // (tokens/verification_cache.h), without Redis: nothing is answered or kept
 // while stale, an invalidation drops exactly its pair, a read that raced
 // with an invalidation is not kept, resubscribing forgets everything, and
-// the size and age bounds.
+// the size and age bounds (also below the tick of the coarse clock it
+// reads ages from).
 #include "tokens/verification_cache.h"
 
 #include <catch2/catch.hpp>
@@ -105,5 +106,17 @@ TEST_CASE("verification cache: bounded in size and in age", "[tokens][verificati
     CHECK(cache.mark("pair-1"));
     std::this_thread::sleep_for(80ms);
     CHECK_FALSE(cache.mark("pair-1"));
+  }
+  SECTION("no entry outlives max_age, even one shorter than the coarse clock's tick") {
+    // Ages are read from a clock of a few milliseconds' resolution: an entry
+    // 2 ms old would still look fresh to it, within the same tick, unless
+    // its deadline is set a tick early.
+    VerificationCache cache({.max_entries = 10, .max_age = 1ms});
+    cache.set_live();
+    cache.insert_mark(cache.sequence(), "pair-1", 1);
+    cache.insert_issued(cache.sequence(), "tok-a", "pair-1", row("tok-a", "pair-1"));
+    std::this_thread::sleep_for(2ms);
+    CHECK_FALSE(cache.mark("pair-1"));
+    CHECK_FALSE(cache.issued("tok-a"));
   }
 }
