@@ -155,23 +155,10 @@ std::optional<CoiFilter> parse_coi_filter(std::string_view name) {
 
 UserDirectory::UserDirectory(std::filesystem::path file) : file_(std::move(file)) {}
 
-UserDirectory::FileStamp UserDirectory::current_stamp() const {
-  struct stat status {};
-  if (::stat(file_.c_str(), &status) != 0) return FileStamp{};
-  return FileStamp{
-      .exists = true,
-      .device = static_cast<std::uintmax_t>(status.st_dev),
-      .inode = static_cast<std::uintmax_t>(status.st_ino),
-      .size = static_cast<std::uintmax_t>(status.st_size),
-      .modified_nanoseconds =
-          static_cast<std::int64_t>(status.st_mtim.tv_sec) * 1'000'000'000 + status.st_mtim.tv_nsec,
-  };
-}
-
 std::optional<std::string> UserDirectory::load() {
   // Stat before reading: if the file changes in between, the next refresh
   // sees a newer stamp and reads it again.
-  const FileStamp stamp = current_stamp();
+  const FileStamp stamp = file_stamp(file_);
   const std::string file_name = file_.string();
   auto fail = [&](std::string error) {
     loaded_stamp_ = stamp;
@@ -223,7 +210,7 @@ bool UserDirectory::refresh_if_changed() {
   const auto now = std::chrono::steady_clock::now();
   if (last_check_ && now - *last_check_ < std::chrono::seconds(1)) return false;
   last_check_ = now;
-  if (current_stamp() == loaded_stamp_) return false;
+  if (file_stamp(file_) == loaded_stamp_) return false;
   return !load().has_value();
 }
 
@@ -302,7 +289,7 @@ std::optional<std::string> UserDirectory::save() {
   if (!written) {
     return "cannot write " + file_.string() + " (" + written.step + "): " + written.error.message();
   }
-  loaded_stamp_ = current_stamp();
+  loaded_stamp_ = file_stamp(file_);
   last_load_error_.reset();
   return std::nullopt;
 }

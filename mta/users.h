@@ -23,8 +23,9 @@
 #include <system_error>
 #include <vector>
 
-#include "mta/user_lookup.h"
+#include "common/file_stamp.h"
 #include "common/unique_fd.h"
+#include "mta/user_lookup.h"
 
 namespace stokend {
 
@@ -67,17 +68,6 @@ class UserDirectory : public UserLookup {
   std::optional<std::string> set_coi_filter(std::string_view address, CoiFilter filter);
 
  private:
-  // What identifies one version of the file on disk. stokenctl replaces the
-  // file by rename, so the inode changes even when size and time do not.
-  struct FileStamp {
-    bool exists = false;
-    std::uintmax_t device = 0;
-    std::uintmax_t inode = 0;
-    std::uintmax_t size = 0;
-    std::int64_t modified_nanoseconds = 0;
-    bool operator==(const FileStamp&) const = default;
-  };
-  FileStamp current_stamp() const;
   // Writes users_ to the file; on success the loaded version is the new one.
   std::optional<std::string> save();
 

@@ -20,22 +20,9 @@ ExpansionLimits default_expansion_limits() {
 
 AliasFile::AliasFile(std::filesystem::path file) : file_(std::move(file)) {}
 
-AliasFile::FileStamp AliasFile::current_stamp() const {
-  struct stat status {};
-  if (::stat(file_.c_str(), &status) != 0) return FileStamp{};
-  return FileStamp{
-      .exists = true,
-      .device = static_cast<std::uintmax_t>(status.st_dev),
-      .inode = static_cast<std::uintmax_t>(status.st_ino),
-      .size = static_cast<std::uintmax_t>(status.st_size),
-      .modified_nanoseconds =
-          static_cast<std::int64_t>(status.st_mtim.tv_sec) * 1'000'000'000 + status.st_mtim.tv_nsec,
-  };
-}
-
 std::vector<std::string> AliasFile::load(std::string_view delimiters) {
   // Stat before reading: a change in between is seen by the next refresh.
-  const FileStamp stamp = current_stamp();
+  const FileStamp stamp = file_stamp(file_);
   loaded_stamp_ = stamp;
   const std::string name = file_.string();
   std::ifstream stream(file_, std::ios::binary);
@@ -72,7 +59,7 @@ bool AliasFile::refresh_if_changed(std::string_view delimiters) {
   const auto now = std::chrono::steady_clock::now();
   if (last_check_ && now - *last_check_ < std::chrono::seconds(1)) return false;
   last_check_ = now;
-  if (current_stamp() == loaded_stamp_) return false;
+  if (file_stamp(file_) == loaded_stamp_) return false;
   const auto errors = load(delimiters);
   for (const std::string& error : errors) {
     spdlog::error("aliases not reloaded, the map in force stays: {}", error);

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/file_stamp.h"
 #include "mta/addresses/alias_map.h"
 
 namespace stokend::addresses {
@@ -44,16 +45,6 @@ class AliasFile {
   const std::filesystem::path& file() const { return file_; }
 
  private:
-  struct FileStamp {
-    bool exists = false;
-    std::uintmax_t device = 0;
-    std::uintmax_t inode = 0;
-    std::uintmax_t size = 0;
-    std::int64_t modified_nanoseconds = 0;
-    bool operator==(const FileStamp&) const = default;
-  };
-  FileStamp current_stamp() const;
-
   std::filesystem::path file_;
   AliasMap map_;
   std::vector<AliasLoop> problems_;
