@@ -72,7 +72,7 @@ int run_daemon(const Config& config) {
   if (!fast_lane) return 1;
   // Given the client even when disabled: a reload may switch it on.
   RemoteDelivery remote_delivery(config.fast_lane, fast_lane->client.get(), tokens->authority,
-                                 *tokens->store, workers, *users);
+                                 *tokens->store, workers);
   DeliveryRouter router(config, *users, *mailstore, workers, *outbound->pool, *outbound->mx,
                         &remote_delivery);
   queue::QueueManager queue(loop, spool, router, queue_settings(config));

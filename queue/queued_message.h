@@ -55,6 +55,11 @@ struct Envelope {
   std::vector<std::string> recipients;  // forward-path mailboxes, at least one
   std::string envelope_id;              // RFC 3461 ENVID, empty when none
   bool smtputf8 = false;                // the client asked for SMTPUTF8 (RFC 6531)
+  // Submitted by a client that authenticated as a user allowed to use this
+  // sender (the submission role's sender check). Only such mail may carry
+  // the sender's tokens: mail that came in by MX with a local sender (a
+  // forgery, or one an alias forwards) never does.
+  bool authenticated_sender = false;
   DsnReturn dsn_return = DsnReturn::unspecified;  // RFC 3461 RET
   // Empty when no recipient gave NOTIFY or ORCPT; else one per recipient.
   std::vector<RecipientDsn> recipient_dsn;

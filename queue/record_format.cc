@@ -14,8 +14,10 @@ constexpr std::uint8_t message_flag_chat = 1;
 constexpr std::uint8_t message_flag_bounce = 2;
 constexpr std::uint8_t message_flag_smtputf8 = 4;
 constexpr std::uint8_t message_flag_dsn = 8;
-constexpr std::uint8_t message_flags =
-    message_flag_chat | message_flag_bounce | message_flag_smtputf8 | message_flag_dsn;
+constexpr std::uint8_t message_flag_authenticated_sender = 16;
+constexpr std::uint8_t message_flags = message_flag_chat | message_flag_bounce |
+                                       message_flag_smtputf8 | message_flag_dsn |
+                                       message_flag_authenticated_sender;
 constexpr std::uint8_t reporting_failure = 1;
 constexpr std::uint8_t reporting_success = 2;
 constexpr int reporting_handoff_shift = 2;
@@ -178,6 +180,7 @@ EncodedRecord encode_message(const QueuedMessage& message, const ChecksumKey* ke
   if (message.chat) flags |= message_flag_chat;
   if (message.bounce) flags |= message_flag_bounce;
   if (message.envelope.smtputf8) flags |= message_flag_smtputf8;
+  if (message.envelope.authenticated_sender) flags |= message_flag_authenticated_sender;
   const Envelope& envelope = message.envelope;
   const bool dsn = envelope.dsn_return != DsnReturn::unspecified || !envelope.recipient_dsn.empty();
   if (dsn) flags |= message_flag_dsn;
@@ -295,6 +298,7 @@ std::optional<QueuedMessage> decode_message(std::string_view payload, bool with_
   message.chat = (flags & message_flag_chat) != 0;
   message.bounce = (flags & message_flag_bounce) != 0;
   message.envelope.smtputf8 = (flags & message_flag_smtputf8) != 0;
+  message.envelope.authenticated_sender = (flags & message_flag_authenticated_sender) != 0;
   message.envelope.sender = reader.string();
   message.envelope.envelope_id = reader.string();
   const std::uint32_t recipient_count = reader.u32();

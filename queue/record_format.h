@@ -36,7 +36,8 @@
 //
 //   segment header: u64 sequence, time created
 //   message:        string id, time arrival, u8 flags (1 chat, 2 bounce,
-//                   4 smtputf8, 8 dsn), string sender, string envelope id,
+//                   4 smtputf8, 8 dsn, 16 authenticated sender), string
+//                   sender, string envelope id,
 //                   u32 recipient count, strings recipients,
 //                   [only with flag 8: the DSN requests (RFC 3461): u8 RET
 //                   (DsnReturn), per recipient: u8 NOTIFY bits, string
@@ -48,7 +49,9 @@
 //                   (1 failure reported, 2 success reported, 4 and 8: the
 //                   Handoff), string last reply
 //
-// Compatibility: flag 8 and the reporting bits above 1 came later. A record
+// Compatibility: flags 8 and 16 and the reporting bits above 1 came later.
+// A message without flag 16 is not given its sender's tokens (the fast
+// lane), so mail queued before the flag existed goes by MX, the safe side. A record
 // without them is what the first writer wrote (no DSN requests, handoff
 // "relayed"), so every existing spool still decodes; the writer sets flag 8
 // only for a message that has DSN requests, and writes the same bytes as

@@ -34,13 +34,12 @@ struct RemoteDelivery::Delivery {
 
 RemoteDelivery::RemoteDelivery(const FastLaneConfig& config, client::FastLane* fast_lane,
                                tokens::TokenAuthority& authority, tokens::TokenStore& store,
-                               WorkerPool& workers, UserDirectory& users)
+                               WorkerPool& workers)
     : config_(config),
       fast_lane_(fast_lane),
       authority_(authority),
       store_(store),
-      workers_(workers),
-      users_(users) {}
+      workers_(workers) {}
 
 void RemoteDelivery::deliver(const queue::QueuedMessage& message, const std::string& domain,
                              const std::vector<std::string>& recipients, OrdinaryPath ordinary,
@@ -56,9 +55,11 @@ void RemoteDelivery::deliver(const queue::QueuedMessage& message, const std::str
   delivery->results.resize(recipients.size());
   delivery->settled.assign(recipients.size(), false);
 
-  users_.refresh_if_changed();
+  // Tokens are our users' own: only mail one of them submitted after AUTH
+  // carries them (queued_message.h). Mail from outside with one of our
+  // senders, which an alias may forward, takes the ordinary path.
   const bool local_sender =
-      !message.bounce && !message.envelope.sender.empty() && users_.find(message.envelope.sender);
+      !message.bounce && !message.envelope.sender.empty() && message.envelope.authenticated_sender;
   if (!local_sender) return take_ordinary_path(delivery);
   delivery->distribute = config_.distribute_tokens == TokenDistribution::all ||
                          (config_.distribute_tokens == TokenDistribution::chat && message.chat);

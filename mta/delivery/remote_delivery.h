@@ -4,11 +4,12 @@
 // with a Submission-Token header per recipient where tokens are distributed.
 //
 // Contract:
-// - Only mail of a local user (the envelope sender is a user in the user
-//   directory; submission makes sure it is the authenticated one, and the
-//   MX role never accepts remote recipients) uses tokens: the wallet, the
-//   fast lane, distribution. Bounces and everything else go the ordinary way
-//   unchanged.
+// - Only mail a local user submitted after AUTH (Envelope::
+//   authenticated_sender: the submission role checked that the sender is
+//   theirs, whichever user directory says so) uses tokens: the wallet, the
+//   fast lane, distribution. Mail that came in by MX with a local sender
+//   (which an alias may forward to a remote address), bounces and
+//   everything else go the ordinary way unchanged.
 // - Fast lane (mta/client/fast_lane.h): for each recipient whose wallet
 //   entry for (sender, recipient) is usable (tokens/wallet_entry.h), with
 //   MYSTOKEN our permanent token for the reverse pair (minted if absent). A
@@ -39,7 +40,6 @@
 
 #include "mta/client/fast_lane.h"
 #include "mta/config/config.h"
-#include "mta/users.h"
 #include "mta/worker_pool.h"
 #include "queue/delivery_agent.h"
 #include "tokens/token_authority.h"
@@ -57,8 +57,7 @@ class RemoteDelivery {
   // fast_lane may be null (none built); while fast_lane.enabled is false it
   // is not used.
   RemoteDelivery(const FastLaneConfig& config, client::FastLane* fast_lane,
-                 tokens::TokenAuthority& authority, tokens::TokenStore& store, WorkerPool& workers,
-                 UserDirectory& users);
+                 tokens::TokenAuthority& authority, tokens::TokenStore& store, WorkerPool& workers);
 
   void deliver(const queue::QueuedMessage& message, const std::string& domain,
                const std::vector<std::string>& recipients, OrdinaryPath ordinary, Results done);
@@ -84,7 +83,6 @@ class RemoteDelivery {
   tokens::TokenAuthority& authority_;
   tokens::TokenStore& store_;
   WorkerPool& workers_;
-  UserDirectory& users_;
 };
 
 }  // namespace stokend

@@ -403,6 +403,7 @@ void Session::enqueue(std::string message_id, std::string message, bool hold) {
   envelope.dsn_return = state_.transaction.dsn.ret;
   envelope.envelope_id = state_.transaction.dsn.envelope_id;
   envelope.smtputf8 = state_.transaction.utf8;
+  envelope.authenticated_sender = state_.authenticated_user.has_value();
   envelope.hold = hold;  // quarantined by a milter
   std::string recipients;
   for (const auto& address : envelope.recipients) {

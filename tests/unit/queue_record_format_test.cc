@@ -326,3 +326,19 @@ TEST_CASE("record format: version 2 records written before version 3 are still r
   const auto other = key_of(6);
   CHECK_FALSE(record::parse_record(version_2, max_size, &other));
 }
+
+TEST_CASE("record format: the authenticated-sender flag round-trips and is off in older records",
+          "[queue]") {
+  QueuedMessage message = sample_message();
+  message.envelope.authenticated_sender = true;
+  const std::string bytes = join(record::encode_message(message));
+  auto decoded = record::decode_message(record::parse_record(bytes, max_size)->payload, false);
+  REQUIRE(decoded);
+  CHECK(decoded->envelope.authenticated_sender);
+  CHECK(decoded->envelope.smtputf8);
+  // What was written before the flag: the same record without it.
+  const std::string older = join(record::encode_message(sample_message()));
+  auto old_decoded = record::decode_message(record::parse_record(older, max_size)->payload, false);
+  REQUIRE(old_decoded);
+  CHECK_FALSE(old_decoded->envelope.authenticated_sender);
+}

@@ -74,13 +74,10 @@ struct Fixture {
   // The remote domain's Token Server, which issues the tokens alice holds.
   tokens::TokenAuthority remote{remote_rings, remote_store, tokens::TokenPolicy{},
                                 [] { return now; }};
-  UserDirectory users{directory.path() / "users"};
   WorkerPool workers{base.get(), 1};
   ScriptedFastLane fast_lane;
   FastLaneConfig config;
   std::vector<OrdinaryCall> ordinary_calls;
-
-  Fixture() { REQUIRE_FALSE(users.add(alice, "alice's secret")); }
 
   // A token the remote side gave alice for writing to `to`, in her wallet.
   std::string give_alice_token(const std::string& to, bool permanent = false) {
@@ -93,13 +90,15 @@ struct Fixture {
   }
 
   std::vector<RecipientResult> run(const std::string& sender, std::vector<std::string> recipients,
-                                   bool chat, bool with_fast_lane = true) {
+                                   bool chat, bool with_fast_lane = true,
+                                   bool authenticated = true) {
     RemoteDelivery delivery(config, with_fast_lane ? &fast_lane : nullptr, authority, store,
-                            workers, users);
+                            workers);
     queue::QueuedMessage message;
     message.id = "q1";
     message.envelope.sender = sender;
     message.envelope.recipients = recipients;
+    message.envelope.authenticated_sender = authenticated;
     message.chat = chat;
     message.data = std::make_shared<const std::string>("Subject: hi\r\n\r\nhello\r\n");
     std::optional<std::vector<RecipientResult>> results;
@@ -239,10 +238,13 @@ TEST_CASE("expired or foreign wallet entries are not used", "[remote_delivery]")
 TEST_CASE("mail of a non-local sender or a bounce never uses tokens", "[remote_delivery]") {
   Fixture fixture;
   fixture.give_alice_token(bob);
-  fixture.run("mallory@elsewhere.test", {bob}, true);
-  fixture.run("", {bob}, true);
+  fixture.run("mallory@elsewhere.test", {bob}, true, true, false);
+  fixture.run("", {bob}, true, true, false);
+  // alice's address as the sender of mail that came in by MX (forged, or
+  // forwarded by an alias to bob): not hers to send with her token.
+  fixture.run(alice, {bob}, true, true, false);
   CHECK(fixture.fast_lane.calls.empty());
-  REQUIRE(fixture.ordinary_calls.size() == 2);
+  REQUIRE(fixture.ordinary_calls.size() == 3);
   for (const auto& call : fixture.ordinary_calls) {
     CHECK(call.data.find("Submission-Token") == std::string::npos);
   }
