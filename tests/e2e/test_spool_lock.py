@@ -52,6 +52,23 @@ def spool_snapshot(spool) -> dict[str, str]:
     return snapshot
 
 
+def wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Waits until every thread of the process is in the stopped state (T)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                    states.append(stat.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                continue  # a thread that just ended
+        if states and all(state in ("T", "t") for state in states):
+            return
+        assert time.monotonic() < deadline, f"process {pid} not stopped: {states}"
+        time.sleep(0.01)
+
+
 def test_second_start_is_refused_and_touches_nothing(stokend_factory, peers):
     port = free_port()
     overrides = {"routes": {"later.test": f"smtp:[127.0.0.1]:{port}"}, "queue": FAST_RETRY}
@@ -65,6 +82,9 @@ def test_second_start_is_refused_and_touches_nothing(stokend_factory, peers):
     # cannot change the spool while the second start is watched.
     os.kill(first.proc.pid, signal.SIGSTOP)
     try:
+        # kill() returns before every thread has stopped: a writer thread in
+        # the middle of a retry's state record may still append it.
+        wait_until_stopped(first.proc.pid)
         snapshot = spool_snapshot(first.spool)
         assert any(name.startswith("segments/") for name in snapshot), snapshot
         second = subprocess.run([str(STOKEND), "--config", str(first.config_path)], cwd=first.dir,
