@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>

@@ -2,7 +2,6 @@
 #include "mta/addresses/alias_file.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
