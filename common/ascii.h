@@ -26,6 +26,8 @@ std::string ascii_lowercase(std::string_view text);
 std::string ascii_uppercase(std::string_view text);
 
 bool equals_ignoring_case(std::string_view left, std::string_view right);
+// Whether every octet is below 0x80 (US-ASCII).
+bool is_ascii(std::string_view text);
 bool starts_with_ignoring_case(std::string_view text, std::string_view prefix);
 
 std::optional<std::uint64_t> parse_decimal(std::string_view text);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include "common/ascii.h"
 #include "mta/client/smtp_client.h"
 
 namespace stokend::client {
@@ -16,11 +17,6 @@ namespace {
 
 bool has_line_break(std::string_view text) {
   return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
-}
-
-bool is_ascii(std::string_view text) {
-  return std::all_of(text.begin(), text.end(),
-                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 DeliveryStatus status_of(const Reply& reply) {
@@ -241,13 +237,12 @@ void SmtpClient::feed_data() {
   bufferevent_setwatermark(connection_.get(), EV_WRITE, 0, 0);
   transaction.result.message_sent = true;
   if (settings_.transcript) {
-    settings_.transcript('*', "[" + std::to_string(transaction.message->size()) +
-                                  " octets of message, then .]");
+    settings_.transcript(
+        '*', "[" + std::to_string(transaction.message->size()) + " octets of message, then .]");
   }
   // RFC 2033 §4.2: LMTP answers the end of data once per accepted recipient
   // (and so does an SMTP server asked for it, Envelope::reply_per_recipient).
-  transaction.final_replies_expected =
-      replies_per_recipient() ? transaction.accepted.size() : 1;
+  transaction.final_replies_expected = replies_per_recipient() ? transaction.accepted.size() : 1;
   for (std::size_t k = 0; k < transaction.final_replies_expected; ++k) {
     expect("end of data", settings_.timeouts.data_done,
            [this, k](const Reply& r) { on_final_reply(k, r); });

@@ -1,17 +1,11 @@
 // See dsn_forwarding.h.
 #include "mta/delivery/dsn_forwarding.h"
 
+#include "common/ascii.h"
 #include "message/xtext.h"
 
 namespace stokend {
 namespace {
-
-bool is_ascii(std::string_view text) {
-  for (unsigned char c : text) {
-    if (c >= 0x80) return false;
-  }
-  return true;
-}
 
 // ORCPT's value: addr-type ";" xtext (RFC 3461 §4.2), or utf-8-addr-xtext
 // for the "utf-8" type (RFC 6533 §3), which stays ASCII so that any next

@@ -9,20 +9,12 @@
 
 #include <algorithm>
 
+#include "common/ascii.h"
 #include "message/address.h"
 #include "mta/mta_metrics.h"
 #include "mta/server/session.h"
 
 namespace stokend::server {
-namespace {
-
-bool is_ascii(std::string_view text) {
-  return std::all_of(text.begin(), text.end(),
-                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
-
-}  // namespace
-
 void Session::aliased_recipient(const std::string& shown, const addresses::Expansion& expansion,
                                 const queue::RecipientDsn& dsn) {
   using Status = addresses::Expansion::Status;
