@@ -13,6 +13,15 @@
 // given), the 2.1.13 exchange and the permanent token working next time
 // (§8.3), and REVSTOKEN in force (§5.3, needs an account).
 //
+// The session form (rfcdraft/ Appendix D): --dialect lhlo checks the
+// draft's LHLO form only; ehlo-sync the EHLO + MAIL ... SYNC form of
+// Section 10; auto (the default) tries LHLO, reports a server that
+// refuses it or announces no STOKEN there, and goes on in the SYNC form
+// when the EHLO reply under TLS lists STOKEN, as a Remote Client would.
+// Without AUTH STOKEN (optional in the SYNC form) the token's refusals
+// are checked at RCPT instead: another recipient, a tampered token,
+// another sender, no STOKEN= (§7.5, Section 10).
+//
 // The token comes from --token (with --from), or is minted for the check:
 // --submission HOST:PORT with --user and --password or --password-file logs
 // in with AUTH PLAIN (over TLS as --tls says) and sends GENSTOKEN TEMP (§5.2) for
@@ -39,7 +48,13 @@ struct CheckOptions {
   std::string user;
   std::string password;
   std::string password_file;
-  std::string maildir;  // the recipient's Maildir, to see the store commit
+  std::string maildir;           // the recipient's Maildir, to see the store commit
+  std::string dialect = "auto";  // auto | lhlo | ehlo-sync (rfcdraft/ Appendix D.2)
+  // An account at the Token Server for a SYNC session that wants one
+  // before MAIL (Dovecot's plugin, rfcdraft/ E.4); AUTH PLAIN after EHLO.
+  std::string auth_user;
+  std::string auth_password;
+  std::string auth_password_file;
   bool json = false;
 };
 

@@ -26,7 +26,9 @@ const char* const stoken_usage =
        stokenctl stoken check --server HOST:PORT|--domain DOMAIN --to ADDRESS
                  (--submission HOST:PORT --user ADDRESS --password P|--password-file FILE
                   | --token TOKEN --from ADDRESS)
-                 [--maildir PATH] [--tls implicit|starttls] [--ca-file FILE] [--tls-name NAME]
+                 [--maildir PATH] [--dialect auto|lhlo|ehlo-sync]
+                 [--auth-user USER --auth-password P|--auth-password-file FILE]
+                 [--tls implicit|starttls] [--ca-file FILE] [--tls-name NAME]
                  [--dns-server IP[:PORT]] [--timeout SECONDS] [--json] [--show-transcript]
 )";
 
@@ -260,10 +262,19 @@ ParsedArguments parse(const std::vector<std::string>& arguments) {
     } else if (option == "--mytoken") {
       parsed.send.my_tokens.push_back(value());
     } else if (option == "--dialect") {
-      parsed.send.dialect = value();
-      if (parsed.send.dialect != "lhlo" && parsed.send.dialect != "ehlo-sync") {
-        throw UsageError("--dialect: expected lhlo or ehlo-sync");
+      const std::string& dialect = value();
+      const bool automatic = parsed.command == "check" && dialect == "auto";
+      if (dialect != "lhlo" && dialect != "ehlo-sync" && !automatic) {
+        throw UsageError(parsed.command == "check" ? "--dialect: expected auto, lhlo or ehlo-sync"
+                                                   : "--dialect: expected lhlo or ehlo-sync");
       }
+      parsed.send.dialect = parsed.check.dialect = dialect;
+    } else if (option == "--auth-user") {
+      parsed.check.auth_user = value();
+    } else if (option == "--auth-password") {
+      parsed.check.auth_password = value();
+    } else if (option == "--auth-password-file") {
+      parsed.check.auth_password_file = value();
     } else if (option == "--body") {
       parsed.send.body_file = value();
     } else if (option == "--submission") {
@@ -295,6 +306,7 @@ ParsedArguments parse(const std::vector<std::string>& arguments) {
     if (!parsed.send.tokens.empty() && !parsed.send.token_file.empty()) {
       throw UsageError("give --token or --token-file, not both");
     }
+    if (!parsed.check.auth_user.empty()) throw UsageError("--auth-user is an option of check");
   } else {
     if (parsed.send.to.size() != 1) throw UsageError("stoken check needs one --to");
     const bool minting = !parsed.check.submission.empty();
@@ -308,6 +320,18 @@ ParsedArguments parse(const std::vector<std::string>& arguments) {
       throw UsageError("--submission needs --user and one of --password and --password-file");
     }
     if (!minting && parsed.check.from.empty()) throw UsageError("--token needs --from");
+    const bool login =
+        !parsed.check.auth_password.empty() || !parsed.check.auth_password_file.empty();
+    if (!parsed.check.auth_user.empty() &&
+        parsed.check.auth_password.empty() == parsed.check.auth_password_file.empty()) {
+      throw UsageError("--auth-user needs one of --auth-password and --auth-password-file");
+    }
+    if (login && parsed.check.auth_user.empty()) {
+      throw UsageError("--auth-password needs --auth-user");
+    }
+    if (!parsed.check.auth_user.empty() && parsed.check.dialect == "lhlo") {
+      throw UsageError("--auth-user is for the EHLO + SYNC form: an LHLO session uses AUTH STOKEN");
+    }
   }
   return parsed;
 }

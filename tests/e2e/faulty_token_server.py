@@ -9,9 +9,15 @@ STOKEN=, DATA with one LMTP reply), and stores messages in a Maildir.
 Tokens are random strings it remembers with their pair; a temporary token
 gets a 2.1.13 and a permanent one in return.
 
+Forms (rfcdraft/ Appendix D):
+  lhlo                 the draft's form: STOKEN and AUTH STOKEN after LHLO
+  sync-only            Dovecot's plugin's form: LHLO refused, STOKEN listed
+                       after EHLO, MAIL ... SYNC without AUTH, tokens checked
+                       at RCPT
+
 Faults:
   none                 behaves as the draft says
-  accepts-tampered     AUTH STOKEN takes a token with its last character changed
+  accepts-tampered     takes a token with one character changed (AUTH STOKEN, RCPT)
   stoken-before-tls    the plaintext LHLO reply lists STOKEN
   replies-before-commit the 2.1.1x reply goes out before the file is stored
   ignores-revocation   REVSTOKEN answers 250 and revokes nothing
@@ -30,15 +36,18 @@ import threading
 import time
 from pathlib import Path
 
+FORMS = ("lhlo", "sync-only")
 FAULTS = ("none", "accepts-tampered", "stoken-before-tls", "replies-before-commit",
           "ignores-revocation", "garbage", "hang", "drop")
 
 
 class FaultyTokenServer:
     def __init__(self, certificate: Path, key: Path, maildir: Path, user: str, password: str,
-                 fault: str = "none") -> None:
+                 fault: str = "none", form: str = "lhlo") -> None:
         assert fault in FAULTS, fault
+        assert form in FORMS, form
         self.fault = fault
+        self.form = form
         self.maildir = maildir
         for sub in ("new", "cur", "tmp"):
             (maildir / sub).mkdir(parents=True, exist_ok=True)
@@ -97,7 +106,7 @@ class FaultyTokenServer:
             found = self.tokens.get(token)
             if found is None and self.fault == "accepts-tampered":
                 for known, pair in self.tokens.items():
-                    if known[:-1] == token[:-1]:
+                    if len(known) == len(token) and sum(a != b for a, b in zip(known, token)) == 1:
                         return pair
             return found
 
@@ -168,9 +177,14 @@ class Conversation:
         self.lmtp = False
         lines = ["tokens.faulty.test", "PIPELINING", "ENHANCEDSTATUSCODES"]
         lines.append("AUTH PLAIN" if self.tls else "STARTTLS")
+        if self.server.form == "sync-only" and (self.tls or self.server.fault == "stoken-before-tls"):
+            lines.append("STOKEN")
         self.reply(250, lines)
 
     def do_LHLO(self, argument: str) -> bool | None:
+        if self.server.form == "sync-only":
+            self.send("500 5.5.1 Unknown command\r\n")
+            return None
         self.lmtp = True
         if self.server.fault == "drop":
             self.send("250-tokens.faulty.test\r\n250-ENHANCEDSTATUSCODES\r\n")
@@ -252,7 +266,12 @@ class Conversation:
 
     def do_MAIL(self, argument: str) -> None:
         sender = address_of(argument)
-        if self.pair is None:
+        sync = "SYNC" in argument.upper().split()[1:]
+        if self.pair is None and sync and self.tls and self.server.form == "sync-only":
+            # Section 10 without AUTH STOKEN: the pair is checked at RCPT.
+            self.sender, self.recipients = sender, []
+            self.send("250 2.1.0 OK\r\n")
+        elif self.pair is None:
             self.send("530 5.7.0 Authentication required\r\n")
         elif sender.lower() != self.pair[1]:
             self.send("550 5.7.30 Sender does not match the token\r\n")

@@ -55,7 +55,7 @@ import pytest
 from dovecot_coi import PERM_SECRET, DovecotCoi, build_plugin, dovecot_token
 from peers import Dnsmasq, SmtpSink, fast_lane_line, private_ca, queue_id, submit, wait_until, wallet
 from smtpwire import SMTPWire
-from stokend_daemon import STOKEND
+from stokend_daemon import STOKEND, STOKENCTL
 from tokenwire import TokenWire, b64_unpadded, genstoken, pair_hash, tamper_secret, tls_connect
 
 pytestmark = pytest.mark.once
@@ -386,3 +386,46 @@ def test_remote_client_in_ehlo_sync_dialect_against_dovecot(world, module_stoken
     finally:
         dns.close()
         mx.close()
+
+
+# --- stokenctl stoken check against Dovecot's Token Server --------------------------
+
+def test_stoken_check_against_dovecot_token_server(world, tmp_path):
+    """`stokenctl stoken check` with --dialect auto finds the plugin's
+    EHLO + SYNC form after its LHLO refusal and checks it in that form,
+    logged in as the relay account the plugin wants (rfcdraft/ E.4), with
+    a temporary token the plugin verifies. The verdicts are the points
+    where the plugin and the draft part (rfcdraft/ E.11)."""
+    dns = Dnsmasq(mx=[], hosts=[(DOVECOT_HOST, "127.0.0.1")],
+                  srv=[("_submissions._tcp.dove.test", DOVECOT_HOST,
+                        world.dovecot.submissions_port)])
+    password = tmp_path / "relay.pw"
+    password.write_text(RELAY_LOGIN[1] + "\n")
+    token = dovecot_token(CAROL, ALICE)
+    try:
+        result = subprocess.run(
+            [str(STOKENCTL), "stoken", "check", "--domain", "dove.test", "--dns-server",
+             dns.servers, "--ca-file", str(world.ca), "--to", ALICE, "--token", token,
+             "--from", CAROL, "--auth-user", RELAY_LOGIN[0], "--auth-password-file",
+             str(password), "--maildir", str(world.dovecot.maildir("alice")), "--show-transcript"],
+            capture_output=True, timeout=120)
+    finally:
+        dns.close()
+    out = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == 1, out
+    assert ("form: EHLO + SYNC (Section 10): LHLO failed, STOKEN in the EHLO reply after the "
+            "login") in out, out
+    verdicts = {m.group(2): m.group(1)
+                for m in re.finditer(r"^(PASS|FAIL|SKIP)  (\S+)  ", result.stdout.decode(), re.M)}
+    failed = {name for name, verdict in verdicts.items() if verdict == "FAIL"}
+    # The plugin parts from the draft where rfcdraft/ E.3, E.6 and E.7 say:
+    # no LHLO; refusals at RCPT as 501 5.5.4, not 550 5.7.30; 2.0.0 after
+    # the data, so no permanent token reaches the client.
+    assert failed == {"stoken-after-lhlo", "rcpt-wrong-recipient", "rcpt-tampered-token",
+                      "rcpt-other-sender", "delivery", "permanent-token"}, out
+    for name in ("discovery-srv", "certificate", "no-stoken-after-ehlo", "rcpt-without-stoken",
+                 "stored-before-reply"):
+        assert verdicts[name] == "PASS", (name, out)
+    assert re.search(r"^FAIL  rcpt-tampered-token .*: 501 5\.5\.4 Invalid STOKEN", out, re.M), out
+    assert re.search(r"^FAIL  delivery .*\)  250 2\.0\.0 <alice@dove\.test> ", out, re.M), out
+    assert token not in out and RELAY_LOGIN[1] not in out, out

@@ -150,8 +150,20 @@ def test_send_usage_errors_exit_2(world):
         (["--server", "x:1", "--from", "a@a.test", "--to", BOB, "--to", "c@b.test",
           "--token", "t"], "one token per --to"),
         (["--server", "x:1", "--dialect", "smtp"], "--dialect"),
+        (["--server", "x:1", "--dialect", "auto"], "expected lhlo or ehlo-sync"),
     ]:
         result = stokenctl("send", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr.decode(), (args, result.stderr)
+    given = ["--server", "x:1", "--to", BOB, "--token", "t", "--from", "a@a.test"]
+    for args, message in [
+        (given + ["--auth-user", "u"], "--auth-user needs one of"),
+        (given + ["--auth-password", "p"], "--auth-password needs --auth-user"),
+        (given + ["--dialect", "lhlo", "--auth-user", "u", "--auth-password", "p"],
+         "an LHLO session uses AUTH STOKEN"),
+        (given + ["--dialect", "sync"], "expected auto, lhlo or ehlo-sync"),
+    ]:
+        result = stokenctl("check", *args)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr.decode(), (args, result.stderr)
 
@@ -182,6 +194,31 @@ def test_check_passes_against_stokend(world):
     assert BOB_PASSWORD not in out + result.stderr.decode()
 
 
+def test_check_in_the_sync_form_passes_against_stokend(world):
+    """--dialect ehlo-sync: stokend accepts the Section 10 form without
+    announcing it, so only the option selects it; without AUTH STOKEN the
+    refusals are checked at RCPT, each with 550 5.7.30."""
+    result = subprocess.run(
+        [str(STOKENCTL), "stoken", "check", *connection(world), "--dialect", "ehlo-sync",
+         "--submission", f"tokens.b.test:{world.node.submissions_port}", "--user", BOB,
+         "--password-file", str(world.base / "bob.pw"), "--to", BOB,
+         "--maildir", str(world.node.maildir(BOB))], capture_output=True, timeout=120)
+    out = result.stdout.decode()
+    assert result.returncode == 0, out + result.stderr.decode()
+    assert out.startswith("form: EHLO + SYNC (Section 10), as --dialect ehlo-sync asks\n"), out
+    verdicts = check_lines(out)
+    assert verdicts.pop("no-stoken-before-tls") == "SKIP"
+    assert verdicts.pop("stoken-after-lhlo") == "SKIP"
+    assert verdicts.pop("auth-stoken") == "SKIP"
+    assert verdicts.pop("discovery-srv") == "SKIP"
+    assert set(verdicts.values()) == {"PASS"}, out
+    for name in ("rcpt-wrong-recipient", "rcpt-tampered-token", "rcpt-other-sender",
+                 "rcpt-without-stoken", "delivery", "stored-before-reply", "permanent-token",
+                 "revocation"):
+        assert name in verdicts, (name, out)
+    assert re.search(r"^PASS  rcpt-tampered-token .*: 550 5\.7\.30 ", out, re.M), out
+
+
 def test_check_over_starttls_with_a_given_token_as_json(world):
     sender = "frank@a.test"
     token = world.token(sender)
@@ -201,10 +238,11 @@ def test_check_over_starttls_with_a_given_token_as_json(world):
 
 # --- stoken check against a faulty Token Server ------------------------------------
 
-def run_against_fault(world: World, fault: str, timeout: str = "10") -> tuple[subprocess.CompletedProcess, dict]:
+def run_against_fault(world: World, fault: str, timeout: str = "10",
+                      form: str = "lhlo") -> tuple[subprocess.CompletedProcess, dict]:
     cert, key = world.issued["tokens.faulty.test"]
     maildir = Path(tempfile.mkdtemp(prefix=f"faulty-{fault}-", dir=world.base))
-    server = FaultyTokenServer(cert, key, maildir, "gina@faulty.test", "Gina-pw", fault)
+    server = FaultyTokenServer(cert, key, maildir, "gina@faulty.test", "Gina-pw", fault, form)
     password = world.base / "gina.pw"
     password.write_text("Gina-pw\n")
     try:
@@ -235,6 +273,34 @@ def test_check_catches_each_fault_with_its_check(world, fault, check):
     else:
         assert result.returncode == 1, out
         assert failed == {check}, out
+
+
+# The server speaks only the SYNC form, as Dovecot's plugin does: the check
+# reports the two deviations from the draft (LHLO refused, STOKEN after
+# EHLO), goes on in that form, and still finds each fault at RCPT.
+SYNC_FORM_DEVIATIONS = {"stoken-after-lhlo", "no-stoken-after-ehlo"}
+
+
+@pytest.mark.parametrize("fault, check", [
+    ("none", None),
+    ("accepts-tampered", "rcpt-tampered-token"),
+    ("stoken-before-tls", "no-stoken-before-tls"),
+    ("replies-before-commit", "stored-before-reply"),
+    ("ignores-revocation", "revocation"),
+])
+def test_check_finds_a_sync_only_server_and_its_faults(world, fault, check):
+    result, verdicts = run_against_fault(world, fault, form="sync-only")
+    out = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == 1, out
+    assert "form: EHLO + SYNC (Section 10): LHLO failed, STOKEN in the EHLO reply" in out, out
+    failed = {name for name, verdict in verdicts.items() if verdict == "FAIL"}
+    assert failed == SYNC_FORM_DEVIATIONS | ({check} if check else set()), out
+    assert verdicts["auth-stoken"] == "SKIP", out
+    for name in ("rcpt-wrong-recipient", "rcpt-other-sender", "rcpt-without-stoken", "delivery",
+                 "permanent-token"):
+        assert verdicts[name] == "PASS", (name, out)
+    if check != "revocation":
+        assert verdicts["revocation"] == "PASS", out
 
 
 @pytest.mark.parametrize("fault, message", [
