@@ -151,6 +151,11 @@ struct SegmentReadReport {
   }
 };
 
+// Asks the kernel to start reading a segment into the page cache
+// (posix_fadvise WILLNEED) and returns at once; nothing happens when the
+// file cannot be opened. For the start-up scan, one segment ahead.
+void read_segment_ahead(const std::filesystem::path& path);
+
 // Reads a segment file and calls on_record for every valid record but
 // segment headers, in file order, with its offset: those reached by
 // following record lengths from the header, and after damage those reached

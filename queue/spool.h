@@ -273,6 +273,17 @@ class Spool {
     std::optional<RecordLocation> state;
     std::vector<std::uint64_t> message_segments;  // every segment holding a copy of its data
     unsigned writes_in_flight = 0;
+    // open() only: this message's entry in Recovery::messages (fits in the
+    // padding after writes_in_flight, so it costs no memory).
+    std::uint32_t recovered_index = 0;
+  };
+  // What open() has decoded so far, in replay order: one entry per message
+  // record first seen, live until a removal record (or quarantine) ends it.
+  // A vector indexed from IndexedMessage rather than a second hash table of
+  // ids: one lookup per record instead of two, no second copy of each id.
+  struct Recovery {
+    std::vector<RecoveredMessage> messages;
+    std::vector<bool> live;
   };
   struct Tombstone {
     RecordLocation removal;
@@ -315,8 +326,7 @@ class Spool {
 
   // Start (open()).
   void apply_record(const record::RawRecord& raw, const RecordLocation& location,
-                    std::unordered_map<std::string, RecoveredMessage>& recovered,
-                    bool& undecodable);
+                    Recovery& recovered, bool& undecodable);
   // moved_to, when given, receives the file's path in quarantine/.
   std::error_code quarantine_file(const std::filesystem::path& path, std::string_view reason,
                                   std::filesystem::path* moved_to = nullptr);

@@ -79,8 +79,22 @@ RecoveryReport Spool::open() {
     }
   }
 
+  // Size the index once from the spool's bytes (a message record is
+  // rarely under 1 KiB with its headers), not by rehashing as it grows.
+  std::uint64_t spool_bytes = 0;
+  for (std::uint64_t sequence : sequences) {
+    struct stat status {};
+    const auto path = segments_directory_ / segment_file_name(sequence);
+    if (::stat(path.c_str(), &status) == 0)
+      spool_bytes += static_cast<std::uint64_t>(status.st_size);
+  }
+  const std::size_t expected_messages = static_cast<std::size_t>(spool_bytes / 1024);
+  messages_.reserve(expected_messages);
+
   // Replay every segment in order.
-  std::unordered_map<std::string, RecoveredMessage> recovered;
+  Recovery recovered;
+  recovered.messages.reserve(expected_messages);
+  recovered.live.reserve(expected_messages);
   std::unordered_set<std::string> removed;  // ids with a removal record
   struct DamagedSegment {
     std::uint64_t sequence;
@@ -91,9 +105,15 @@ RecoveryReport Spool::open() {
   // Whether the newest segment is a clean run of records that may be
   // appended to (a start on a full file system, below).
   bool newest_clean = false;
-  for (std::uint64_t sequence : sequences) {
+  for (std::size_t position = 0; position < sequences.size(); ++position) {
+    const std::uint64_t sequence = sequences[position];
     newest_clean = false;
     const std::filesystem::path path = segments_directory_ / segment_file_name(sequence);
+    // With a cold page cache (a machine restart) the scan waits on the disk:
+    // have the kernel read the next segment while this one is decoded.
+    if (position + 1 < sequences.size()) {
+      read_segment_ahead(segments_directory_ / segment_file_name(sequences[position + 1]));
+    }
     bool undecodable = false;
     const SegmentReadReport read = read_segment(
         path, options_.max_record_size, &checksum_key_, defaults::resync_scan_budget_factor,
@@ -220,7 +240,7 @@ RecoveryReport Spool::open() {
     }
     spdlog::error("spool: message {} is lost: its data was in a quarantined segment", it->first);
     if (it->second.state) drop_reference(*it->second.state, it->first);
-    recovered.erase(it->first);
+    recovered.live[it->second.recovered_index] = false;
     it = messages_.erase(it);
   }
 
@@ -229,14 +249,17 @@ RecoveryReport Spool::open() {
   }
 
   report.messages.reserve(messages_.size());
-  for (auto& [id, indexed] : messages_) {
-    auto found = recovered.find(id);
-    if (found != recovered.end()) report.messages.push_back(std::move(found->second));
+  for (std::size_t i = 0; i < recovered.messages.size(); ++i) {
+    if (recovered.live[i]) report.messages.push_back(std::move(recovered.messages[i]));
   }
-  std::sort(report.messages.begin(), report.messages.end(),
-            [](const RecoveredMessage& a, const RecoveredMessage& b) {
-              return a.message.arrival < b.message.arrival;
-            });
+  // Replay order is nearly arrival order already (compaction copies older
+  // messages forward); stable, so equal arrival times keep replay order.
+  const auto by_arrival = [](const RecoveredMessage& a, const RecoveredMessage& b) {
+    return a.message.arrival < b.message.arrival;
+  };
+  if (!std::is_sorted(report.messages.begin(), report.messages.end(), by_arrival)) {
+    std::stable_sort(report.messages.begin(), report.messages.end(), by_arrival);
+  }
 
   committer_ = std::make_unique<GroupCommitter>(loop_, [this] { return commit_batch(); });
   open_ = true;
@@ -251,8 +274,7 @@ RecoveryReport Spool::open() {
 }
 
 void Spool::apply_record(const record::RawRecord& raw, const RecordLocation& location,
-                         std::unordered_map<std::string, RecoveredMessage>& recovered,
-                         bool& undecodable) {
+                         Recovery& recovered, bool& undecodable) {
   switch (raw.type) {
     case record::RecordType::message: {
       auto message = record::decode_message(raw.payload, /*with_data=*/false);
@@ -268,9 +290,10 @@ void Spool::apply_record(const record::RawRecord& raw, const RecordLocation& loc
       indexed.message = location;
       add_unique(indexed.message_segments, location.segment);
       if (inserted) {
-        std::string id = message->id;
+        indexed.recovered_index = static_cast<std::uint32_t>(recovered.messages.size());
         MessageState state = initial_state(*message);
-        recovered.emplace(std::move(id), RecoveredMessage{std::move(*message), std::move(state)});
+        recovered.messages.push_back(RecoveredMessage{std::move(*message), std::move(state)});
+        recovered.live.push_back(true);
       }
       return;
     }
@@ -282,7 +305,7 @@ void Spool::apply_record(const record::RawRecord& raw, const RecordLocation& loc
       }
       auto indexed = messages_.find(decoded->id);
       if (indexed == messages_.end()) return;  // a removed message's old state
-      RecoveredMessage& entry = recovered.at(decoded->id);
+      RecoveredMessage& entry = recovered.messages[indexed->second.recovered_index];
       if (decoded->state.recipients.size() != entry.message.envelope.recipients.size()) {
         undecodable = true;
         return;
@@ -302,8 +325,10 @@ void Spool::apply_record(const record::RawRecord& raw, const RecordLocation& loc
       Tombstone tombstone{location, std::move(indexed->second.message_segments)};
       erase_value(tombstone.message_segments, location.segment);
       if (!tombstone.message_segments.empty()) tombstones_[*id] = std::move(tombstone);
+      const std::uint32_t index = indexed->second.recovered_index;
+      recovered.live[index] = false;
+      recovered.messages[index] = RecoveredMessage{};  // its envelope is not needed any more
       messages_.erase(indexed);
-      recovered.erase(*id);
       return;
     }
     case record::RecordType::segment_header:
