@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """Memory held by idle SMTP connections: stokend against Postfix.
 
-Opens N connections (default 1000) to stokend's MX port, one after another;
+Opens N connections (default 1000, at most 200,000) to stokend's MX port,
+one after another, from 127.0.0.2 and, past 25,000, further loopback
+source addresses (one address has only about 28,000 ephemeral ports);
 each reads the 220 greeting and then stays idle. Reports stokend's resident
 memory (VmRSS) before, while they are held, and after they are closed, and
 the growth per connection. Then does the same against a private Postfix
-(smtpd processes, one per connection; default_process_limit = N+50,
+with min(N, 2000) connections unless --postfix-connections says otherwise
+(smtpd processes, one per connection; default_process_limit = that+50,
 smtpd_client_connection_count_limit = 0), summing the memory of all its
 processes: RSS (shared pages counted once per process, what `ps` shows) and
 PSS (shared pages split among the processes sharing them, the fairer sum).
@@ -59,12 +62,33 @@ def read_greeting(sock, deadline):
     return None
 
 
+# One source address has about 28,000 ephemeral ports towards one server
+# port (net.ipv4.ip_local_port_range): beyond that the clients bind to
+# further loopback addresses, 127.0.0.2, 127.0.0.3, ...
+PER_SOURCE = 25000
+IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h: the port is chosen at connect()
+
+
+def connect_from(index, port, timeout):
+    """A connection to 127.0.0.1:port from 127.0.0.(2 + index // PER_SOURCE)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        s.bind((f"127.0.0.{2 + index // PER_SOURCE}", 0))
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 def open_idle(port, n, per_conn_timeout, overall_deadline):
     """Opens up to n connections, each reading its 220. Returns
     (sockets holding a 220, failures by kind, seconds taken)."""
     held, failures = [], {}
     t0 = time.monotonic()
-    for _ in range(n):
+    for index in range(n):
         if time.monotonic() > overall_deadline:
             failures["overall time limit"] = failures.get(
                 "overall time limit", 0) + 1
@@ -72,8 +96,7 @@ def open_idle(port, n, per_conn_timeout, overall_deadline):
         deadline = min(overall_deadline,
                        time.monotonic() + per_conn_timeout)
         try:
-            s = socket.create_connection(("127.0.0.1", port),
-                                         timeout=per_conn_timeout)
+            s = connect_from(index, port, per_conn_timeout)
         except OSError as e:
             key = f"connect: {e.strerror or e}"
             failures[key] = failures.get(key, 0) + 1
@@ -158,14 +181,15 @@ def sum_memory(peer):
 
 def measure_postfix(args, workdir):
     port = free_port()
+    wanted = args.postfix_connections
     peer = PostfixPeer(os.path.join(workdir, "postfix"), port,
-                       mode="mailbox", process_limit=args.connections + 50)
+                       mode="mailbox", process_limit=wanted + 50)
     try:
         peer.start()
         time.sleep(args.settle)
         nproc0, rss0, pss0 = sum_memory(peer)
         deadline = time.monotonic() + args.time_limit
-        held, failures, took = open_idle(port, args.connections,
+        held, failures, took = open_idle(port, wanted,
                                          args.connect_timeout, deadline)
         time.sleep(args.hold)
         open_now = still_open(held)
@@ -176,7 +200,7 @@ def measure_postfix(args, workdir):
         refused = len(peer.log_lines("too many connections")) + len(
             peer.log_lines("process limit"))
         return {
-            "server": "postfix", "wanted": args.connections,
+            "server": "postfix", "wanted": wanted,
             "greeted": len(held), "held": open_now, "failures": failures,
             "open_seconds": took, "processes": nproc1,
             "processes_before": nproc0, "processes_after_close": nproc2,
@@ -243,6 +267,9 @@ def main():
     p.add_argument("--bin-dir", default=DEFAULT_BIN_DIR,
                    help="folder with stokend and stokenctl "
                         "(default: build/ at the repository root)")
+    p.add_argument("--postfix-connections", type=int, metavar="N",
+                   help="idle connections to open to Postfix (default: the "
+                        "same as -n up to 2000: one smtpd process each)")
     p.add_argument("--hold", type=float, default=3.0,
                    help="seconds to hold them idle before measuring")
     p.add_argument("--settle", type=float, default=1.0,
@@ -255,8 +282,12 @@ def main():
                    help="measure one server only")
     p.add_argument("--json", metavar="FILE", help="also write results here")
     args = p.parse_args()
-    if not 1 <= args.connections <= 10000:
-        p.error("--connections must be between 1 and 10000")
+    if not 1 <= args.connections <= 200000:
+        p.error("--connections must be between 1 and 200000")
+    if args.postfix_connections is None:
+        args.postfix_connections = min(args.connections, 2000)
+    if not 1 <= args.postfix_connections <= 10000:
+        p.error("--postfix-connections must be between 1 and 10000")
     install_signal_cleanup()
     got = raise_nofile(2 * args.connections + 256)
     if got < args.connections + 64:
