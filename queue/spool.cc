@@ -126,14 +126,15 @@ void Spool::record_state(const std::string& id, const MessageState& state, Done 
 }
 
 void Spool::remove(const std::string& id, Done done) {
-  append_message_record(id, record::encode_removal(id, write_key()), std::move(done),
-                        [this, id](IndexedMessage&, const RecordLocation& location) {
-                          make_tombstone(id, location);
-                        });
+  // Shares the next sync (queue_defaults.h, removal_sync_delay).
+  append_message_record(
+      id, record::encode_removal(id, write_key()), std::move(done),
+      [this, id](IndexedMessage&, const RecordLocation& location) { make_tombstone(id, location); },
+      GroupCommitter::Urgency::may_wait);
 }
 
 void Spool::append_message_record(const std::string& id, record::EncodedRecord record, Done done,
-                                  Applied applied) {
+                                  Applied applied, GroupCommitter::Urgency urgency) {
   auto indexed = messages_.find(id);
   if (closed_ || indexed == messages_.end()) {
     post_done(std::move(done),
@@ -166,7 +167,8 @@ void Spool::append_message_record(const std::string& id, record::EncodedRecord r
         }
         if (done) done(error);
         collect_garbage();
-      });
+      },
+      urgency);
 }
 
 Spool::Loaded Spool::load_data(const std::string& id) const {
@@ -204,14 +206,17 @@ Spool::Loaded Spool::load_data(const std::string& id) const {
 
 // ---------------------------------------------------------------- writer
 
-void Spool::submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete) {
+void Spool::submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete,
+                   GroupCommitter::Urgency urgency) {
   ++requests_in_flight_;
   std::weak_ptr<char> alive = lifetime_;
-  committer_->submit(std::move(perform),
-                     [this, alive, complete = std::move(complete)](std::error_code error) {
-                       if (!alive.expired()) --requests_in_flight_;
-                       complete(error);
-                     });
+  committer_->submit(
+      std::move(perform),
+      [this, alive, complete = std::move(complete)](std::error_code error) {
+        if (!alive.expired()) --requests_in_flight_;
+        complete(error);
+      },
+      urgency);
 }
 
 std::error_code Spool::commit_batch() {

@@ -346,10 +346,12 @@ class Spool {
   // through `done` like the public requests.
   using Applied = std::function<void(IndexedMessage& indexed, const RecordLocation& location)>;
   void append_message_record(const std::string& id, record::EncodedRecord record, Done done,
-                             Applied applied);
+                             Applied applied,
+                             GroupCommitter::Urgency urgency = GroupCommitter::Urgency::now);
 
   // Hands a request to the writer, counting it until its completion runs.
-  void submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete);
+  void submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete,
+              GroupCommitter::Urgency urgency = GroupCommitter::Urgency::now);
 
   // Writer thread.
   std::error_code commit_batch();
