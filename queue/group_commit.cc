@@ -9,17 +9,16 @@
 
 namespace stokend::queue {
 
-GroupCommitter::GroupCommitter(EventLoop& loop, Commit commit, std::chrono::milliseconds max_wait)
-    : loop_(loop), commit_(std::move(commit)), max_wait_(max_wait), thread_([this] { run(); }) {}
+GroupCommitter::GroupCommitter(EventLoop& loop, Commit commit)
+    : loop_(loop), commit_(std::move(commit)), thread_([this] { run(); }) {}
 
 GroupCommitter::~GroupCommitter() { stop(); }
 
-void GroupCommitter::submit(Perform perform, Complete complete, Urgency urgency) {
+void GroupCommitter::submit(Perform perform, Complete complete) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
-      jobs_.push_back(Job{std::move(perform), std::move(complete), Clock::now()});
-      if (urgency == Urgency::now) ++urgent_waiting_;
+      jobs_.push_back(Job{std::move(perform), std::move(complete)});
       work_available_.notify_one();
       return;
     }
@@ -43,29 +42,14 @@ GroupCommitter::Statistics GroupCommitter::statistics() const {
   return statistics_;
 }
 
-bool GroupCommitter::wait_for_batch(std::unique_lock<std::mutex>& lock) {
-  for (;;) {
-    if (jobs_.empty()) {
-      if (stopping_) return false;  // every job is done
-      work_available_.wait(lock);
-      continue;
-    }
-    if (stopping_ || urgent_waiting_ > 0) return true;
-    // Only jobs that may wait: until the oldest has waited long enough.
-    const Clock::time_point due = jobs_.front().submitted + max_wait_;
-    if (Clock::now() >= due) return true;
-    work_available_.wait_until(lock, due);
-  }
-}
-
 void GroupCommitter::run() {
   for (;;) {
     std::deque<Job> batch;
     {
       std::unique_lock lock(mutex_);
-      if (!wait_for_batch(lock)) return;
+      work_available_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and every job is done
       batch.swap(jobs_);
-      urgent_waiting_ = 0;
       ++statistics_.batches;
     }
     std::size_t performed = 0;
@@ -83,7 +67,6 @@ void GroupCommitter::run() {
       }
       std::move(jobs_.begin(), jobs_.end(), std::back_inserter(batch));
       jobs_.clear();
-      urgent_waiting_ = 0;
     }
     const std::error_code commit_error = commit_();
     auto completions = std::make_shared<std::vector<Complete>>();

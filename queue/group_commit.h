@@ -11,10 +11,6 @@
 // gather for the next one, so the number of syncs adapts to the load: one
 // per job when idle, one for many under load, with no added waiting.
 //
-// A job submitted with Urgency::may_wait does not start a batch: it waits
-// for the next job that cannot wait and is performed and committed with it
-// (in submission order all the same), or for max_wait to pass.
-//
 // Contract: completions run on the loop thread, in submission order, each
 // with the batch's commit error (or none). stop() performs and commits every
 // job already submitted, posts their completions, and joins the thread; jobs
@@ -22,7 +18,6 @@
 // operation_canceled).
 #pragma once
 
-#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -32,7 +27,6 @@
 #include <thread>
 
 #include "queue/event_loop.h"
-#include "queue/queue_defaults.h"
 
 namespace stokend::queue {
 
@@ -52,33 +46,24 @@ class GroupCommitter {
   // arrived meanwhile into it before committing.
   static constexpr int max_join_rounds = 4;
 
-  enum class Urgency { now, may_wait };
-
-  GroupCommitter(EventLoop& loop, Commit commit,
-                 std::chrono::milliseconds max_wait = defaults::removal_sync_delay);
+  GroupCommitter(EventLoop& loop, Commit commit);
   ~GroupCommitter();
   GroupCommitter(const GroupCommitter&) = delete;
   GroupCommitter& operator=(const GroupCommitter&) = delete;
 
-  void submit(Perform perform, Complete complete, Urgency urgency = Urgency::now);
+  void submit(Perform perform, Complete complete);
   void stop();
   Statistics statistics() const;
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Job {
     Perform perform;
     Complete complete;
-    Clock::time_point submitted;
   };
   void run();
-  // Waits until a batch should start; false when stopping with nothing left.
-  bool wait_for_batch(std::unique_lock<std::mutex>& lock);
 
   EventLoop& loop_;
   Commit commit_;
-  std::chrono::milliseconds max_wait_;
-  std::size_t urgent_waiting_ = 0;  // jobs in jobs_ that cannot wait
   mutable std::mutex mutex_;
   std::condition_variable work_available_;
   std::deque<Job> jobs_;

@@ -40,12 +40,6 @@ inline constexpr std::size_t returned_message_limit = 50000;
 inline constexpr std::chrono::seconds storage_retry_delay = 30s;
 
 // Spool segments: a new one is started once the active one reaches this size.
-// A removal record (the message is delivered or bounced) is not synced on
-// its own: it shares the next sync some other request needs, or waits at
-// most this long. Losing it in a crash means one more delivery, never a
-// lost message (Postfix does not sync the unlink of a delivered queue file
-// either); with one session this halves the syncs per message.
-inline constexpr std::chrono::milliseconds removal_sync_delay = 50ms;
 inline constexpr std::size_t segment_size = 16 * 1024 * 1024;
 // The active segment keeps this much disk space allocated beyond its end
 // (fallocate, the file size unchanged), topped up whenever half of it is

@@ -126,15 +126,14 @@ void Spool::record_state(const std::string& id, const MessageState& state, Done 
 }
 
 void Spool::remove(const std::string& id, Done done) {
-  // Shares the next sync (queue_defaults.h, removal_sync_delay).
-  append_message_record(
-      id, record::encode_removal(id, write_key()), std::move(done),
-      [this, id](IndexedMessage&, const RecordLocation& location) { make_tombstone(id, location); },
-      GroupCommitter::Urgency::may_wait);
+  append_message_record(id, record::encode_removal(id, write_key()), std::move(done),
+                        [this, id](IndexedMessage&, const RecordLocation& location) {
+                          make_tombstone(id, location);
+                        });
 }
 
 void Spool::append_message_record(const std::string& id, record::EncodedRecord record, Done done,
-                                  Applied applied, GroupCommitter::Urgency urgency) {
+                                  Applied applied) {
   auto indexed = messages_.find(id);
   if (closed_ || indexed == messages_.end()) {
     post_done(std::move(done),
@@ -167,8 +166,7 @@ void Spool::append_message_record(const std::string& id, record::EncodedRecord r
         }
         if (done) done(error);
         collect_garbage();
-      },
-      urgency);
+      });
 }
 
 Spool::Loaded Spool::load_data(const std::string& id) const {
@@ -206,17 +204,14 @@ Spool::Loaded Spool::load_data(const std::string& id) const {
 
 // ---------------------------------------------------------------- writer
 
-void Spool::submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete,
-                   GroupCommitter::Urgency urgency) {
+void Spool::submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete) {
   ++requests_in_flight_;
   std::weak_ptr<char> alive = lifetime_;
-  committer_->submit(
-      std::move(perform),
-      [this, alive, complete = std::move(complete)](std::error_code error) {
-        if (!alive.expired()) --requests_in_flight_;
-        complete(error);
-      },
-      urgency);
+  committer_->submit(std::move(perform),
+                     [this, alive, complete = std::move(complete)](std::error_code error) {
+                       if (!alive.expired()) --requests_in_flight_;
+                       complete(error);
+                     });
 }
 
 std::error_code Spool::commit_batch() {

@@ -353,12 +353,10 @@ class Spool {
   // through `done` like the public requests.
   using Applied = std::function<void(IndexedMessage& indexed, const RecordLocation& location)>;
   void append_message_record(const std::string& id, record::EncodedRecord record, Done done,
-                             Applied applied,
-                             GroupCommitter::Urgency urgency = GroupCommitter::Urgency::now);
+                             Applied applied);
 
   // Hands a request to the writer, counting it until its completion runs.
-  void submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete,
-              GroupCommitter::Urgency urgency = GroupCommitter::Urgency::now);
+  void submit(GroupCommitter::Perform perform, GroupCommitter::Complete complete);
 
   // Writer thread.
   std::error_code commit_batch();

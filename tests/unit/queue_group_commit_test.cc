@@ -1,7 +1,6 @@
 // Unit tests for the group commit writer (queue/group_commit.h): one commit
 // per batch, jobs arriving while a batch is performed join its commit, a
-// steady stream cannot put the commit off, completions in submission order,
-// a job that may wait shares the next job's commit or waits at most max_wait.
+// steady stream cannot put the commit off, completions in submission order.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -136,79 +135,4 @@ TEST_CASE("every completion of a batch gets the commit's error, in order", "[gro
   CHECK(completed[1].second == std::errc::no_space_on_device);
   CHECK(completed[2].first == 2);
   CHECK_FALSE(completed[2].second);
-}
-
-TEST_CASE("a job that may wait shares the commit of the next job that cannot", "[group_commit]") {
-  ManualEventLoop loop;
-  std::atomic<int> commits{0};
-  std::atomic<int> performed{0};
-  std::atomic<int> performed_at_first_commit{-1};
-  // max_wait far beyond the test: only the second job can start the batch.
-  GroupCommitter committer(
-      loop,
-      [&] {
-        if (commits++ == 0) performed_at_first_commit = performed.load();
-        return std::error_code{};
-      },
-      1h);
-  std::vector<std::string> completed;
-  committer.submit([&] { ++performed; }, [&](std::error_code) { completed.push_back("removal"); },
-                   GroupCommitter::Urgency::may_wait);
-  // Nothing is written, let alone committed, while only the waiting job is there.
-  CHECK_FALSE(loop.run_until([&] { return !completed.empty(); }, 100ms));
-  CHECK(performed == 0);
-  committer.submit([&] { ++performed; }, [&](std::error_code) { completed.push_back("store"); });
-  REQUIRE(loop.run_until([&] { return completed.size() == 2; }));
-  CHECK(completed == std::vector<std::string>{"removal", "store"});
-  CHECK(commits == 1);
-  CHECK(performed_at_first_commit == 2);
-}
-
-TEST_CASE("a job that may wait is committed alone after max_wait", "[group_commit]") {
-  ManualEventLoop loop;
-  std::atomic<int> commits{0};
-  GroupCommitter committer(
-      loop,
-      [&] {
-        ++commits;
-        return std::error_code{};
-      },
-      20ms);
-  const auto start = std::chrono::steady_clock::now();
-  bool done = false;
-  committer.submit(
-      {},
-      [&](std::error_code error) {
-        CHECK_FALSE(error);
-        done = true;
-      },
-      GroupCommitter::Urgency::may_wait);
-  REQUIRE(loop.run_until([&] { return done; }));
-  CHECK(commits == 1);
-  CHECK(std::chrono::steady_clock::now() - start >= 20ms);
-}
-
-TEST_CASE("stop commits a job that may wait at once", "[group_commit]") {
-  ManualEventLoop loop;
-  std::atomic<int> commits{0};
-  bool done = false;
-  {
-    GroupCommitter committer(
-        loop,
-        [&] {
-          ++commits;
-          return std::error_code{};
-        },
-        1h);
-    committer.submit(
-        {},
-        [&](std::error_code error) {
-          CHECK_FALSE(error);
-          done = true;
-        },
-        GroupCommitter::Urgency::may_wait);
-    committer.stop();  // returns only once the job is committed
-    CHECK(commits == 1);
-  }
-  REQUIRE(loop.run_until([&] { return done; }));
 }

@@ -14,7 +14,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/support/queue_fixture.h"
@@ -296,11 +295,8 @@ TEST_CASE("a delivery keeps its slot until its outcome is durable", "[queue]") {
 
   gate.set_closed(true);
   queue.agent.answer(0, {delivered()});
-  // The removal of the first message is written, not yet synced (it waits
-  // up to removal_sync_delay for another request's sync, then syncs alone).
-  // The writer posts nothing while it waits at the gate: poll.
-  for (int i = 0; i < 1000 && gate.waiting.load() != 1; ++i) std::this_thread::sleep_for(10ms);
-  REQUIRE(gate.waiting.load() == 1);
+  // The removal of the first message is written, not yet synced.
+  REQUIRE(queue.loop.run_until([&] { return gate.waiting.load() == 1; }));
   queue.loop.run_posted();
   CHECK(queue.manager->statistics().in_flight == 0);
   CHECK(queue.manager->statistics().outcomes_unrecorded == 1);
