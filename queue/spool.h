@@ -41,13 +41,6 @@
 // the batch fails, and the appender moves on to a fresh segment (unless the
 // write failed for space and was cut back cleanly: see "A full file system").
 //
-// Removals wait for company. A removal record (remove()) does not start a
-// sync of its own: it is committed with the next request that needs one,
-// or alone after defaults::removal_sync_delay (GroupCommitter's may_wait),
-// and its completion comes with that commit as always. Until then a crash
-// brings the message back to be delivered again: a duplicate, never a
-// loss. With one client session this halves the syncs per message.
-//
 // Crash at any instant. Every record whose request completed survives. A
 // batch being written may leave a torn record at the end of the newest
 // segment; its requests had not completed, so nothing acknowledged is in
