@@ -26,8 +26,9 @@
 // record as version 2's hash of everything did, at a few microseconds for a
 // large message instead of a fraction of a millisecond, and the keyed hash
 // over that CRC and the header keeps the property below, since making a
-// verifying record still takes the key. Version 2 records are still read. The key is what makes resynchronising after
-// damage safe: message data is chosen by whoever sent the message, and with
+// verifying record still takes the key. Version 2 records are still read.
+// The key is what makes resynchronising after damage safe: message data is
+// chosen by whoever sent the message, and with
 // an unkeyed checksum a sender could embed bytes that verify as a record;
 // without the key nobody outside the spool can make a keyed record that
 // verifies. Version 1 records are still read, but only where record lengths
