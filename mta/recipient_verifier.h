@@ -27,8 +27,7 @@ class RecipientVerifier {
   using Done = std::function<void(RecipientCheck)>;
   virtual ~RecipientVerifier() = default;
   // next_hop: where the address's domain is relayed to.
-  virtual void verify(const std::string& address, const Destination& next_hop,
-                      Done done) = 0;
+  virtual void verify(const std::string& address, const Destination& next_hop, Done done) = 0;
 };
 
 }  // namespace stokend

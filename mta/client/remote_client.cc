@@ -28,9 +28,9 @@ struct RemoteClient::Attempt {
   dns::SubmissionServer server;        // the one being tried
   std::vector<std::string> addresses;  // of that server
   std::size_t next_address = 0;
-  std::string server_text;         // "host[address]:port"
-  std::string last_failure;        // why the last server could not be used
-  std::size_t auth_candidate = 0;  // the recipient whose token AUTH STOKEN tries
+  std::string server_text;                         // "host[address]:port"
+  std::string last_failure;                        // why the last server could not be used
+  std::size_t auth_candidate = 0;                  // the recipient whose token AUTH STOKEN tries
   TokenDialect dialect = TokenDialect::automatic;  // configured for the domain
   bool ehlo_sync = false;                          // the connection being tried speaks EHLO + SYNC
   std::string server_key;                          // "host:port", for the learnt dialects
@@ -206,8 +206,8 @@ void RemoteClient::try_address(std::shared_ptr<Attempt> attempt, const std::stri
   attempt->ehlo_sync = ehlo_sync;
   // The EHLO form is SMTP with per-recipient replies asked for by SYNC
   // (rfcdraft/ §10); the draft's form is LMTP after LHLO (§7.2).
-  Destination destination = Destination::tcp(ehlo_sync ? Protocol::smtp : Protocol::lmtp,
-                                              address, attempt->server.port);
+  Destination destination =
+      Destination::tcp(ehlo_sync ? Protocol::smtp : Protocol::lmtp, address, attempt->server.port);
   // rfcdraft/ §7.2: TLS always, the certificate checked against the SRV
   // target (RFC 6186 §6), never plaintext.
   destination.tls_policy = TlsPolicy::required;
@@ -218,27 +218,27 @@ void RemoteClient::try_address(std::shared_ptr<Attempt> attempt, const std::stri
   attempt->server_text =
       attempt->server.host + "[" + address + "]:" + std::to_string(attempt->server.port);
   if (!ehlo_sync) attempt->lhlo_refusal.clear();
-  pool_.acquire(destination, [this, attempt, address, ehlo_sync](
-                                 std::shared_ptr<SmtpClient> connection,
-                                 std::optional<Failure> failure) {
-    if (failure) {
-      if (failure->hello_refused && attempt->dialect == TokenDialect::automatic) {
-        // rfcdraft/ Appendix D: a server that does not know LHLO may still
-        // be a Token Server of the EHLO form; ask it with EHLO. One that
-        // refuses the EHLO it was remembered for is asked with LHLO next.
-        learnt_dialects_.erase(attempt->server_key);
-        if (!ehlo_sync) {
-          attempt->lhlo_refusal = failure->reason;
-          return try_address(attempt, address, true);
+  pool_.acquire(
+      destination, [this, attempt, address, ehlo_sync](std::shared_ptr<SmtpClient> connection,
+                                                       std::optional<Failure> failure) {
+        if (failure) {
+          if (failure->hello_refused && attempt->dialect == TokenDialect::automatic) {
+            // rfcdraft/ Appendix D: a server that does not know LHLO may still
+            // be a Token Server of the EHLO form; ask it with EHLO. One that
+            // refuses the EHLO it was remembered for is asked with LHLO next.
+            learnt_dialects_.erase(attempt->server_key);
+            if (!ehlo_sync) {
+              attempt->lhlo_refusal = failure->reason;
+              return try_address(attempt, address, true);
+            }
+          }
+          attempt->last_failure = "Token Server " + attempt->server_text + ": " + failure->reason;
+          attempt->last_failure_kind = failure->tls_failed ? mta_metrics::FastLaneFallback::tls
+                                                           : mta_metrics::FastLaneFallback::connect;
+          return try_next_address(attempt);
         }
-      }
-      attempt->last_failure = "Token Server " + attempt->server_text + ": " + failure->reason;
-      attempt->last_failure_kind = failure->tls_failed ? mta_metrics::FastLaneFallback::tls
-                                                       : mta_metrics::FastLaneFallback::connect;
-      return try_next_address(attempt);
-    }
-    connected(attempt, std::move(connection));
-  });
+        connected(attempt, std::move(connection));
+      });
 }
 
 void RemoteClient::connected(std::shared_ptr<Attempt> attempt,
@@ -253,9 +253,9 @@ void RemoteClient::connected(std::shared_ptr<Attempt> attempt,
     pool_.release(connection, true);
     learnt_dialects_.erase(attempt->server_key);  // the next attempt starts with LHLO again
     attempt->fall_back_all("Token Server " + attempt->server_text + ": " +
-                               (attempt->lhlo_refusal.empty() ? ""
-                                                              : attempt->lhlo_refusal + "; ") +
-                               "does not announce STOKEN" + (attempt->ehlo_sync ? " after EHLO" : ""),
+                               (attempt->lhlo_refusal.empty() ? "" : attempt->lhlo_refusal + "; ") +
+                               "does not announce STOKEN" +
+                               (attempt->ehlo_sync ? " after EHLO" : ""),
                            mta_metrics::FastLaneFallback::no_stoken);
     return finish(attempt);
   }
@@ -280,7 +280,8 @@ void RemoteClient::authenticate(std::shared_ptr<Attempt> attempt,
   }
   const FastLaneRecipient& recipient = attempt->recipients[candidate];
   connection->send_command(
-      auth_stoken_command(recipient.address, recipient.token), [this, attempt, connection](CommandResult result) mutable {
+      auth_stoken_command(recipient.address, recipient.token),
+      [this, attempt, connection](CommandResult result) mutable {
         std::size_t index = attempt->auth_candidate;
         if (!result.reply) {
           pool_.release(connection, false);

@@ -47,9 +47,9 @@
 #include <vector>
 
 #include "dns/resolver.h"
-#include "mta/defaults.h"
 #include "mta/client/connection_pool.h"
 #include "mta/client/fast_lane.h"
+#include "mta/defaults.h"
 
 namespace stokend::client {
 

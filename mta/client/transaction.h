@@ -62,10 +62,10 @@ struct RecipientResult {
 
 // Why a connection (or one step on it) failed before a usable reply.
 struct Failure {
-  std::string enhanced_code;  // e.g. "4.4.1" no answer, "4.4.2" lost, "4.7.4" TLS not offered
-  std::string reason;         // names the peer and the step
-  int reply_code = 0;         // the peer's reply when a reply caused the failure
-  bool tls_failed = false;    // the STARTTLS handshake failed (a caller may retry without TLS)
+  std::string enhanced_code;   // e.g. "4.4.1" no answer, "4.4.2" lost, "4.7.4" TLS not offered
+  std::string reason;          // names the peer and the step
+  int reply_code = 0;          // the peer's reply when a reply caused the failure
+  bool tls_failed = false;     // the STARTTLS handshake failed (a caller may retry without TLS)
   bool hello_refused = false;  // EHLO/LHLO got a 5xx (a caller may try the other greeting)
 };
 

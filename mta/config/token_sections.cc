@@ -173,11 +173,11 @@ void ConfigReader::read_fast_lane(const Field& field, FastLaneConfig& fast_lane)
           read_domain_map(key_field, "dialect",
                           [&](const std::string& domain, const Field& dialect_field,
                               const YAML::Mark& key_mark) {
-                            const auto dialect = read_choice<TokenDialect>(
-                                dialect_field, "dialect",
-                                {{"auto", TokenDialect::automatic},
-                                 {"lhlo", TokenDialect::lhlo},
-                                 {"ehlo-sync", TokenDialect::ehlo_sync}});
+                            const auto dialect =
+                                read_choice<TokenDialect>(dialect_field, "dialect",
+                                                          {{"auto", TokenDialect::automatic},
+                                                           {"lhlo", TokenDialect::lhlo},
+                                                           {"ehlo-sync", TokenDialect::ehlo_sync}});
                             if (!dialect) return;
                             if (!fast_lane.dialects.emplace(domain, *dialect).second) {
                               error_at(key_mark, key_field.setting + ": duplicate dialect for '" +

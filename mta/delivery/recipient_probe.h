@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "common/deferred_calls.h"
-#include "mta/client/connection_pool.h"
 #include "common/destination.h"
+#include "mta/client/connection_pool.h"
 #include "mta/recipient_verifier.h"
 
 namespace stokend {
@@ -53,8 +53,7 @@ class RecipientProbe final : public RecipientVerifier {
     RecipientCheck check;
     std::chrono::steady_clock::time_point expires;
   };
-  void probe(const std::string& key, const std::string& address,
-             const Destination& next_hop);
+  void probe(const std::string& key, const std::string& address, const Destination& next_hop);
   void settle(const std::string& key, RecipientCheck check);
   void make_room();
 

@@ -71,7 +71,7 @@ class SubmissionRole final : public SessionRole {
   SessionCore& core_;
   std::unique_ptr<TokenServer> token_server_;  // null: no Submission Token extension
   AuthMechanism auth_mechanism_ = AuthMechanism::none;
-  std::string auth_login_;  // LOGIN mechanism: the user name, between steps
+  std::string auth_login_;                 // LOGIN mechanism: the user name, between steps
   auth::SaslAuthenticator* sasl_;          // context().sasl, kept for the destructor
   std::optional<std::uint32_t> relay_id_;  // the exchange with Dovecot in progress
   std::string relay_mechanism_;            // its mechanism, uppercase

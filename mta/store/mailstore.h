@@ -12,8 +12,8 @@
 namespace stokend::store {
 
 struct Recipient {
-  std::string local_part;  // lowercase, as stored in the users file
-  std::string domain;      // lowercase
+  std::string local_part;    // lowercase, as stored in the users file
+  std::string domain;        // lowercase
   bool chat_folder = false;  // deliver into COI/Chats (chat mail, COI filter active)
   // The address the message was delivered to when it is not the mailbox's
   // own (alice+news@ for alice's mailbox): written in a Delivered-To field

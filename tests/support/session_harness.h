@@ -23,13 +23,13 @@
 #include <string>
 #include <vector>
 
-#include "mta/config/config.h"
 #include "common/event_handles.h"
+#include "common/unique_fd.h"
+#include "mta/config/config.h"
 #include "mta/server/self_signed_certificate.h"
 #include "mta/server/server_context.h"
 #include "mta/server/session.h"
 #include "mta/server/tls_context.h"
-#include "common/unique_fd.h"
 #include "tests/support/session_fakes.h"
 #include "tests/support/temporary_directory.h"
 
@@ -190,7 +190,7 @@ class SessionHarness {
   tokens::TokenAuthority* tokens = nullptr;
   RecipientVerifier* recipient_verifier = nullptr;
   auth::SaslAuthenticator* sasl = nullptr;  // set: AUTH goes to this service
-  MessageFilter* filter = nullptr;  // the milters; null: none
+  MessageFilter* filter = nullptr;          // the milters; null: none
   addresses::AliasFile* aliases = nullptr;  // the aliases map; null: none
   const RouteTable* routes = nullptr;
   server::SessionRegistry sessions;

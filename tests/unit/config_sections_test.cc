@@ -335,10 +335,10 @@ TEST_CASE("the fast_lane section loads, and has working defaults", "[config][fas
   CHECK(set.timeout == std::chrono::seconds(2));
   CHECK(set.idle_timeout == std::chrono::minutes(1));
   CHECK(set.distribute_tokens == TokenDistribution::all);
-  CHECK(set.dialects == std::map<std::string, TokenDialect, std::less<>>{
-                            {"b.test", TokenDialect::ehlo_sync},
-                            {"c.test", TokenDialect::lhlo},
-                            {"*", TokenDialect::automatic}});
+  CHECK(set.dialects ==
+        std::map<std::string, TokenDialect, std::less<>>{{"b.test", TokenDialect::ehlo_sync},
+                                                         {"c.test", TokenDialect::lhlo},
+                                                         {"*", TokenDialect::automatic}});
 }
 
 TEST_CASE("bad fast_lane settings are reported at their place", "[config][fast_lane]") {
@@ -354,7 +354,8 @@ TEST_CASE("bad fast_lane settings are reported at their place", "[config][fast_l
        "e.g. 30s) greater than zero, got '0'"},
       {"fast_lane:\n  speed: high\n", "5:3: unknown key 'speed' in fast_lane"},
       {"fast_lane:\n  dialects: {b.test: smtp}\n",
-       "5:22: fast_lane.dialects.b.test: unknown dialect 'smtp' (expected auto, lhlo or ehlo-sync)"},
+       "5:22: fast_lane.dialects.b.test: unknown dialect 'smtp' (expected auto, lhlo or "
+       "ehlo-sync)"},
       {"fast_lane:\n  dialects: {b.test: lhlo, B.TEST: auto}\n",
        "5:28: fast_lane.dialects: duplicate dialect for 'b.test'"},
       {"fast_lane:\n  dialects: ehlo-sync\n",

@@ -9,9 +9,9 @@
 #include "mta/users.h"
 #include "tests/support/session_harness.h"
 
+using stokend::encode_base64;
 using stokend::Role;
 using stokend::TlsMode;
-using stokend::encode_base64;
 using stokend::testing::SessionHarness;
 
 namespace {

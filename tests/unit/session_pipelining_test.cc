@@ -21,8 +21,7 @@ const std::string& alice_hash() {
 }
 
 std::string plain_response(const std::string& login, const std::string& password) {
-  return stokend::encode_base64(std::string("\0", 1) + login + std::string("\0", 1) +
-                                        password);
+  return stokend::encode_base64(std::string("\0", 1) + login + std::string("\0", 1) + password);
 }
 
 }  // namespace
