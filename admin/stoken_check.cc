@@ -291,7 +291,9 @@ bool Checker::run() {
   auth_stoken_ = form_ == Form::lhlo ||
                  (options_.auth_user.empty() && session_.capabilities().offers_sasl("STOKEN"));
   if (auth_stoken_) {
-    if (!check_auth_stoken()) return true;
+    // False: AUTH STOKEN failed (checked, reported) or the server went
+    // away while being checked (fatal says so).
+    if (!check_auth_stoken()) return fatal.empty();
   } else {
     add("auth-stoken", "10", Verdict::skip,
         options_.auth_user.empty()

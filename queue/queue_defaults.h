@@ -40,6 +40,9 @@ inline constexpr std::size_t returned_message_limit = 50000;
 inline constexpr std::chrono::seconds storage_retry_delay = 30s;
 
 // Spool segments: a new one is started once the active one reaches this size.
+// The most message-index entries the start-up scan reserves ahead (from
+// the spool's size): 2,000,000 buckets are 16 MB.
+inline constexpr std::size_t scan_index_reserve = 2'000'000;
 inline constexpr std::size_t segment_size = 16 * 1024 * 1024;
 // The active segment keeps this much disk space allocated beyond its end
 // (fallocate, the file size unchanged), topped up whenever half of it is

@@ -158,6 +158,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -282,7 +283,7 @@ class Spool {
   // A vector indexed from IndexedMessage rather than a second hash table of
   // ids: one lookup per record instead of two, no second copy of each id.
   struct Recovery {
-    std::vector<RecoveredMessage> messages;
+    std::deque<RecoveredMessage> messages;  // grows without moving what it holds
     std::vector<bool> live;
   };
   struct Tombstone {

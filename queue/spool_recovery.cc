@@ -80,21 +80,22 @@ RecoveryReport Spool::open() {
   }
 
   // Size the index once from the spool's bytes (a message record is
-  // rarely under 1 KiB with its headers), not by rehashing as it grows.
+  // rarely under 1 KiB with its headers), not by rehashing as it grows; at
+  // most defaults::scan_index_reserve entries, so that a spool of large
+  // messages does not make it allocate for messages it does not hold.
   std::uint64_t spool_bytes = 0;
   for (std::uint64_t sequence : sequences) {
     struct stat status {};
     const auto path = segments_directory_ / segment_file_name(sequence);
-    if (::stat(path.c_str(), &status) == 0)
+    if (::stat(path.c_str(), &status) == 0) {
       spool_bytes += static_cast<std::uint64_t>(status.st_size);
+    }
   }
-  const std::size_t expected_messages = static_cast<std::size_t>(spool_bytes / 1024);
-  messages_.reserve(expected_messages);
+  messages_.reserve(static_cast<std::size_t>(
+      std::min<std::uint64_t>(spool_bytes / 1024, defaults::scan_index_reserve)));
 
   // Replay every segment in order.
   Recovery recovered;
-  recovered.messages.reserve(expected_messages);
-  recovered.live.reserve(expected_messages);
   std::unordered_set<std::string> removed;  // ids with a removal record
   struct DamagedSegment {
     std::uint64_t sequence;
