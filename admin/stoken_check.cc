@@ -1,7 +1,6 @@
 // See stoken_check.h.
 #include "admin/stoken_check.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "common/base64.h"
+#include "mta/client/capabilities.h"
 #include "mta/client/remote_client.h"
 
 namespace stokend::admin {
@@ -116,13 +116,15 @@ class Checker {
   }
   bool choose_form();
   bool open_session();
-  bool log_in(const std::string& user, const std::string& password,
-              const std::string& password_file, const std::string& where);
+  bool read_passwords();
+  bool log_in(const std::string& user, const std::string& password, const std::string& where);
   bool mint_token();
   std::optional<client::Reply> submission_command(const std::string& line);
   bool check_auth_stoken();
   std::optional<client::CommandResult> authenticate(const std::string& token);
   void check_rcpt_tokens();
+  void probe_rcpt(const char* name, const char* section, const std::string& sender,
+                  const std::string& line, const std::string& what, bool needs_7_30);
   void check_delivery();
   void check_revocation();
   std::string mail_command(const std::string& sender) const {
@@ -138,7 +140,9 @@ class Checker {
   std::string permanent_;  // the token to use from the second delivery on
   std::optional<StokenTarget> submission_;
   Form form_ = Form::lhlo;
-  bool auth_stoken_ = true;  // the session authenticates with AUTH STOKEN
+  bool auth_stoken_ = true;          // the session authenticates with AUTH STOKEN
+  std::string submission_password_;  // --password, or the first line of --password-file
+  std::string auth_password_;        // the same for --auth-user
 };
 
 bool Checker::open_session() {
@@ -150,23 +154,32 @@ bool Checker::open_session() {
   // rfcdraft/ E.4: Dovecot's plugin wants an account before MAIL even in
   // the SYNC form; --auth-user gives it one. Never in an LHLO session.
   if (form_ == Form::ehlo_sync && !options_.auth_user.empty()) {
-    return log_in(options_.auth_user, options_.auth_password, options_.auth_password_file,
-                  "the Token Server");
+    return log_in(options_.auth_user, auth_password_, "the Token Server");
   }
   return true;
 }
 
-bool Checker::log_in(const std::string& user, const std::string& given_password,
-                     const std::string& password_file, const std::string& where) {
-  std::string password = given_password;
-  if (!password_file.empty()) {
-    std::ifstream in(password_file);
+// Each password once, before any session: a file is read once, not at
+// every login.
+bool Checker::read_passwords() {
+  const auto read = [this](const std::string& given, const std::string& file,
+                           std::string& password) {
+    password = given;
+    if (file.empty()) return true;
+    std::ifstream in(file);
     std::getline(in, password);
     if (!in && password.empty()) {
-      fatal = "cannot read " + password_file;
+      fatal = "cannot read " + file;
       return false;
     }
-  }
+    return true;
+  };
+  return read(options_.password, options_.password_file, submission_password_) &&
+         read(options_.auth_password, options_.auth_password_file, auth_password_);
+}
+
+bool Checker::log_in(const std::string& user, const std::string& password,
+                     const std::string& where) {
   std::string plain;
   plain.push_back('\0');
   plain += user;
@@ -187,8 +200,7 @@ std::optional<client::Reply> Checker::submission_command(const std::string& line
     fatal = "submission " + options_.submission + ": " + failure->reason;
     return std::nullopt;
   }
-  if (!log_in(options_.user, options_.password, options_.password_file,
-              "submission " + options_.submission)) {
+  if (!log_in(options_.user, submission_password_, "submission " + options_.submission)) {
     return std::nullopt;
   }
   auto answer = session_.command(line);
@@ -235,6 +247,7 @@ bool Checker::mint_token() {
 }
 
 bool Checker::run() {
+  if (!read_passwords()) return false;
   // Discovery (rfcdraft/ §6.1): the SRV records behind the domain.
   if (!connect_.domain.empty()) {
     std::string error;
@@ -360,15 +373,10 @@ bool Checker::choose_form() {
     // Dovecot's plugin adds STOKEN to the capabilities of a logged-in
     // session only: ask again after the login (RFC 4954 §4 lets a server
     // change them).
-    if (!log_in(options_.auth_user, options_.auth_password, options_.auth_password_file,
-                "the Token Server")) {
-      return false;
-    }
+    if (!log_in(options_.auth_user, auth_password_, "the Token Server")) return false;
     auto again = session_.command("EHLO stokenctl.invalid");
     announced = again.reply && again.reply->is_positive() &&
-                std::ranges::any_of(again.reply->lines, [](const std::string& line) {
-                  return line == "STOKEN" || line.starts_with("STOKEN ");
-                });
+                client::Capabilities::from_hello_reply(*again.reply).has("STOKEN");
     where = "the EHLO reply after the login";
   }
   if (!announced) {
@@ -442,38 +450,40 @@ void Checker::check_rcpt_tokens() {
   const std::string stranger = "stokenctl-check-" + random_word() + "@" + domain_of(options_.to);
   const std::string other = "stokenctl-other-" + random_word() + "@example.invalid";
   const std::string rcpt = "RCPT TO:<" + options_.to + ">";
-  // One transaction per probe, so that an accepted RCPT cannot stand in
-  // for the next probe's.
-  auto probe = [&](const char* name, const char* section, const std::string& sender,
-                   const std::string& line, const std::string& what, bool needs_7_30) {
-    auto mail = session_.command(mail_command(sender));
-    if (!mail.reply || !mail.reply->is_positive()) {
-      std::string why = "MAIL ... SYNC refused: " + reply_or_failure(mail);
-      if (mail.reply && mail.reply->code == 530 && options_.auth_user.empty()) {
-        why += " (the server may want an account: --auth-user)";
-      }
-      // Refusing MAIL for a sender the token was not issued to is fine.
-      const bool fine = sender != from_ && mail.reply && mail.reply->code >= 500;
-      add(name, section, fine ? Verdict::pass : Verdict::skip, why);
-      return;
+  probe_rcpt("rcpt-wrong-recipient", "7.5", from_, "RCPT TO:<" + stranger + "> STOKEN=" + token_,
+             "STOKEN= for another recipient", true);
+  probe_rcpt("rcpt-tampered-token", "4.4.5", from_, rcpt + " STOKEN=" + tampered(token_),
+             "STOKEN= with a tampered token", true);
+  probe_rcpt("rcpt-other-sender", "10", other, rcpt + " STOKEN=" + token_,
+             "the token under another sender (wrong pair)", true);
+  probe_rcpt("rcpt-without-stoken", "10", from_, rcpt, "RCPT without STOKEN= in a SYNC transaction",
+             false);
+}
+
+// One RCPT in a transaction of its own (MAIL ... SYNC, the RCPT, RSET), so
+// that an accepted RCPT cannot stand in for the next probe's; it must be
+// refused, with 550 5.7.30 when needs_7_30.
+void Checker::probe_rcpt(const char* name, const char* section, const std::string& sender,
+                         const std::string& line, const std::string& what, bool needs_7_30) {
+  auto mail = session_.command(mail_command(sender));
+  if (!mail.reply || !mail.reply->is_positive()) {
+    std::string why = "MAIL ... SYNC refused: " + reply_or_failure(mail);
+    if (mail.reply && mail.reply->code == 530 && options_.auth_user.empty()) {
+      why += " (the server may want an account: --auth-user)";
     }
-    auto result = session_.command(line);
-    const bool refused = result.reply && result.reply->code >= 500;
-    const bool coded = !needs_7_30 || (result.reply && result.reply->code == 550 &&
-                                       result.reply->enhanced_code == "5.7.30");
-    std::string seen = what + ": " + reply_or_failure(result);
-    if (refused && !coded) seen += " (Section 7.5 gives 550 5.7.30)";
-    add(name, section, refused && coded ? Verdict::pass : Verdict::fail, seen);
-    session_.command("RSET");
-  };
-  probe("rcpt-wrong-recipient", "7.5", from_, "RCPT TO:<" + stranger + "> STOKEN=" + token_,
-        "STOKEN= for another recipient", true);
-  probe("rcpt-tampered-token", "4.4.5", from_, rcpt + " STOKEN=" + tampered(token_),
-        "STOKEN= with a tampered token", true);
-  probe("rcpt-other-sender", "10", other, rcpt + " STOKEN=" + token_,
-        "the token under another sender (wrong pair)", true);
-  probe("rcpt-without-stoken", "10", from_, rcpt, "RCPT without STOKEN= in a SYNC transaction",
-        false);
+    // Refusing MAIL for a sender the token was not issued to is fine.
+    const bool fine = sender != from_ && mail.reply && mail.reply->code >= 500;
+    add(name, section, fine ? Verdict::pass : Verdict::skip, why);
+    return;
+  }
+  auto result = session_.command(line);
+  const bool refused = result.reply && result.reply->code >= 500;
+  const bool coded = !needs_7_30 || (result.reply && result.reply->code == 550 &&
+                                     result.reply->enhanced_code == "5.7.30");
+  std::string seen = what + ": " + reply_or_failure(result);
+  if (refused && !coded) seen += " (Section 7.5 gives 550 5.7.30)";
+  add(name, section, refused && coded ? Verdict::pass : Verdict::fail, seen);
+  session_.command("RSET");
 }
 
 // Authenticates the session with a token where the form uses AUTH
@@ -569,18 +579,8 @@ void Checker::check_revocation() {
     return;
   }
   // The SYNC form: the revoked token at RCPT (§7.5 row 5).
-  auto mail = session_.command(mail_command(from_));
-  if (!mail.reply || !mail.reply->is_positive()) {
-    add("revocation", "5.3", Verdict::skip, "MAIL ... SYNC refused: " + reply_or_failure(mail));
-    return;
-  }
-  auto rcpt = session_.command("RCPT TO:<" + options_.to + "> STOKEN=" + permanent_);
-  add("revocation", "5.3",
-      rcpt.reply && rcpt.reply->code == 550 && rcpt.reply->enhanced_code == "5.7.30"
-          ? Verdict::pass
-          : Verdict::fail,
-      "RCPT with the token after REVSTOKEN: " + reply_or_failure(rcpt));
-  session_.command("RSET");
+  probe_rcpt("revocation", "5.3", from_, "RCPT TO:<" + options_.to + "> STOKEN=" + permanent_,
+             "RCPT with the token after REVSTOKEN", true);
 }
 
 }  // namespace

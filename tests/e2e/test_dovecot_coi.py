@@ -56,7 +56,8 @@ from dovecot_coi import PERM_SECRET, DovecotCoi, build_plugin, dovecot_token
 from peers import Dnsmasq, SmtpSink, fast_lane_line, private_ca, queue_id, submit, wait_until, wallet
 from smtpwire import SMTPWire
 from stokend_daemon import STOKEND, STOKENCTL
-from tokenwire import TokenWire, b64_unpadded, genstoken, pair_hash, tamper_secret, tls_connect
+from tokenwire import (TokenWire, b64_unpadded, check_verdicts, genstoken, pair_hash,
+                       tamper_secret, tls_connect)
 
 pytestmark = pytest.mark.once
 
@@ -415,8 +416,7 @@ def test_stoken_check_against_dovecot_token_server(world, tmp_path):
     assert result.returncode == 1, out
     assert ("form: EHLO + SYNC (Section 10): LHLO failed, STOKEN in the EHLO reply after the "
             "login") in out, out
-    verdicts = {m.group(2): m.group(1)
-                for m in re.finditer(r"^(PASS|FAIL|SKIP)  (\S+)  ", result.stdout.decode(), re.M)}
+    verdicts = check_verdicts(result.stdout.decode())
     failed = {name for name, verdict in verdicts.items() if verdict == "FAIL"}
     # The plugin parts from the draft where rfcdraft/ E.3, E.6 and E.7 say:
     # no LHLO; refusals at RCPT as 501 5.5.4, not 550 5.7.30; 2.0.0 after

@@ -23,6 +23,7 @@ import pytest
 from faulty_token_server import FaultyTokenServer
 from peers import Dnsmasq, private_ca
 from stokend_daemon import RUNNING, STOKENCTL, Stokend, deep_merge, to_yaml
+from tokenwire import check_verdicts
 
 BOB, BOB_PASSWORD = "bob@b.test", "Bob-pw-0815"
 MESSAGE = b"Subject: stoken send\r\n\r\nhello through the Token Server\r\n"
@@ -170,10 +171,6 @@ def test_send_usage_errors_exit_2(world):
 
 # --- stoken check against stokend --------------------------------------------------
 
-def check_lines(out: str) -> dict[str, str]:
-    return {m.group(2): m.group(1) for m in re.finditer(r"^(PASS|FAIL|SKIP)  (\S+)  ", out, re.M)}
-
-
 def test_check_passes_against_stokend(world):
     result = subprocess.run(
         [str(STOKENCTL), "stoken", "check", *connection(world, server=False),
@@ -182,7 +179,7 @@ def test_check_passes_against_stokend(world):
          "--maildir", str(world.node.maildir(BOB))], capture_output=True, timeout=120)
     out = result.stdout.decode()
     assert result.returncode == 0, out + result.stderr.decode()
-    verdicts = check_lines(out)
+    verdicts = check_verdicts(out)
     # implicit TLS: nothing before TLS to look at; everything else passes.
     assert verdicts.pop("no-stoken-before-tls") == "SKIP"
     assert set(verdicts.values()) == {"PASS"}, out
@@ -206,7 +203,7 @@ def test_check_in_the_sync_form_passes_against_stokend(world):
     out = result.stdout.decode()
     assert result.returncode == 0, out + result.stderr.decode()
     assert out.startswith("form: EHLO + SYNC (Section 10), as --dialect ehlo-sync asks\n"), out
-    verdicts = check_lines(out)
+    verdicts = check_verdicts(out)
     assert verdicts.pop("no-stoken-before-tls") == "SKIP"
     assert verdicts.pop("stoken-after-lhlo") == "SKIP"
     assert verdicts.pop("auth-stoken") == "SKIP"
@@ -253,7 +250,7 @@ def run_against_fault(world: World, fault: str, timeout: str = "10",
                            "--maildir", str(maildir), "--timeout", timeout)
     finally:
         server.close()
-    return result, check_lines(result.stdout.decode())
+    return result, check_verdicts(result.stdout.decode())
 
 
 @pytest.mark.parametrize("fault, check", [

@@ -152,6 +152,11 @@ def parse_delivery(reply) -> Delivery:
     return result
 
 
+def check_verdicts(out: str) -> dict[str, str]:
+    """`stokenctl stoken check` output: check name -> PASS, FAIL or SKIP."""
+    return {m.group(2): m.group(1) for m in re.finditer(r"^(PASS|FAIL|SKIP)  (\S+)  ", out, re.M)}
+
+
 def genstoken_token(reply) -> str:
     """The token from a "250 2.1.11 <token> text" reply."""
     assert (reply.code, reply.enhanced) == (250, "2.1.11"), f"GENSTOKEN failed: {reply}"
