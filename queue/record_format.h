@@ -28,18 +28,19 @@
 // over that CRC and the header keeps the property below, since making a
 // verifying record still takes the key. Version 2 records are still read.
 // The key is what makes resynchronising after damage safe: message data is
-// chosen by whoever sent the message, and with
-// an unkeyed checksum a sender could embed bytes that verify as a record;
-// without the key nobody outside the spool can make a keyed record that
-// verifies. Version 1 records are still read, but only where record lengths
-// lead to them, never when found by scanning (segment_file.h). Payload fields: strings are a u32
-// length and bytes, times are i64 milliseconds since the Unix epoch.
+// chosen by whoever sent the message, and with an unkeyed checksum a
+// sender could embed bytes that verify as a record; without the key
+// nobody outside the spool can make a keyed record that verifies.
+// Version 1 records are still read, but only where record lengths lead to
+// them, never when found by scanning (segment_file.h). Payload fields:
+// strings are a u32 length and bytes, times are i64 milliseconds since the
+// Unix epoch.
 //
 //   segment header: u64 sequence, time created
 //   message:        string id, time arrival, u8 flags (1 chat, 2 bounce,
 //                   4 smtputf8, 8 dsn, 16 authenticated sender), string
-//                   sender, string envelope id,
-//                   u32 recipient count, strings recipients,
+//                   sender, string envelope id, u32 recipient count,
+//                   strings recipients,
 //                   [only with flag 8: the DSN requests (RFC 3461): u8 RET
 //                   (DsnReturn), per recipient: u8 NOTIFY bits, string
 //                   ORCPT type, string ORCPT address],
@@ -52,11 +53,11 @@
 //
 // Compatibility: flags 8 and 16 and the reporting bits above 1 came later.
 // A message without flag 16 is not given its sender's tokens (the fast
-// lane), so mail queued before the flag existed goes by MX, the safe side. A record
-// without them is what the first writer wrote (no DSN requests, handoff
-// "relayed"), so every existing spool still decodes; the writer sets flag 8
-// only for a message that has DSN requests, and writes the same bytes as
-// before for every other message.
+// lane), so mail queued before the flag existed goes by MX, the safe side.
+// A record without them is what the first writer wrote (no DSN requests,
+// handoff "relayed"), so every existing spool still decodes; the writer
+// sets flag 8 only for a message that has DSN requests, and writes the same
+// bytes as before for every other message.
 //   removal:        string id
 //
 // Contract: encoding never fails; decoding never throws and returns nothing
