@@ -91,6 +91,12 @@ RedisUrlParse parse_redis_url(std::string_view url) {
       if (port.empty()) return failure("empty port in the Redis URL");
     }
     if (host.empty()) return failure("empty IPv6 address in the Redis URL");
+    // RFC 3986 §3.2.2: brackets hold an IPv6 literal, which has colons and
+    // is at most 45 characters (with an embedded IPv4 address); anything
+    // else would not read back as the same host.
+    if (host.find(':') == std::string_view::npos || host.size() > 45) {
+      return failure("invalid IPv6 address in the Redis URL");
+    }
     for (char c : host) {
       const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
       if (!hex && c != ':' && c != '.') return failure("invalid IPv6 address in the Redis URL");

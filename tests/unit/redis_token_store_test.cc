@@ -271,6 +271,12 @@ TEST_CASE("redis URLs", "[tokens][redis_url]") {
   CHECK(parse_redis_url("redis://host/x").error.find("0 to 9999") != std::string::npos);
   CHECK(parse_redis_url("redis://ho st").error.find("space") != std::string::npos);
   CHECK(parse_redis_url("redis://[::1").error.find("unclosed") != std::string::npos);
+  // Brackets hold an IPv6 literal only (found by fuzz_redis_url: a hex run
+  // without colons did not read back from describe()).
+  CHECK(parse_redis_url("redis://[3FFF0A]:70").error == "invalid IPv6 address in the Redis URL");
+  CHECK(parse_redis_url("redis://[" + std::string(46, 'f') + ":]").error ==
+        "invalid IPv6 address in the Redis URL");
+  CHECK(parse_redis_url("redis://[::ffff:192.0.2.1]:7000").error.empty());
   CHECK(parse_redis_url("redis://").error == "no host in the Redis URL");
   CHECK(parse_redis_url("").error == "empty Redis URL");
 }
